@@ -1,0 +1,36 @@
+"""predify: brain-inspired predictive-coding feedback for any feed-forward CNN.
+
+>>> import torchvision, predify
+>>> backbone = torchvision.models.resnet18(weights=None)
+>>> config = predify.auto_config(backbone, (3, 224, 224), ["layer1", "layer2", "layer3"])
+>>> pnet = predify.predify(backbone, config)
+>>> out = pnet(images, timesteps=10)   # out.logits: [T+1, B, classes]  # doctest: +SKIP
+"""
+
+from .builder import PAPER_HYPERPARAMETERS, auto_config, auto_predictor, predify
+from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
+from .errors import CheckpointError, ConfigError, DataError, PredifyError
+from .network import PNetOutput, PNetState, PredictiveNet
+from .pcoder import PCHyperparameters, PCoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PAPER_HYPERPARAMETERS",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Hyperparameters",
+    "PCHyperparameters",
+    "PCoder",
+    "PCoderConfig",
+    "PNetConfig",
+    "PNetOutput",
+    "PNetState",
+    "PredictiveNet",
+    "PredifyError",
+    "auto_config",
+    "auto_predictor",
+    "load_config",
+    "predify",
+]

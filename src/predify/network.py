@@ -1,0 +1,296 @@
+"""The predictive network: a backbone whose chosen layers are updated by pcoders over time.
+
+At t = 0 the backbone runs feed-forward and every pcoder keeps its layer's output. At each later
+timestep the backbone runs once, bottom-up, and the output of each pcoder's module is replaced by
+the updated representation e_n(t) (see :mod:`predify.pcoder`), so the layers above and the logits
+at t consume e_n(t). After the pass every decoder predicts the layer below from e_n(t), and the
+error gradients for t + 1 are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .config import Hyperparameters, PNetConfig
+from .errors import DataError
+from .modules import forward_hooks
+from .pcoder import PCoder
+
+__all__ = ["PNetOutput", "PNetState", "PredictiveNet"]
+
+
+@dataclass
+class PNetOutput:
+    """What an unrolled forward pass returns.
+
+    Attributes:
+        logits: [T+1, B, ...] the backbone's output at t = 0..T (t = 0: plain feed-forward).
+        reps: with ``record=True``, per pcoder (bottom first) [T+1, B, C, H, W]: e_n(t) after
+            its update at t.
+        preds: with ``record=True``, per pcoder [T+1, B, ...]: d_n(t), the decoder's prediction of
+            the layer below (the input for the first pcoder).
+        errors: with ``record=True``, [T+1, n_pcoders]: MSE(d_n(t), e_{n-1}(t)).
+    """
+
+    logits: Tensor
+    reps: list[Tensor] | None = None
+    preds: list[Tensor] | None = None
+    errors: Tensor | None = None
+
+    @property
+    def timesteps(self) -> int:
+        """T, the number of timesteps after the feed-forward pass."""
+        return self.logits.shape[0] - 1
+
+
+@dataclass
+class PNetState:
+    """The dynamics' state after a timestep, for custom loops (:meth:`PredictiveNet.step`).
+
+    Attributes:
+        input: the input batch [B, C, H, W].
+        timestep: t of the last completed step (0 after :meth:`PredictiveNet.start`).
+        logits: the backbone's output at t.
+        reps: per pcoder, e_n(t).
+        preds: per pcoder, d_n(t) (None where it was not computed: the last step of a pass that
+            records nothing).
+        error_terms: per pcoder, alpha * s * g_n(t), subtracted at t + 1.
+        errors: [n_pcoders] MSE of each prediction at t, when computed.
+    """
+
+    input: Tensor
+    timestep: int
+    logits: Tensor
+    reps: list[Tensor]
+    preds: list[Tensor | None] = field(default_factory=list)
+    error_terms: list[Tensor | None] = field(default_factory=list)
+    errors: Tensor | None = None
+
+
+class PredictiveNet(nn.Module):
+    """A backbone with predictive-coding feedback; build it with :func:`predify.predify`.
+
+    Args:
+        backbone: the feed-forward network (kept as given: no hook or attribute is left on it).
+        pcoders: bottom first, one per chosen module.
+        modules: the backbone submodules whose outputs the pcoders update, in the same order.
+        config: the config the network was built from.
+        clone_outputs: per pcoder, whether a later in-place op would overwrite its representation.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        pcoders: Sequence[PCoder],
+        modules: Sequence[nn.Module],
+        config: PNetConfig,
+        clone_outputs: Sequence[bool] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pcoders = nn.ModuleList(pcoders)
+        # A plain tuple: these modules are already registered under self.backbone.
+        self._modules_to_update: tuple[nn.Module, ...] = tuple(modules)
+        self._clone_outputs = tuple(clone_outputs or (False,) * len(pcoders))
+        self.config = config
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def num_pcoders(self) -> int:
+        return len(self.pcoders)
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        return self.config.input_size
+
+    def hyperparameters(self) -> list[Hyperparameters]:
+        """The current hyperparameters of each pcoder, bottom first."""
+        return [pcoder.hyperparameters.values() for pcoder in self.pcoders]
+
+    def set_hyperparameters(self, values: Hyperparameters | Sequence[Hyperparameters]) -> None:
+        """Set one value for all pcoders or one per pcoder (validated)."""
+        per_pcoder = [values] * self.num_pcoders if isinstance(values, Hyperparameters) else values
+        if len(per_pcoder) != self.num_pcoders:
+            raise ValueError(f"expected {self.num_pcoders} hyperparameter sets, got {len(per_pcoder)}")
+        for index, (pcoder, value) in enumerate(zip(self.pcoders, per_pcoder, strict=True)):
+            if not pcoder.has_feedback and value.feedback != 0:
+                value = Hyperparameters(value.feedforward, 0.0, value.pc)
+            value.validate(f"pcoders[{index}].hyperparameters", has_feedback=pcoder.has_feedback)
+            pcoder.hyperparameters.set(value)
+
+    def set_hyperparameters_learnable(self, learnable: bool = True) -> None:
+        """Make beta, lambda and alpha trainable parameters (or fixed buffers again)."""
+        for pcoder in self.pcoders:
+            pcoder.hyperparameters.set_learnable(learnable)
+
+    def hyperparameter_parameters(self) -> list[nn.Parameter]:
+        """The trainable hyperparameter tensors (empty unless learnable), without duplicates."""
+        seen: dict[int, nn.Parameter] = {}
+        for pcoder in self.pcoders:
+            for parameter in pcoder.hyperparameters.parameters():
+                seen.setdefault(id(parameter), parameter)
+        return list(seen.values())
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """The decoders' weights: what feedback training optimises."""
+        return [p for pcoder in self.pcoders for p in pcoder.decoder.parameters()]
+
+    def resolved_config(self) -> PNetConfig:
+        """The config with the current hyperparameters and c_sqrt of every pcoder written in."""
+        config = self.config
+        for index, pcoder in enumerate(self.pcoders):
+            config = config.with_pcoder(
+                index,
+                c_sqrt=pcoder.c_sqrt if pcoder.gradient_scaling else config.pcoders[index].c_sqrt,
+                hyperparameters=None
+                if config.shared_hyperparameters
+                else pcoder.hyperparameters.values(),
+            )
+        if config.shared_hyperparameters:
+            from dataclasses import replace
+
+            config = replace(config, hyperparameters=self.pcoders[0].hyperparameters.values())
+        return config
+
+    # ------------------------------------------------------------------ dynamics
+    def _check_input(self, x: Tensor) -> None:
+        expected = self.config.input_size
+        if not isinstance(x, Tensor):
+            raise DataError(f"input: expected a tensor, got {type(x).__name__}")
+        if x.dim() != len(expected) + 1:
+            raise DataError(
+                f"input: expected a batch of shape [B, {', '.join(map(str, expected))}], "
+                f"got {list(x.shape)}"
+            )
+        if x.shape[1] != expected[0]:
+            raise DataError(
+                f"input: expected {expected[0]} channels (input_size {list(expected)}), "
+                f"got {x.shape[1]} in a batch of shape {list(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise DataError(f"input: expected a floating-point tensor, got {x.dtype}")
+
+    def _pass(
+        self, x: Tensor, previous: PNetState | None, with_predictions: bool, with_errors: bool
+    ) -> PNetState:
+        reps: list[Tensor | None] = [None] * self.num_pcoders
+
+        def make_hook(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], Tensor]:
+            pcoder = self.pcoders[index]
+            clone = self._clone_outputs[index]
+
+            def hook(module: nn.Module, inputs: tuple[Any, ...], output: Tensor) -> Tensor:
+                if previous is None:
+                    rep = output
+                else:
+                    above = previous.preds[index + 1] if index + 1 < self.num_pcoders else None
+                    error_term = previous.error_terms[index]
+                    if error_term is None or (pcoder.has_feedback and above is None):
+                        raise RuntimeError("step() needs a state whose predictions were computed")
+                    rep = pcoder.update(output, above, previous.reps[index], error_term)
+                reps[index] = rep.clone() if clone else rep
+                return rep
+
+            return hook
+
+        with forward_hooks([(m, make_hook(i)) for i, m in enumerate(self._modules_to_update)]):
+            logits = self.backbone(x)
+        missing = [self.pcoders[i].module_path for i, r in enumerate(reps) if r is None]
+        if missing:
+            raise RuntimeError(f"the backbone did not run the pcoder modules {missing}")
+        done: list[Tensor] = [r for r in reps if r is not None]
+        state = PNetState(
+            input=x,
+            timestep=0 if previous is None else previous.timestep + 1,
+            logits=logits,
+            reps=done,
+            preds=[None] * self.num_pcoders,
+            error_terms=[None] * self.num_pcoders,
+        )
+        if with_predictions:
+            errors = []
+            for index, pcoder in enumerate(self.pcoders):
+                target = x if index == 0 else done[index - 1]
+                prediction, difference, error_term = pcoder.predict(done[index], target)
+                if prediction.shape != target.shape:
+                    raise DataError(
+                        f"pcoders[{index}] ({pcoder.module_path}): the decoder predicts "
+                        f"{list(prediction.shape[1:])} but the layer below is "
+                        f"{list(target.shape[1:])} for an input of shape {list(x.shape)} "
+                        f"(the network was built for input_size {list(self.config.input_size)})"
+                    )
+                state.preds[index] = prediction
+                state.error_terms[index] = error_term
+                if with_errors:
+                    errors.append(difference.pow(2).mean())
+            if with_errors:
+                state.errors = torch.stack(errors)
+        return state
+
+    def start(self, x: Tensor, *, with_errors: bool = True) -> PNetState:
+        """The feed-forward pass (t = 0): every representation is its layer's output.
+
+        Args:
+            x: input batch [B, *input_size].
+        """
+        self._check_input(x)
+        return self._pass(x, None, with_predictions=True, with_errors=with_errors)
+
+    def step(
+        self, state: PNetState, *, with_predictions: bool = True, with_errors: bool = True
+    ) -> PNetState:
+        """One timestep t -> t + 1 from ``state``; returns the new state (``state`` is unchanged).
+
+        ``with_predictions=False`` skips the decoders (their outputs are only needed by a
+        following step or a recording): the last step of a pass that records nothing uses it.
+        """
+        return self._pass(state.input, state, with_predictions, with_errors and with_predictions)
+
+    def forward(
+        self, x: Tensor, timesteps: int | None = None, record: bool = False
+    ) -> PNetOutput:
+        """Run the dynamics for ``timesteps`` steps after the feed-forward pass.
+
+        Args:
+            x: input batch [B, *input_size].
+            timesteps: T (default: the config's ``timesteps``).
+            record: also return representations, predictions and errors at every timestep.
+
+        Returns:
+            :class:`PNetOutput` with ``logits`` [T+1, B, ...].
+        """
+        steps = self.config.timesteps if timesteps is None else timesteps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"timesteps: expected an integer >= 0, got {timesteps!r}")
+        self._check_input(x)
+        state = self._pass(x, None, with_predictions=record or steps > 0, with_errors=record)
+        logits = [state.logits]
+        reps: list[list[Tensor]] = [[r] for r in state.reps]
+        preds: list[list[Tensor]] = [[p] for p in state.preds if p is not None]
+        errors = [state.errors] if state.errors is not None else []
+        for t in range(1, steps + 1):
+            need_predictions = record or t < steps
+            state = self.step(state, with_predictions=need_predictions, with_errors=record)
+            logits.append(state.logits)
+            if record:
+                for index in range(self.num_pcoders):
+                    reps[index].append(state.reps[index])
+                    prediction = state.preds[index]
+                    assert prediction is not None
+                    preds[index].append(prediction)
+                assert state.errors is not None
+                errors.append(state.errors)
+        output = PNetOutput(logits=torch.stack(logits))
+        if record:
+            output.reps = [torch.stack(r) for r in reps]
+            output.preds = [torch.stack(p) for p in preds]
+            output.errors = torch.stack(errors)
+        return output
+
+    def extra_repr(self) -> str:
+        return f"name={self.config.name!r}, input_size={list(self.config.input_size)}"

@@ -1,0 +1,391 @@
+"""One pcoder: a decoder, its hyperparameters, and the update of its representation.
+
+For pcoder n with representation e_n, decoder d_n and target e_{n-1} (the image for n = 1):
+
+    e_n(t) = beta * ff_n(t) + lambda * d_{n+1}(t-1) + (1 - beta - lambda) * e_n(t-1)
+             - alpha * s_n * g_n(t-1)
+
+with g_n the gradient of MSE(d_n(e_n), e_{n-1}) with respect to e_n and s_n = 1, or
+numel(d_n) / sqrt(C_n) with gradient scaling (C_n: the decoder's fan-out, :func:`decoder_fan_out`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import Hyperparameters
+from .errors import ConfigError
+
+__all__ = [
+    "PCHyperparameters",
+    "PCoder",
+    "decoder_fan_out",
+    "error_gradient",
+]
+
+# Smallest mixing weight a learnable parameterisation starts from: softmax cannot reach 0.
+_MIN_LEARNABLE_WEIGHT = 1e-6
+
+
+class PCHyperparameters(nn.Module):
+    """beta (feedforward), lambda (feedback), memory = 1 - beta - lambda and alpha (pc).
+
+    Fixed values are buffers. Learnable ones are parameterised so that the update stays a convex
+    mixture: ``(beta, lambda, memory) = softmax(mixing_logits)`` and ``alpha = softplus(alpha_raw)``,
+    so beta, lambda and memory stay in [0, 1] and sum to 1, and alpha stays >= 0. A module without
+    feedback (the top pcoder) has lambda = 0 and mixes beta with memory only.
+    """
+
+    def __init__(self, values: Hyperparameters, has_feedback: bool = True, learnable: bool = False):
+        super().__init__()
+        self.has_feedback = has_feedback
+        self.learnable = False
+        self.register_buffer("fixed", torch.zeros(3), persistent=True)
+        self.mixing_logits: nn.Parameter | None = None
+        self.alpha_raw: nn.Parameter | None = None
+        self._floats: tuple[float, float, float] | None = None
+        self.set(values)
+        if learnable:
+            self.set_learnable(True)
+
+    # ------------------------------------------------------------------ values
+    def set(self, values: Hyperparameters) -> None:
+        """Set the values (validated); keeps the module fixed or learnable as it was."""
+        values.validate("hyperparameters", has_feedback=True)
+        feedback = values.feedback if self.has_feedback else 0.0
+        with torch.no_grad():
+            self.fixed.copy_(torch.tensor([values.feedforward, feedback, values.pc]))
+            if self.learnable:
+                self._set_learnable_from(values.feedforward, feedback, values.pc)
+        self._floats = None if self.learnable else (values.feedforward, feedback, values.pc)
+
+    def set_learnable(self, learnable: bool) -> None:
+        """Switch between fixed buffers and trainable parameters, keeping the current values."""
+        if learnable == self.learnable:
+            return
+        current = self.values()
+        if learnable:
+            device = self.fixed.device
+            self.mixing_logits = nn.Parameter(torch.zeros(3, device=device))
+            self.alpha_raw = nn.Parameter(torch.zeros((), device=device))
+            self.learnable = True
+            with torch.no_grad():
+                self._set_learnable_from(current.feedforward, current.feedback, current.pc)
+            self._floats = None
+        else:
+            with torch.no_grad():
+                self.fixed.copy_(
+                    torch.tensor([current.feedforward, current.feedback, current.pc])
+                )
+            self.mixing_logits = None
+            self.alpha_raw = None
+            self.learnable = False
+            self._floats = (current.feedforward, current.feedback, current.pc)
+
+    def _set_learnable_from(self, beta: float, lam: float, alpha: float) -> None:
+        assert self.mixing_logits is not None and self.alpha_raw is not None
+        memory = max(1.0 - beta - lam, 0.0)
+        weights = [max(w, _MIN_LEARNABLE_WEIGHT) for w in (beta, lam, memory)]
+        self.mixing_logits.copy_(torch.log(torch.tensor(weights)))
+        alpha = max(alpha, _MIN_LEARNABLE_WEIGHT)
+        # inverse softplus
+        self.alpha_raw.copy_(torch.tensor(alpha + math.log(-math.expm1(-alpha))))
+
+    def weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(beta, lambda, memory, alpha) as 0-dim tensors (differentiable when learnable)."""
+        if self.learnable:
+            assert self.mixing_logits is not None and self.alpha_raw is not None
+            if self.has_feedback:
+                beta, lam, memory = torch.softmax(self.mixing_logits, dim=0).unbind()
+            else:
+                beta, memory = torch.softmax(self.mixing_logits[[0, 2]], dim=0).unbind()
+                lam = torch.zeros_like(beta)
+            return beta, lam, memory, F.softplus(self.alpha_raw)
+        beta, lam, alpha = self.fixed.unbind()
+        return beta, lam, 1 - beta - lam, alpha
+
+    def floats(self) -> tuple[float, float, float] | None:
+        """(beta, lambda, alpha) as Python floats when fixed, for the fast path; else None."""
+        return self._floats
+
+    def values(self) -> Hyperparameters:
+        """The current values as a plain :class:`~predify.config.Hyperparameters`."""
+        beta, lam, _, alpha = (float(w.detach()) for w in self.weights())
+        return Hyperparameters(feedforward=beta, feedback=lam, pc=alpha)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):  # type: ignore[no-untyped-def]
+        # A checkpoint saved with learnable hyperparameters loads into a fixed module and back.
+        learnable_in_file = f"{prefix}mixing_logits" in state_dict
+        if learnable_in_file != self.learnable:
+            self.set_learnable(learnable_in_file)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing, unexpected, errors
+        )
+        if not self.learnable:
+            beta, lam, alpha = (float(v) for v in self.fixed)
+            self._floats = (beta, lam if self.has_feedback else 0.0, alpha)
+
+    def extra_repr(self) -> str:
+        values = self.values()
+        kind = "learnable" if self.learnable else "fixed"
+        return (
+            f"beta={values.feedforward:.4g}, lambda={values.feedback:.4g}, "
+            f"memory={values.memory:.4g}, alpha={values.pc:.4g}, {kind}"
+        )
+
+
+# ---------------------------------------------------------------------- decoders
+def _flatten(decoder: nn.Module) -> list[nn.Module] | None:
+    """The layers of a decoder made of layers with a known adjoint, or None."""
+    if isinstance(decoder, nn.Sequential):
+        layers: list[nn.Module] = []
+        for child in decoder:
+            inner = _flatten(child)
+            if inner is None:
+                return None
+            layers.extend(inner)
+        return layers
+    if isinstance(decoder, (nn.ReLU, nn.Identity)):
+        return [decoder]
+    if isinstance(decoder, (nn.ConvTranspose2d, nn.Conv2d)) and decoder.padding_mode == "zeros":
+        if isinstance(decoder, nn.ConvTranspose2d) or isinstance(decoder.padding, tuple):
+            return [decoder]
+        return None
+    if (
+        isinstance(decoder, nn.Upsample)
+        and decoder.mode in ("nearest", "bilinear")
+        and not decoder.recompute_scale_factor
+    ):
+        return [decoder]
+    return None
+
+
+def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size) -> Tensor:
+    output_size = list(grad.shape[-2:])
+    input_size = list(input_shape)
+    scales: Sequence[float | None] = (None, None)
+    if layer.scale_factor is not None:
+        factor = layer.scale_factor
+        scales = tuple(factor) if isinstance(factor, tuple) else (factor, factor)
+    if layer.mode == "bilinear":
+        return torch.ops.aten.upsample_bilinear2d_backward(
+            grad, output_size, input_size, bool(layer.align_corners), scales[0], scales[1]
+        )
+    return torch.ops.aten.upsample_nearest2d_backward(
+        grad, output_size, input_size, scales[0], scales[1]
+    )
+
+
+def _conv2d_adjoint(layer: nn.Conv2d, grad: Tensor, input_shape: torch.Size) -> Tensor:
+    return torch.nn.grad.conv2d_input(
+        list(input_shape),
+        layer.weight,
+        grad,
+        stride=layer.stride,
+        padding=layer.padding,  # type: ignore[arg-type]
+        dilation=layer.dilation,
+        groups=layer.groups,
+    )
+
+
+def _analytic_decode_and_vjp(
+    layers: list[nn.Module], rep: Tensor, target: Tensor, coefficient: Tensor | float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Decode ``rep`` and apply the decoder's transposed Jacobian by hand.
+
+    Returns the prediction, prediction - target, and J^T (coefficient * (prediction - target)).
+    Built from differentiable ops, so it also serves when gradients flow through the dynamics.
+    """
+    shapes: list[torch.Size] = []
+    masks: list[Tensor | None] = []
+    activation = rep
+    for layer in layers:
+        shapes.append(activation.shape)
+        activation = layer(activation)
+        masks.append(activation > 0 if isinstance(layer, nn.ReLU) else None)
+    difference = activation - target
+    grad = difference * coefficient
+    for layer, shape, mask in zip(reversed(layers), reversed(shapes), reversed(masks), strict=True):
+        if mask is not None:
+            grad = grad * mask
+        elif isinstance(layer, nn.ConvTranspose2d):
+            grad = F.conv2d(
+                grad, layer.weight, None, layer.stride, layer.padding, layer.dilation, layer.groups
+            )
+        elif isinstance(layer, nn.Conv2d):
+            grad = _conv2d_adjoint(layer, grad, shape)
+        elif isinstance(layer, nn.Upsample):
+            grad = _upsample_adjoint(layer, grad, shape)
+    return activation, difference, grad
+
+
+def error_gradient(
+    decoder: nn.Module, rep: Tensor, target: Tensor, coefficient: Tensor | float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Predict from ``rep`` and compute the scaled gradient of the prediction error.
+
+    Args:
+        decoder: maps ``rep`` [B, C, H, W] to a prediction of ``target``'s shape.
+        rep: the representation e_n.
+        target: what the decoder predicts, e_{n-1} or the image.
+        coefficient: multiplies d - target before the transposed Jacobian; ``2 / numel`` gives the
+            gradient of the MSE.
+
+    Returns:
+        ``(prediction, prediction - target, J^T (coefficient * (prediction - target)))``. When
+        gradients are enabled and anything requires them, all three are differentiable (the
+        gradient term with its second-order dependence); otherwise no graph is kept.
+    """
+    layers = _flatten(decoder)
+    if layers is not None and rep.dim() == 4:
+        return _analytic_decode_and_vjp(layers, rep, target, coefficient)
+    differentiable = torch.is_grad_enabled() and (
+        rep.requires_grad
+        or target.requires_grad
+        or isinstance(coefficient, Tensor) and coefficient.requires_grad
+        or any(p.requires_grad for p in decoder.parameters())
+    )
+    with torch.enable_grad():
+        leaf = rep if rep.requires_grad and differentiable else rep.detach().requires_grad_()
+        prediction = decoder(leaf)
+        difference = prediction - target
+        (grad,) = torch.autograd.grad(
+            prediction,
+            leaf,
+            grad_outputs=(difference if differentiable else difference.detach()) * coefficient,
+            create_graph=differentiable,
+        )
+    if not differentiable:
+        return prediction.detach(), difference.detach(), grad.detach()
+    return prediction, difference, grad
+
+
+def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
+    """C: how many prediction elements of one sample depend on one element of the representation.
+
+    Measured for the element of channel 0 at the spatial centre, on a copy of the decoder whose
+    weights are all ones and biases zero, in float64 and eval mode. With non-negative weights
+    nothing cancels and every ReLU passes its (non-negative) input, so the count is the structural
+    fan-out with ReLUs counted as active: exact and deterministic, unlike the reference, which
+    estimated it by random perturbation for decoders ending in a ReLU.
+
+    Args:
+        decoder: the decoder module (left unchanged).
+        rep_shape: shape of one representation sample, (C, H, W) or (C, D, H, W).
+    """
+    probe = copy.deepcopy(decoder).to(device="cpu", dtype=torch.float64).eval()
+    with torch.no_grad():
+        for name, parameter in probe.named_parameters():
+            parameter.fill_(0.0 if name.endswith("bias") else 1.0)
+        for name, buffer in probe.named_buffers():
+            if name.endswith("running_mean"):
+                buffer.zero_()
+            elif name.endswith("running_var"):
+                buffer.fill_(1.0)
+        impulse = torch.zeros(1, *rep_shape, dtype=torch.float64)
+        centre = tuple(size // 2 for size in rep_shape[1:])
+        impulse[(0, 0, *centre)] = 1.0
+        response = probe(impulse) - probe(torch.zeros_like(impulse))
+    count = int((response != 0).sum())
+    if count == 0:
+        raise ConfigError(
+            "cannot compute the gradient-scaling constant: the decoder's output does not depend "
+            "on its input; set c_sqrt explicitly"
+        )
+    return count
+
+
+class PCoder(nn.Module):
+    """One pcoder: the decoder that predicts the layer below, and the update of its layer.
+
+    Attributes:
+        decoder: maps a representation [B, C_n, H_n, W_n] to a prediction of the layer below,
+            [B, C_{n-1}, H_{n-1}, W_{n-1}] (the image for the first pcoder).
+        hyperparameters: beta, lambda, alpha (possibly shared with other pcoders).
+        has_feedback: False for the top pcoder, which has no pcoder above it.
+        gradient_scaling: scale the error gradient by numel(prediction) / c_sqrt.
+        module_path: the backbone module whose output this pcoder updates.
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        hyperparameters: PCHyperparameters,
+        *,
+        has_feedback: bool,
+        gradient_scaling: bool = False,
+        c_sqrt: float = 1.0,
+        module_path: str = "",
+    ) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.hyperparameters = hyperparameters
+        self.has_feedback = has_feedback
+        self.gradient_scaling = gradient_scaling
+        self.module_path = module_path
+        self._c_sqrt = 1.0
+        self.c_sqrt = c_sqrt
+
+    @property
+    def c_sqrt(self) -> float:
+        """sqrt(C), the gradient-scaling constant (used when ``gradient_scaling``)."""
+        return self._c_sqrt
+
+    @c_sqrt.setter
+    def c_sqrt(self, value: float) -> None:
+        value = float(value)
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{self.module_path or 'pcoder'}: c_sqrt must be > 0, got {value}")
+        self._c_sqrt = value
+
+    def get_extra_state(self) -> dict[str, float]:
+        return {"c_sqrt": self._c_sqrt}
+
+    def set_extra_state(self, state: dict[str, float]) -> None:
+        if "c_sqrt" in state:
+            self.c_sqrt = float(state["c_sqrt"])
+
+    def update(self, feedforward: Tensor, feedback: Tensor | None, rep: Tensor, error_term: Tensor) -> Tensor:
+        """e(t) from ff(t), the prediction from above d(t-1), e(t-1) and alpha * s * g(t-1)."""
+        floats = self.hyperparameters.floats()
+        if floats is None:
+            beta_t, lam_t, memory_t, _ = self.hyperparameters.weights()
+            if not self.has_feedback or feedback is None:
+                return beta_t * feedforward + (1 - beta_t) * rep - error_term
+            return beta_t * feedforward + lam_t * feedback + memory_t * rep - error_term
+        beta, lam, _ = floats
+        use_feedback = self.has_feedback and feedback is not None and lam != 0.0
+        memory = 1.0 - beta - lam if self.has_feedback else 1.0 - beta
+        if torch.is_grad_enabled():
+            new = feedforward * beta + rep * memory - error_term
+            return new + feedback * lam if use_feedback else new
+        # No graph to keep: accumulate in place, one buffer instead of four temporaries.
+        new = torch.mul(feedforward, beta)
+        if use_feedback:
+            new.add_(feedback, alpha=lam)
+        new.add_(rep, alpha=memory)
+        return new.sub_(error_term)
+
+    def error_coefficient(self, prediction_numel: int) -> Tensor | float:
+        """What multiplies (d - target) before the VJP: alpha * s * 2 / numel(d)."""
+        floats = self.hyperparameters.floats()
+        scale = 2.0 / self._c_sqrt if self.gradient_scaling else 2.0 / prediction_numel
+        if floats is not None and not torch.is_grad_enabled():
+            return floats[2] * scale
+        return self.hyperparameters.weights()[3] * scale
+
+    def predict(self, rep: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(d(t), d(t) - target, alpha * s * g(t))`` for the representation e(t)."""
+        return error_gradient(self.decoder, rep, target, self.error_coefficient(target.numel()))
+
+    def extra_repr(self) -> str:
+        parts = [f"module={self.module_path!r}", f"has_feedback={self.has_feedback}"]
+        if self.gradient_scaling:
+            parts.append(f"gradient_scaling=True, c_sqrt={self._c_sqrt:.6g}")
+        return ", ".join(parts)
