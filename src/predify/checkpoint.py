@@ -1,0 +1,232 @@
+"""Saving and loading feedback weights (decoders and hyperparameters) together with their config.
+
+Two file formats, chosen by the file name:
+
+- ``*.safetensors`` (needs the ``safetensors`` extra): tensors, with the config as TOML in the
+  metadata;
+- anything else: ``torch.save`` of a dict of tensors and strings, read back with
+  ``torch.load(weights_only=True)``, so loading never unpickles arbitrary objects.
+
+Writes are atomic. Files saved by the original Predify package (keys such as
+``pcoder1.pmodule.0.weight``) load through :func:`load_original_feedback`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._io import atomic_path
+from .config import PNetConfig
+from .errors import CheckpointError, ConfigError
+from .network import PredictiveNet
+
+__all__ = [
+    "FORMAT",
+    "convert_original_state_dict",
+    "feedback_state_dict",
+    "load_feedback",
+    "load_original_feedback",
+    "load_predictive_net",
+    "read_feedback_file",
+    "save_feedback",
+]
+
+FORMAT = "predify-feedback-v1"
+_ORIGINAL_KEY = re.compile(r"^(?:module\.)?pcoder(\d+)\.pmodule\.(.+)$")
+
+
+def feedback_state_dict(pnet: PredictiveNet) -> dict[str, Tensor]:
+    """The tensors of every pcoder (decoders and hyperparameters), keyed as in ``pnet.pcoders``."""
+    return {
+        key: value.detach().clone().contiguous()
+        for key, value in pnet.pcoders.state_dict().items()
+        if isinstance(value, Tensor)
+    }
+
+
+def save_feedback(
+    pnet: PredictiveNet, path: str | os.PathLike[str], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """Write the feedback weights of ``pnet`` and its config (with c_sqrt and the current
+    hyperparameters written in) to ``path``, atomically.
+
+    Args:
+        pnet: the network whose pcoders are saved (the backbone is not).
+        path: ``*.safetensors`` or any other name for a ``torch.save`` file.
+        metadata: extra strings stored beside the config.
+    """
+    path = Path(path)
+    tensors = {key: value.cpu() for key, value in feedback_state_dict(pnet).items()}
+    config_text = pnet.resolved_config().to_toml()
+    extra = {str(k): str(v) for k, v in (metadata or {}).items()}
+    with atomic_path(path) as temporary:
+        if path.suffix == ".safetensors":
+            save_file = _safetensors().save_file
+            save_file(tensors, str(temporary), metadata={"format": FORMAT, "config": config_text, **extra})
+        else:
+            torch.save(
+                {"format": FORMAT, "config": config_text, "metadata": extra, "state": tensors},
+                temporary,
+            )
+    return path
+
+
+def read_feedback_file(path: str | os.PathLike[str]) -> tuple[PNetConfig, dict[str, Tensor], dict[str, str]]:
+    """Read a feedback file: its config, tensors and metadata (nothing is executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: feedback checkpoint not found")
+    try:
+        if path.suffix == ".safetensors":
+            safe_open = _safetensors().safe_open
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = dict(handle.metadata() or {})
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        else:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+                raise CheckpointError(
+                    f"{path}: not a predify feedback checkpoint (no '{FORMAT}' marker); for a "
+                    "file saved by the original Predify package use load_original_feedback"
+                )
+            metadata = {"format": FORMAT, "config": payload["config"], **payload.get("metadata", {})}
+            tensors = payload["state"]
+    except CheckpointError:
+        raise
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {type(error).__name__}: {error}") from None
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path}: not a predify feedback checkpoint")
+    try:
+        config = PNetConfig.from_toml_string(metadata.pop("config"), source=f"{path} (config)")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    metadata.pop("format", None)
+    return config, tensors, metadata
+
+
+def _check_and_load(module: nn.Module, tensors: Mapping[str, Tensor], source: str) -> None:
+    expected = {k: v for k, v in module.state_dict().items() if isinstance(v, Tensor)}
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing tensors {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected tensors {unexpected[:5]}")
+        raise CheckpointError(f"{source}: does not fit this network: {'; '.join(parts)}")
+    for key, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: tensor {key!r} has shape {list(value.shape)} in the file but "
+                f"{list(expected[key].shape)} in the network"
+            )
+    module.load_state_dict(dict(tensors), strict=False)
+
+
+def load_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) -> dict[str, str]:
+    """Load decoders, hyperparameters and c_sqrt from ``path`` into ``pnet``.
+
+    Returns the file's metadata. Raises :class:`CheckpointError` naming the tensor and both
+    shapes when the file does not fit.
+    """
+    config, tensors, metadata = read_feedback_file(path)
+    _load_into(pnet, config, tensors, str(path))
+    return metadata
+
+
+def _load_into(
+    pnet: PredictiveNet, config: PNetConfig, tensors: Mapping[str, Tensor], source: str
+) -> None:
+    if len(config.pcoders) != pnet.num_pcoders:
+        raise CheckpointError(
+            f"{source}: holds {len(config.pcoders)} pcoders, the network has {pnet.num_pcoders}"
+        )
+    # Learnable or fixed follows the file: the hyperparameter modules switch before loading.
+    pnet.set_hyperparameters_learnable(any(key.endswith("mixing_logits") for key in tensors))
+    _check_and_load(pnet.pcoders, tensors, source)
+    for pcoder, pcoder_config in zip(pnet.pcoders, config.pcoders, strict=True):
+        if pcoder_config.c_sqrt is not None:
+            pcoder.c_sqrt = pcoder_config.c_sqrt
+
+
+def load_predictive_net(backbone: nn.Module, path: str | os.PathLike[str]) -> PredictiveNet:
+    """Build the predictive network a feedback file describes on ``backbone`` and load it."""
+    from .builder import predify
+
+    config, tensors, _ = read_feedback_file(path)
+    try:
+        pnet = predify(backbone, config)
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: its config does not fit the backbone: {error}") from None
+    _load_into(pnet, config, tensors, str(path))
+    return pnet
+
+
+def convert_original_state_dict(state: Mapping[str, Any]) -> dict[str, Tensor]:
+    """Map an original Predify state dict (``pcoder1.pmodule.0.weight``) to this package's keys
+    (``0.decoder.0.weight``, relative to ``pnet.pcoders``); backbone keys are dropped."""
+    converted: dict[str, Tensor] = {}
+    for key, value in state.items():
+        match = _ORIGINAL_KEY.match(key)
+        if match and isinstance(value, Tensor):
+            converted[f"{int(match.group(1)) - 1}.decoder.{match.group(2)}"] = value
+    if not converted:
+        raise CheckpointError(
+            "no original Predify decoder weights found (expected keys like 'pcoder1.pmodule.0.weight')"
+        )
+    return converted
+
+
+def load_original_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) -> None:
+    """Load decoder weights saved by the original Predify package into ``pnet``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {type(error).__name__}: {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
+    try:
+        converted = convert_original_state_dict(state)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    decoders = {
+        key: value
+        for key, value in pnet.pcoders.state_dict().items()
+        if ".decoder." in key and isinstance(value, Tensor)
+    }
+    for key, value in converted.items():
+        if key not in decoders:
+            raise CheckpointError(f"{path}: tensor {key!r} has no counterpart in this network")
+        if tuple(value.shape) != tuple(decoders[key].shape):
+            raise CheckpointError(
+                f"{path}: tensor {key!r} has shape {list(value.shape)} in the file but "
+                f"{list(decoders[key].shape)} in the network"
+            )
+    missing = sorted(set(decoders) - set(converted))
+    if missing:
+        raise CheckpointError(f"{path}: missing decoder tensors {missing[:5]}")
+    pnet.pcoders.load_state_dict(converted, strict=False)
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors.torch
+    except ImportError:
+        raise CheckpointError(
+            "*.safetensors files need the safetensors package: pip install 'predify[safetensors]'"
+        ) from None
+    return safetensors.torch

@@ -1,0 +1,29 @@
+"""The model zoo: the Predify paper's networks, found by name.
+
+>>> from predify.models import create_model, list_models
+>>> list_models()
+['peffnetb0', 'presnet18', 'pshallow', 'pvgg16']
+>>> pnet = create_model("presnet18", weights=None)  # doctest: +SKIP
+"""
+
+from ._registry import create_model, list_models, register_model
+from .peffnetb0 import PEFFNETB0_MODULES, peffnetb0
+from .presnet18 import PRESNET18_MODULES, presnet18
+from .pvgg16 import PVGG16_MODULES, PVGG16_PREDICTORS, pvgg16
+from .shallow import SHALLOW_MODULES, ShallowCNN, pshallow
+
+__all__ = [
+    "PEFFNETB0_MODULES",
+    "PRESNET18_MODULES",
+    "PVGG16_MODULES",
+    "PVGG16_PREDICTORS",
+    "SHALLOW_MODULES",
+    "ShallowCNN",
+    "create_model",
+    "list_models",
+    "peffnetb0",
+    "presnet18",
+    "pshallow",
+    "pvgg16",
+    "register_model",
+]
