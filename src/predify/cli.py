@@ -1,0 +1,77 @@
+"""The ``predify`` command line: ``predify demo|train|evaluate|tune|models``.
+
+Each subcommand lives in its own subpackage as a module with ``add_arguments(parser)`` and
+``run(args) -> int``; this file only wires them. User errors (:class:`predify.PredifyError`)
+print one line on stderr and exit with status 2; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import PredifyError
+
+__all__ = ["main"]
+
+# name -> (module, one-line help)
+_COMMANDS = {
+    "demo": ("predify.demo", "train a small CNN and its feedback on embedded MNIST-5k and report"),
+    "train": ("predify.train.cli", "train the feedback (decoders) of a network, backbone frozen"),
+    "evaluate": ("predify.evaluate.cli", "robustness over timesteps: corruptions, attacks, analysis"),
+    "tune": ("predify.tune.cli", "tune beta, lambda, alpha on noisy images; feedback reliance"),
+    "models": ("predify.cli", "list the model zoo"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``predify models`` (none)."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """``predify models``: print the zoo's model names."""
+    from .models import list_models
+
+    for name in list_models():
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predify",
+        description="Predictive-coding feedback for feed-forward CNNs, and its robustness.",
+    )
+    parser.add_argument("--version", action="version", version=f"predify {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in _COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``predify`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except PredifyError as error:
+        message = " ".join(str(error).split("\n")).strip()
+        print(f"predify {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"predify {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

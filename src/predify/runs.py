@@ -1,0 +1,214 @@
+"""Run directories: what ``predify demo`` and ``predify train`` write, and what ``evaluate`` and
+``tune`` read.
+
+A run directory holds::
+
+    run.json               this file's RunInfo: backbone spec, data spec, normalisation, seed
+    config.toml            the PNetConfig (with c_sqrt and hyperparameters written in)
+    backbone.pt            the backbone's state_dict (read with weights_only=True)
+    feedback.safetensors   decoders + hyperparameters (or feedback.pt without safetensors)
+
+The backbone is rebuilt from a spec naming a registered architecture (never an import path):
+``shallow_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with literal keyword
+arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._io import atomic_path, atomic_write_json
+from .builder import predify
+from .checkpoint import load_feedback, save_feedback
+from .config import PNetConfig
+from .errors import CheckpointError, ConfigError, DataError
+from .network import PredictiveNet
+
+__all__ = [
+    "RUN_FORMAT",
+    "LoadedRun",
+    "RunInfo",
+    "build_backbone",
+    "feedback_path",
+    "load_run",
+    "save_run",
+]
+
+RUN_FORMAT = "predify-run-v1"
+
+
+@dataclass
+class RunInfo:
+    """What a run directory says about how to rebuild and feed its network.
+
+    Attributes:
+        backbone: ``{"name": "shallow_cnn" | "torchvision:resnet18" | "timm:...", "kwargs": {...}}``.
+        data: the data set spec the feedback was trained on (``"mnist5k"``), with ``split_seed``.
+        normalization: ``{"mean": [...], "std": [...]}`` that images in [0, 1] get (after any
+            corruption or noise, which work in pixel space) before the network; None when the
+            backbone takes images in [0, 1] as they are.
+        num_classes: the number of classes the backbone predicts.
+        seed: the seed of the run.
+        extra: anything else the writer wants to keep (metrics, timings).
+    """
+
+    backbone: dict[str, Any]
+    data: dict[str, Any]
+    num_classes: int
+    normalization: dict[str, list[float]] | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: str = RUN_FORMAT
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str) -> RunInfo:
+        if data.get("format") != RUN_FORMAT:
+            raise DataError(f"{source}: not a predify run (expected format {RUN_FORMAT!r})")
+        try:
+            return cls(**{key: data[key] for key in data})
+        except TypeError as error:
+            raise DataError(f"{source}: malformed run description: {error}") from None
+
+
+def _shallow_cnn(**kwargs: Any) -> nn.Module:
+    from .models.shallow import ShallowCNN
+
+    return ShallowCNN(**kwargs)
+
+
+def _torchvision_model(name: str, **kwargs: Any) -> nn.Module:
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ConfigError(f"backbone: unknown torchvision model {name!r}")
+    return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
+def _timm_model(name: str, **kwargs: Any) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError("backbone: timm models need the timm extra: pip install 'predify[timm]'") from None
+    return timm.create_model(name, pretrained=False, **kwargs)
+
+
+_BACKBONES: dict[str, Callable[..., nn.Module]] = {"shallow_cnn": _shallow_cnn}
+
+
+def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
+    """An untrained backbone from a spec such as ``{"name": "torchvision:resnet18", "kwargs": {}}``."""
+    name = spec.get("name")
+    kwargs = dict(spec.get("kwargs") or {})
+    if not isinstance(name, str):
+        raise ConfigError(f"backbone: expected a name, got {name!r}")
+    family, _, model = name.partition(":")
+    try:
+        if family == "torchvision" and model:
+            return _torchvision_model(model, **kwargs)
+        if family == "timm" and model:
+            return _timm_model(model, **kwargs)
+        if name in _BACKBONES:
+            return _BACKBONES[name](**kwargs)
+    except TypeError as error:
+        raise ConfigError(f"backbone {name!r}: bad arguments {kwargs}: {error}") from None
+    raise ConfigError(
+        f"backbone: unknown architecture {name!r}; expected shallow_cnn, torchvision:NAME or timm:NAME"
+    )
+
+
+def feedback_path(run_dir: str | os.PathLike[str]) -> Path:
+    """The feedback checkpoint of a run (safetensors preferred)."""
+    run_dir = Path(run_dir)
+    for name in ("feedback.safetensors", "feedback.pt"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise CheckpointError(f"{run_dir}: no feedback weights (feedback.safetensors or feedback.pt)")
+
+
+def _feedback_file_name() -> str:
+    try:
+        import safetensors  # noqa: F401
+    except ImportError:
+        return "feedback.pt"
+    return "feedback.safetensors"
+
+
+def save_run(
+    run_dir: str | os.PathLike[str],
+    pnet: PredictiveNet,
+    info: RunInfo,
+    *,
+    backbone_state: Mapping[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``pnet`` (backbone, feedback, config) and ``info`` into ``run_dir``, each atomically."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{run_dir}: cannot create the output directory: {error.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise DataError(f"{run_dir}: output directory is not writable")
+    state = backbone_state if backbone_state is not None else pnet.backbone.state_dict()
+    with atomic_path(run_dir / "backbone.pt") as temporary:
+        torch.save({key: value.detach().cpu() for key, value in state.items()}, temporary)
+    save_feedback(pnet, run_dir / _feedback_file_name())
+    pnet.resolved_config().save(run_dir / "config.toml")
+    atomic_write_json(run_dir / "run.json", asdict(info))
+    return run_dir
+
+
+@dataclass
+class LoadedRun:
+    """A run directory read back: the network with its weights, and its description."""
+
+    pnet: PredictiveNet
+    info: RunInfo
+    config: PNetConfig
+    path: Path
+
+
+def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
+    """The ``run.json`` of ``run_dir``; a missing directory or file is a one-line DataError."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: run directory not found (expected what `predify demo` or `predify train` writes)")
+    info_path = run_dir / "run.json"
+    try:
+        data = json.loads(info_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{info_path}: not found; is {run_dir} a predify run directory?") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{info_path}: unreadable: {error}") from None
+    return RunInfo.from_dict(data, str(info_path))
+
+
+def load_run(
+    run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", with_feedback: bool = True
+) -> LoadedRun:
+    """Rebuild the network of a run directory with its trained weights, in eval mode."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    config = PNetConfig.from_toml(run_dir / "config.toml")
+    backbone = build_backbone(info.backbone)
+    backbone_file = run_dir / "backbone.pt"
+    if not backbone_file.is_file():
+        raise CheckpointError(f"{backbone_file}: backbone weights not found")
+    try:
+        state = torch.load(backbone_file, map_location="cpu", weights_only=True)
+        backbone.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{backbone_file}: cannot load backbone weights: {first}") from None
+    pnet = predify(backbone, config)
+    if with_feedback:
+        load_feedback(pnet, feedback_path(run_dir))
+    pnet.to(device).eval()
+    return LoadedRun(pnet=pnet, info=info, config=config, path=run_dir)
