@@ -1,0 +1,1 @@
+"""Evaluation of predictive networks: metrics, corruptions and robustness benchmarks."""
