@@ -21,7 +21,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -34,7 +36,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             temporary_path.unlink()
 
 
-def _atomic_write(path: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], None]) -> None:
+def _atomic_write(
+    path: str | os.PathLike[str], mode: str, write: Callable[[IO[Any]], object]
+) -> None:
     with atomic_path(path) as temporary, open(temporary, mode) as handle:
         write(handle)
 

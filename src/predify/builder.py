@@ -133,9 +133,14 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
                     f"of shape {list(rep_shape)}: {type(error).__name__}: {error}"
                 ) from None
         if predicted != target_shape:
-            below = "the input" if index == 0 else f"pcoders[{index - 1}] ({config.pcoders[index - 1].module})"
+            below = (
+                "the input"
+                if index == 0
+                else f"pcoders[{index - 1}] ({config.pcoders[index - 1].module})"
+            )
             raise ConfigError(
-                f"{where}.predictor: predicts shape {list(predicted)} from {pcoder_config.module!r} "
+                f"{where}.predictor: predicts shape {list(predicted)} from "
+                f"{pcoder_config.module!r} "
                 f"{list(rep_shape)}, but {below} has shape {list(target_shape)}"
             )
         c_sqrt = pcoder_config.c_sqrt
@@ -195,7 +200,8 @@ def auto_config(
         per_pcoder = list(defaults)
         if len(per_pcoder) != len(paths):
             raise ConfigError(
-                f"hyperparameters: expected one set per module ({len(paths)}), got {len(per_pcoder)}"
+                f"hyperparameters: expected one set per module ({len(paths)}), "
+                f"got {len(per_pcoder)}"
             )
     pcoders = []
     for index, path in enumerate(paths):

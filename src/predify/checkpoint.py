@@ -69,7 +69,9 @@ def save_feedback(
     with atomic_path(path) as temporary:
         if path.suffix == ".safetensors":
             save_file = _safetensors().save_file
-            save_file(tensors, str(temporary), metadata={"format": FORMAT, "config": config_text, **extra})
+            save_file(
+                tensors, str(temporary), metadata={"format": FORMAT, "config": config_text, **extra}
+            )
         else:
             torch.save(
                 {"format": FORMAT, "config": config_text, "metadata": extra, "state": tensors},
@@ -78,7 +80,9 @@ def save_feedback(
     return path
 
 
-def read_feedback_file(path: str | os.PathLike[str]) -> tuple[PNetConfig, dict[str, Tensor], dict[str, str]]:
+def read_feedback_file(
+    path: str | os.PathLike[str],
+) -> tuple[PNetConfig, dict[str, Tensor], dict[str, str]]:
     """Read a feedback file: its config, tensors and metadata (nothing is executed)."""
     path = Path(path)
     if not path.is_file():
@@ -96,12 +100,18 @@ def read_feedback_file(path: str | os.PathLike[str]) -> tuple[PNetConfig, dict[s
                     f"{path}: not a predify feedback checkpoint (no '{FORMAT}' marker); for a "
                     "file saved by the original Predify package use load_original_feedback"
                 )
-            metadata = {"format": FORMAT, "config": payload["config"], **payload.get("metadata", {})}
+            metadata = {
+                "format": FORMAT,
+                "config": payload["config"],
+                **payload.get("metadata", {}),
+            }
             tensors = payload["state"]
     except CheckpointError:
         raise
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {type(error).__name__}: {error}") from None
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint: {type(error).__name__}: {error}"
+        ) from None
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: not a predify feedback checkpoint")
     try:
@@ -181,7 +191,8 @@ def convert_original_state_dict(state: Mapping[str, Any]) -> dict[str, Tensor]:
             converted[f"{int(match.group(1)) - 1}.decoder.{match.group(2)}"] = value
     if not converted:
         raise CheckpointError(
-            "no original Predify decoder weights found (expected keys like 'pcoder1.pmodule.0.weight')"
+            "no original Predify decoder weights found "
+            "(expected keys like 'pcoder1.pmodule.0.weight')"
         )
     return converted
 
@@ -194,7 +205,9 @@ def load_original_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) ->
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {type(error).__name__}: {error}") from None
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint: {type(error).__name__}: {error}"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

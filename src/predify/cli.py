@@ -21,7 +21,10 @@ __all__ = ["main"]
 _COMMANDS = {
     "demo": ("predify.demo", "train a small CNN and its feedback on embedded MNIST-5k and report"),
     "train": ("predify.train.cli", "train the feedback (decoders) of a network, backbone frozen"),
-    "evaluate": ("predify.evaluate.cli", "robustness over timesteps: corruptions, attacks, analysis"),
+    "evaluate": (
+        "predify.evaluate.cli",
+        "robustness over timesteps: corruptions, attacks, analysis",
+    ),
     "tune": ("predify.tune.cli", "tune beta, lambda, alpha on noisy images; feedback reliance"),
     "models": ("predify.cli", "list the model zoo"),
 }

@@ -28,7 +28,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ class Hyperparameters:
         if self.feedforward + self.feedback > 1.0 + 1e-9:
             raise ConfigError(
                 f"{where}: feedforward + feedback must be <= 1 (the memory weight "
-                f"1 - feedforward - feedback must be >= 0), got {self.feedforward} + {self.feedback}"
+                "1 - feedforward - feedback must be >= 0), "
+                f"got {self.feedforward} + {self.feedback}"
             )
         if not has_feedback and self.feedback != 0:
             raise ConfigError(
@@ -250,7 +251,9 @@ class PNetConfig:
         if "input_size" in data:
             size = data["input_size"]
             if not isinstance(size, Sequence) or isinstance(size, (str, bytes)):
-                raise ConfigError(f"input_size: expected a list such as [3, 224, 224], got {size!r}")
+                raise ConfigError(
+                    f"input_size: expected a list such as [3, 224, 224], got {size!r}"
+                )
             kwargs["input_size"] = tuple(size)
         for key, kind in (
             ("name", str),
@@ -352,7 +355,9 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in data:
         if key not in allowed:
             near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; expected one of {sorted(allowed)}"
+            hint = (
+                f"; did you mean {near[0]!r}?" if near else f"; expected one of {sorted(allowed)}"
+            )
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 
@@ -376,8 +381,10 @@ def _toml_value(value: Any) -> str:
 
 
 def _is_table_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and bool(value) and all(
-        isinstance(item, Mapping) for item in value
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(item, Mapping) for item in value)
     )
 
 

@@ -110,7 +110,10 @@ class DryRun:
 
 
 def dry_run(
-    backbone: nn.Module, modules: Sequence[nn.Module], paths: Sequence[str], input_size: Sequence[int]
+    backbone: nn.Module,
+    modules: Sequence[nn.Module],
+    paths: Sequence[str],
+    input_size: Sequence[int],
 ) -> DryRun:
     """Run ``backbone`` once on zeros of ``input_size`` and inspect the outputs of ``modules``.
 

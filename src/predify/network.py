@@ -9,9 +9,9 @@ error gradients for t + 1 are computed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +21,7 @@ from .errors import DataError
 from .modules import forward_hooks
 from .pcoder import PCoder
 
-__all__ = ["PNetOutput", "PNetState", "PredictiveNet"]
+__all__ = ["PCoderList", "PNetOutput", "PNetState", "PredictiveNet"]
 
 
 @dataclass
@@ -72,6 +72,16 @@ class PNetState:
     errors: Tensor | None = None
 
 
+class PCoderList(nn.ModuleList):
+    """An ``nn.ModuleList`` of :class:`PCoder`, bottom first, typed as such."""
+
+    def __getitem__(self, index: int) -> PCoder:  # type: ignore[override]
+        return cast(PCoder, super().__getitem__(index))
+
+    def __iter__(self) -> Iterator[PCoder]:
+        return cast(Iterator[PCoder], super().__iter__())
+
+
 class PredictiveNet(nn.Module):
     """A backbone with predictive-coding feedback; build it with :func:`predify.predify`.
 
@@ -93,7 +103,7 @@ class PredictiveNet(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.pcoders = nn.ModuleList(pcoders)
+        self.pcoders = PCoderList(pcoders)
         # A plain tuple: these modules are already registered under self.backbone.
         self._modules_to_update: tuple[nn.Module, ...] = tuple(modules)
         self._clone_outputs = tuple(clone_outputs or (False,) * len(pcoders))
@@ -116,7 +126,9 @@ class PredictiveNet(nn.Module):
         """Set one value for all pcoders or one per pcoder (validated)."""
         per_pcoder = [values] * self.num_pcoders if isinstance(values, Hyperparameters) else values
         if len(per_pcoder) != self.num_pcoders:
-            raise ValueError(f"expected {self.num_pcoders} hyperparameter sets, got {len(per_pcoder)}")
+            raise ValueError(
+                f"expected {self.num_pcoders} hyperparameter sets, got {len(per_pcoder)}"
+            )
         for index, (pcoder, value) in enumerate(zip(self.pcoders, per_pcoder, strict=True)):
             if not pcoder.has_feedback and value.feedback != 0:
                 value = Hyperparameters(value.feedforward, 0.0, value.pc)
@@ -251,9 +263,7 @@ class PredictiveNet(nn.Module):
         """
         return self._pass(state.input, state, with_predictions, with_errors and with_predictions)
 
-    def forward(
-        self, x: Tensor, timesteps: int | None = None, record: bool = False
-    ) -> PNetOutput:
+    def forward(self, x: Tensor, timesteps: int | None = None, record: bool = False) -> PNetOutput:
         """Run the dynamics for ``timesteps`` steps after the feed-forward pass.
 
         Args:

@@ -127,7 +127,8 @@ class _PredictorBuilder:
         constructor = ALLOWED_LAYERS.get(name[-1])
         if constructor is None:
             raise self.fail(
-                node.func, f"{name[-1]!r} is not an allowed layer (allowed: {', '.join(_LAYER_NAMES)})"
+                node.func,
+                f"{name[-1]!r} is not an allowed layer (allowed: {', '.join(_LAYER_NAMES)})",
             )
         if name[-1] == "Sequential":
             if node.keywords:
@@ -197,7 +198,8 @@ def check_import_line(line: str, where: str = "imports") -> None:
     if isinstance(statement, ast.Import):
         for alias in statement.names:
             if alias.name not in ("torch", "torch.nn") or (
-                alias.asname not in (None, "nn") or (alias.asname == "nn") != (alias.name == "torch.nn")
+                alias.asname not in (None, "nn")
+                or (alias.asname == "nn") != (alias.name == "torch.nn")
             ):
                 raise ConfigError(
                     f"{where}: import of {alias.name!r} is not allowed in {line!r} "

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.grad import conv2d_input
 
 from .config import Hyperparameters
 from .errors import ConfigError
@@ -37,10 +38,13 @@ class PCHyperparameters(nn.Module):
     """beta (feedforward), lambda (feedback), memory = 1 - beta - lambda and alpha (pc).
 
     Fixed values are buffers. Learnable ones are parameterised so that the update stays a convex
-    mixture: ``(beta, lambda, memory) = softmax(mixing_logits)`` and ``alpha = softplus(alpha_raw)``,
+    mixture: ``(beta, lambda, memory) = softmax(mixing_logits)`` and
+    ``alpha = softplus(alpha_raw)``,
     so beta, lambda and memory stay in [0, 1] and sum to 1, and alpha stays >= 0. A module without
     feedback (the top pcoder) has lambda = 0 and mixes beta with memory only.
     """
+
+    fixed: Tensor
 
     def __init__(self, values: Hyperparameters, has_feedback: bool = True, learnable: bool = False):
         super().__init__()
@@ -80,9 +84,7 @@ class PCHyperparameters(nn.Module):
             self._floats = None
         else:
             with torch.no_grad():
-                self.fixed.copy_(
-                    torch.tensor([current.feedforward, current.feedback, current.pc])
-                )
+                self.fixed.copy_(torch.tensor([current.feedforward, current.feedback, current.pc]))
             self.mixing_logits = None
             self.alpha_raw = None
             self.learnable = False
@@ -119,7 +121,9 @@ class PCHyperparameters(nn.Module):
         beta, lam, _, alpha = (float(w.detach()) for w in self.weights())
         return Hyperparameters(feedforward=beta, feedback=lam, pc=alpha)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):  # type: ignore[no-untyped-def]
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors
+    ):  # type: ignore[no-untyped-def]
         # A checkpoint saved with learnable hyperparameters loads into a fixed module and back.
         learnable_in_file = f"{prefix}mixing_logits" in state_dict
         if learnable_in_file != self.learnable:
@@ -183,7 +187,7 @@ def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size)
 
 
 def _conv2d_adjoint(layer: nn.Conv2d, grad: Tensor, input_shape: torch.Size) -> Tensor:
-    return torch.nn.grad.conv2d_input(
+    return conv2d_input(
         list(input_shape),
         layer.weight,
         grad,
@@ -248,7 +252,7 @@ def error_gradient(
     differentiable = torch.is_grad_enabled() and (
         rep.requires_grad
         or target.requires_grad
-        or isinstance(coefficient, Tensor) and coefficient.requires_grad
+        or (isinstance(coefficient, Tensor) and coefficient.requires_grad)
         or any(p.requires_grad for p in decoder.parameters())
     )
     with torch.enable_grad():
@@ -351,7 +355,9 @@ class PCoder(nn.Module):
         if "c_sqrt" in state:
             self.c_sqrt = float(state["c_sqrt"])
 
-    def update(self, feedforward: Tensor, feedback: Tensor | None, rep: Tensor, error_term: Tensor) -> Tensor:
+    def update(
+        self, feedforward: Tensor, feedback: Tensor | None, rep: Tensor, error_term: Tensor
+    ) -> Tensor:
         """e(t) from ff(t), the prediction from above d(t-1), e(t-1) and alpha * s * g(t-1)."""
         floats = self.hyperparameters.floats()
         if floats is None:
@@ -360,15 +366,15 @@ class PCoder(nn.Module):
                 return beta_t * feedforward + (1 - beta_t) * rep - error_term
             return beta_t * feedforward + lam_t * feedback + memory_t * rep - error_term
         beta, lam, _ = floats
-        use_feedback = self.has_feedback and feedback is not None and lam != 0.0
+        top_down = feedback if self.has_feedback and lam != 0.0 else None
         memory = 1.0 - beta - lam if self.has_feedback else 1.0 - beta
         if torch.is_grad_enabled():
             new = feedforward * beta + rep * memory - error_term
-            return new + feedback * lam if use_feedback else new
+            return new if top_down is None else new + top_down * lam
         # No graph to keep: accumulate in place, one buffer instead of four temporaries.
         new = torch.mul(feedforward, beta)
-        if use_feedback:
-            new.add_(feedback, alpha=lam)
+        if top_down is not None:
+            new.add_(top_down, alpha=lam)
         new.add_(rep, alpha=memory)
         return new.sub_(error_term)
 

@@ -50,7 +50,8 @@ class RunInfo:
     """What a run directory says about how to rebuild and feed its network.
 
     Attributes:
-        backbone: ``{"name": "shallow_cnn" | "torchvision:resnet18" | "timm:...", "kwargs": {...}}``.
+        backbone: ``{"name": NAME, "kwargs": {...}}`` with NAME ``shallow_cnn``,
+            ``torchvision:resnet18`` or ``timm:...``.
         data: the data set spec the feedback was trained on (``"mnist5k"``), with ``split_seed``.
         normalization: ``{"mean": [...], "std": [...]}`` that images in [0, 1] get (after any
             corruption or noise, which work in pixel space) before the network; None when the
@@ -96,7 +97,9 @@ def _timm_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         import timm
     except ImportError:
-        raise ConfigError("backbone: timm models need the timm extra: pip install 'predify[timm]'") from None
+        raise ConfigError(
+            "backbone: timm models need the timm extra: pip install 'predify[timm]'"
+        ) from None
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
@@ -104,7 +107,7 @@ _BACKBONES: dict[str, Callable[..., nn.Module]] = {"shallow_cnn": _shallow_cnn}
 
 
 def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
-    """An untrained backbone from a spec such as ``{"name": "torchvision:resnet18", "kwargs": {}}``."""
+    """An untrained backbone from a spec: ``{"name": "torchvision:resnet18", "kwargs": {}}``."""
     name = spec.get("name")
     kwargs = dict(spec.get("kwargs") or {})
     if not isinstance(name, str):
@@ -120,7 +123,8 @@ def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
     except TypeError as error:
         raise ConfigError(f"backbone {name!r}: bad arguments {kwargs}: {error}") from None
     raise ConfigError(
-        f"backbone: unknown architecture {name!r}; expected shallow_cnn, torchvision:NAME or timm:NAME"
+        f"backbone: unknown architecture {name!r}; "
+        "expected shallow_cnn, torchvision:NAME or timm:NAME"
     )
 
 
@@ -148,12 +152,14 @@ def save_run(
     *,
     backbone_state: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``pnet`` (backbone, feedback, config) and ``info`` into ``run_dir``, each atomically."""
+    """Write ``pnet`` (backbone, feedback, config) and ``info`` into ``run_dir``, atomically."""
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DataError(f"{run_dir}: cannot create the output directory: {error.strerror}") from None
+        raise DataError(
+            f"{run_dir}: cannot create the output directory: {error.strerror}"
+        ) from None
     if not os.access(run_dir, os.W_OK):
         raise DataError(f"{run_dir}: output directory is not writable")
     state = backbone_state if backbone_state is not None else pnet.backbone.state_dict()
@@ -179,7 +185,10 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
     """The ``run.json`` of ``run_dir``; a missing directory or file is a one-line DataError."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise DataError(f"{run_dir}: run directory not found (expected what `predify demo` or `predify train` writes)")
+        raise DataError(
+            f"{run_dir}: run directory not found "
+            "(expected what `predify demo` or `predify train` writes)"
+        )
     info_path = run_dir / "run.json"
     try:
         data = json.loads(info_path.read_text(encoding="utf-8"))

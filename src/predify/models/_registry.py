@@ -27,7 +27,7 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **kwargs: Any) -> PredictiveNet:
-    """Build a registered predictive network by name: ``create_model("presnet18", weights=None)``."""
+    """Build a registered network by name: ``create_model("presnet18", weights=None)``."""
     builder = _BUILDERS.get(name)
     if builder is None:
         near = difflib.get_close_matches(name, list(_BUILDERS), n=1)

@@ -67,7 +67,9 @@ def pshallow(
     """
     if backbone is None:
         backbone = ShallowCNN(in_channels, num_classes, widths)
-    channels = backbone.features[0].in_channels
+    first_conv = backbone.features[0]
+    assert isinstance(first_conv, nn.Conv2d)
+    channels = first_conv.in_channels
     return build_zoo_model(
         backbone,
         "PShallowCNN",
