@@ -8,6 +8,7 @@
 """
 
 from .builder import PAPER_HYPERPARAMETERS, auto_config, auto_predictor, predify
+from .checkpoint import load_feedback, load_predictive_net, save_feedback
 from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import CheckpointError, ConfigError, DataError, PredifyError
 from .network import PNetOutput, PNetState, PredictiveNet
@@ -32,5 +33,8 @@ __all__ = [
     "auto_config",
     "auto_predictor",
     "load_config",
+    "load_feedback",
+    "load_predictive_net",
     "predify",
+    "save_feedback",
 ]
