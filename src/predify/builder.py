@@ -60,14 +60,29 @@ def auto_predictor(rep_shape: Sequence[int], target_shape: Sequence[int], where:
     return f"Sequential({', '.join(layers)})"
 
 
-def _resolve_modules(backbone: nn.Module, config: PNetConfig) -> list[nn.Module]:
-    modules = []
-    for index, pcoder in enumerate(config.pcoders):
+def _resolve_modules(backbone: nn.Module, paths: Sequence[str]) -> list[nn.Module]:
+    modules: list[nn.Module] = []
+    for index, path in enumerate(paths):
         try:
-            modules.append(resolve_module(backbone, pcoder.module))
+            module = resolve_module(backbone, path)
         except ConfigError as error:
             raise ConfigError(f"pcoders[{index}].module: {error}") from None
+        for earlier, (other, other_path) in enumerate(zip(modules, paths, strict=False)):
+            if other is module:
+                raise ConfigError(
+                    f"pcoders[{index}].module: {path!r} is the same module as pcoders[{earlier}] "
+                    f"({other_path!r})"
+                )
+        modules.append(module)
     return modules
+
+
+def _make_out_of_place(decoder: nn.Module) -> None:
+    # The decoder reads the representation the dynamics keep: an in-place activation at its
+    # input would overwrite e_n(t).
+    for module in decoder.modules():
+        if getattr(module, "inplace", False) is True:
+            setattr(module, "inplace", False)  # noqa: B010
 
 
 def _hyperparameter_modules(config: PNetConfig) -> list[PCHyperparameters]:
@@ -106,8 +121,8 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
     config = load_config(config)
     if not isinstance(backbone, nn.Module):
         raise ConfigError(f"backbone: expected a torch.nn.Module, got {type(backbone).__name__}")
-    modules = _resolve_modules(backbone, config)
     paths = [pcoder.module for pcoder in config.pcoders]
+    modules = _resolve_modules(backbone, paths)
     shapes = dry_run(backbone, modules, paths, config.input_size)
     sample_shapes = [tuple(config.input_size)] + [tuple(s[1:]) for s in shapes.output_shapes]
 
@@ -122,6 +137,7 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
         rep_shape, target_shape = sample_shapes[index + 1], sample_shapes[index]
         predictor = pcoder_config.predictor or auto_predictor(rep_shape, target_shape, where)
         decoder = parse_predictor(predictor, f"{where}.predictor")
+        _make_out_of_place(decoder)
         decoder.to(device=device, dtype=dtype)
         with torch.no_grad(), eval_mode(decoder):
             sample = torch.zeros(1, *rep_shape, device=device, dtype=dtype or torch.float32)
@@ -189,7 +205,7 @@ def auto_config(
     if not modules:
         raise ConfigError("modules: expected at least one module path")
     paths = list(modules)
-    resolved = [resolve_module(backbone, path) for path in paths]
+    resolved = _resolve_modules(backbone, paths)
     shapes = dry_run(backbone, resolved, paths, tuple(input_size))
     sample_shapes = [tuple(input_size)] + [tuple(s[1:]) for s in shapes.output_shapes]
     defaults = hyperparameters if hyperparameters is not None else PAPER_HYPERPARAMETERS

@@ -10,14 +10,14 @@ error gradients for t + 1 are computed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from .config import Hyperparameters, PNetConfig
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .modules import forward_hooks
 from .pcoder import PCoder
 
@@ -119,20 +119,44 @@ class PredictiveNet(nn.Module):
         return self.config.input_size
 
     def hyperparameters(self) -> list[Hyperparameters]:
-        """The current hyperparameters of each pcoder, bottom first."""
-        return [pcoder.hyperparameters.values() for pcoder in self.pcoders]
+        """The hyperparameters each pcoder uses, bottom first (the top one's feedback is 0)."""
+        values = []
+        for pcoder in self.pcoders:
+            value = pcoder.hyperparameters.values()
+            values.append(value if pcoder.has_feedback else replace(value, feedback=0.0))
+        return values
 
     def set_hyperparameters(self, values: Hyperparameters | Sequence[Hyperparameters]) -> None:
-        """Set one value for all pcoders or one per pcoder (validated)."""
-        per_pcoder = [values] * self.num_pcoders if isinstance(values, Hyperparameters) else values
+        """Set one value for every pcoder, or one per pcoder (bottom first).
+
+        One value for all gives the top pcoder feedback 0; a list must already say 0 there. With
+        shared hyperparameters the list's entries must agree. Everything is validated before
+        anything changes.
+        """
+        if isinstance(values, Hyperparameters):
+            per_pcoder = [
+                values if pcoder.has_feedback else replace(values, feedback=0.0)
+                for pcoder in self.pcoders
+            ]
+        else:
+            per_pcoder = list(values)
         if len(per_pcoder) != self.num_pcoders:
             raise ValueError(
                 f"expected {self.num_pcoders} hyperparameter sets, got {len(per_pcoder)}"
             )
         for index, (pcoder, value) in enumerate(zip(self.pcoders, per_pcoder, strict=True)):
-            if not pcoder.has_feedback and value.feedback != 0:
-                value = Hyperparameters(value.feedforward, 0.0, value.pc)
             value.validate(f"pcoders[{index}].hyperparameters", has_feedback=pcoder.has_feedback)
+        if self.config.shared_hyperparameters:
+            shared = values if isinstance(values, Hyperparameters) else per_pcoder[0]
+            for index, value in enumerate(per_pcoder[:-1]):
+                if value != shared:
+                    raise ConfigError(
+                        f"pcoders[{index}].hyperparameters: the hyperparameters are shared, so "
+                        f"every pcoder takes the same values; got {value} and {shared}"
+                    )
+            self.pcoders[0].hyperparameters.set(shared)
+            return
+        for pcoder, value in zip(self.pcoders, per_pcoder, strict=True):
             pcoder.hyperparameters.set(value)
 
     def set_hyperparameters_learnable(self, learnable: bool = True) -> None:
@@ -164,8 +188,6 @@ class PredictiveNet(nn.Module):
                 else pcoder.hyperparameters.values(),
             )
         if config.shared_hyperparameters:
-            from dataclasses import replace
-
             config = replace(config, hyperparameters=self.pcoders[0].hyperparameters.values())
         return config
 
@@ -191,10 +213,15 @@ class PredictiveNet(nn.Module):
         self, x: Tensor, previous: PNetState | None, with_predictions: bool, with_errors: bool
     ) -> PNetState:
         reps: list[Tensor | None] = [None] * self.num_pcoders
+        # The dry run (eval mode) finds in-place ops such as ReLU(inplace=True); ops that write in
+        # place only in training mode (Dropout(inplace=True)) are guarded against by copying.
+        clone_all = self.backbone.training and any(
+            getattr(module, "inplace", False) is True for module in self.backbone.modules()
+        )
 
         def make_hook(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], Tensor]:
             pcoder = self.pcoders[index]
-            clone = self._clone_outputs[index]
+            clone = clone_all or self._clone_outputs[index]
 
             def hook(module: nn.Module, inputs: tuple[Any, ...], output: Tensor) -> Tensor:
                 if previous is None:
@@ -228,14 +255,14 @@ class PredictiveNet(nn.Module):
             errors = []
             for index, pcoder in enumerate(self.pcoders):
                 target = x if index == 0 else done[index - 1]
-                prediction, difference, error_term = pcoder.predict(done[index], target)
-                if prediction.shape != target.shape:
+                try:
+                    prediction, difference, error_term = pcoder.predict(done[index], target)
+                except DataError as error:
                     raise DataError(
-                        f"pcoders[{index}] ({pcoder.module_path}): the decoder predicts "
-                        f"{list(prediction.shape[1:])} but the layer below is "
-                        f"{list(target.shape[1:])} for an input of shape {list(x.shape)} "
-                        f"(the network was built for input_size {list(self.config.input_size)})"
-                    )
+                        f"pcoders[{index}] ({pcoder.module_path}): {error} for an input of shape "
+                        f"{list(x.shape)} (the network was built for input_size "
+                        f"{list(self.config.input_size)})"
+                    ) from None
                 state.preds[index] = prediction
                 state.error_terms[index] = error_term
                 if with_errors:
@@ -280,8 +307,9 @@ class PredictiveNet(nn.Module):
         self._check_input(x)
         state = self._pass(x, None, with_predictions=record or steps > 0, with_errors=record)
         logits = [state.logits]
-        reps: list[list[Tensor]] = [[r] for r in state.reps]
-        preds: list[list[Tensor]] = [[p] for p in state.preds if p is not None]
+        # Only a recording keeps past states alive: memory must not grow with T otherwise.
+        reps: list[list[Tensor]] = [[r] for r in state.reps] if record else []
+        preds: list[list[Tensor]] = [[p] for p in state.preds if p is not None] if record else []
         errors = [state.errors] if state.errors is not None else []
         for t in range(1, steps + 1):
             need_predictions = record or t < steps

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn.grad import conv2d_input
 
 from .config import Hyperparameters
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 __all__ = [
     "PCHyperparameters",
@@ -213,6 +213,7 @@ def _analytic_decode_and_vjp(
         shapes.append(activation.shape)
         activation = layer(activation)
         masks.append(activation > 0 if isinstance(layer, nn.ReLU) else None)
+    _check_prediction_shape(activation, target)
     difference = activation - target
     grad = difference * coefficient
     for layer, shape, mask in zip(reversed(layers), reversed(shapes), reversed(masks), strict=True):
@@ -227,6 +228,14 @@ def _analytic_decode_and_vjp(
         elif isinstance(layer, nn.Upsample):
             grad = _upsample_adjoint(layer, grad, shape)
     return activation, difference, grad
+
+
+def _check_prediction_shape(prediction: Tensor, target: Tensor) -> None:
+    if prediction.shape != target.shape:
+        raise DataError(
+            f"the decoder predicts {list(prediction.shape[1:])} but the layer below is "
+            f"{list(target.shape[1:])}"
+        )
 
 
 def error_gradient(
@@ -258,6 +267,7 @@ def error_gradient(
     with torch.enable_grad():
         leaf = rep if rep.requires_grad and differentiable else rep.detach().requires_grad_()
         prediction = decoder(leaf)
+        _check_prediction_shape(prediction, target)
         difference = prediction - target
         (grad,) = torch.autograd.grad(
             prediction,
