@@ -118,7 +118,10 @@ class PCHyperparameters(nn.Module):
 
     def values(self) -> Hyperparameters:
         """The current values as a plain :class:`~predify.config.Hyperparameters`."""
-        beta, lam, _, alpha = (float(w.detach()) for w in self.weights())
+        if self._floats is not None:
+            return Hyperparameters(*self._floats)
+        # The shortest decimal that the float32 holds: 0.3, not 0.30000001192092896.
+        beta, lam, _, alpha = (float(str(w.detach().cpu().numpy())) for w in self.weights())
         return Hyperparameters(feedforward=beta, feedback=lam, pc=alpha)
 
     def _load_from_state_dict(
@@ -132,7 +135,7 @@ class PCHyperparameters(nn.Module):
             state_dict, prefix, local_metadata, strict, missing, unexpected, errors
         )
         if not self.learnable:
-            beta, lam, alpha = (float(v) for v in self.fixed)
+            beta, lam, alpha = (float(str(v)) for v in self.fixed.cpu().numpy())
             self._floats = (beta, lam if self.has_feedback else 0.0, alpha)
 
     def extra_repr(self) -> str:
