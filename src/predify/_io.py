@@ -13,6 +13,15 @@ from typing import IO, Any
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
@@ -26,6 +35,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     )
     os.close(handle)
     temporary_path = Path(temporary)
+    # mkstemp creates the file private (0600); give it the mode a plain open() would.
+    os.chmod(temporary_path, 0o666 & ~_UMASK)
     try:
         yield temporary_path
         with open(temporary_path, "rb") as written:

@@ -1,1 +1,178 @@
-"""Evaluation of predictive networks: metrics, corruptions and robustness benchmarks."""
+"""Evaluation of predictive networks: metrics, corruptions and robustness benchmarks.
+
+* :mod:`~predify.evaluate.metrics`: top-1 error, CE/mCE (AlexNet-normalised or relative to
+  t = 0), bootstrap intervals.
+* :mod:`~predify.evaluate.corruptions`: the ImageNet-C corruptions on torch batches, readers of
+  pre-generated benchmarks.
+* :mod:`~predify.evaluate.robustness`: the corruption x severity x timestep sweep.
+* :mod:`~predify.evaluate.attacks`: PGD/BIM through the dynamics, Square, transfer from t = 0.
+* :mod:`~predify.evaluate.analysis`: correlation distance of clean vs noisy representations,
+  prediction errors, reconstructions.
+* :mod:`~predify.evaluate.plots`: the PNG plots (matplotlib is imported only when drawing).
+
+The names below are imported on first use, so ``import predify.evaluate`` stays cheap (the
+``predify`` command imports it for every subcommand).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .analysis import (
+        NOISE_SIGMAS,
+        Reconstructions,
+        RepresentationAnalysis,
+        add_gaussian_noise,
+        correlation_distance,
+        reconstructions,
+        representation_analysis,
+    )
+    from .attacks import (
+        ATTACKS,
+        attack_loss,
+        bim,
+        gradient_masking_checks,
+        input_gradient,
+        pgd,
+        run_attacks,
+        square,
+        success_mask,
+        target_labels,
+    )
+    from .corruptions import ALL_CORRUPTIONS, corrupt, parse_severities, resolve_corruptions
+    from .metrics import (
+        bootstrap_ci,
+        ce_relative_to_t0,
+        corruption_error,
+        mean_corruption_error,
+        paired_bootstrap_diff,
+        relative_corruption_error,
+        top1_error,
+    )
+    from .pixel_space import PixelSpaceNet, check_pixel_range
+    from .progress import ProgressStore
+    from .robustness import (
+        BenchmarkCorruptions,
+        CellResult,
+        CorruptionSweep,
+        OnTheFlyCorruptions,
+        corruption_sweep,
+        evaluate_cell,
+        summarize_sweep,
+    )
+
+__all__ = [
+    "ALL_CORRUPTIONS",
+    "ATTACKS",
+    "NOISE_SIGMAS",
+    "BenchmarkCorruptions",
+    "CellResult",
+    "CorruptionSweep",
+    "OnTheFlyCorruptions",
+    "PixelSpaceNet",
+    "ProgressStore",
+    "Reconstructions",
+    "RepresentationAnalysis",
+    "add_gaussian_noise",
+    "attack_loss",
+    "bim",
+    "bootstrap_ci",
+    "ce_relative_to_t0",
+    "check_pixel_range",
+    "correlation_distance",
+    "corrupt",
+    "corruption_error",
+    "corruption_sweep",
+    "evaluate_cell",
+    "gradient_masking_checks",
+    "input_gradient",
+    "mean_corruption_error",
+    "paired_bootstrap_diff",
+    "parse_severities",
+    "pgd",
+    "reconstructions",
+    "relative_corruption_error",
+    "representation_analysis",
+    "resolve_corruptions",
+    "run_attacks",
+    "square",
+    "success_mask",
+    "summarize_sweep",
+    "target_labels",
+    "top1_error",
+]
+
+# public name -> submodule that defines it (kept equal to __all__ by a test)
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "NOISE_SIGMAS",
+            "Reconstructions",
+            "RepresentationAnalysis",
+            "add_gaussian_noise",
+            "correlation_distance",
+            "reconstructions",
+            "representation_analysis",
+        ),
+        "analysis",
+    ),
+    **dict.fromkeys(
+        (
+            "ATTACKS",
+            "attack_loss",
+            "bim",
+            "gradient_masking_checks",
+            "input_gradient",
+            "pgd",
+            "run_attacks",
+            "square",
+            "success_mask",
+            "target_labels",
+        ),
+        "attacks",
+    ),
+    **dict.fromkeys(
+        ("ALL_CORRUPTIONS", "corrupt", "parse_severities", "resolve_corruptions"), "corruptions"
+    ),
+    **dict.fromkeys(
+        (
+            "bootstrap_ci",
+            "ce_relative_to_t0",
+            "corruption_error",
+            "mean_corruption_error",
+            "paired_bootstrap_diff",
+            "relative_corruption_error",
+            "top1_error",
+        ),
+        "metrics",
+    ),
+    **dict.fromkeys(("PixelSpaceNet", "check_pixel_range"), "pixel_space"),
+    "ProgressStore": "progress",
+    **dict.fromkeys(
+        (
+            "BenchmarkCorruptions",
+            "CellResult",
+            "CorruptionSweep",
+            "OnTheFlyCorruptions",
+            "corruption_sweep",
+            "evaluate_cell",
+            "summarize_sweep",
+        ),
+        "robustness",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -1,0 +1,536 @@
+"""Top-1 error under common corruptions at every timestep of the feedback dynamics.
+
+The sweep visits one *cell* per (corruption, severity), plus the clean images. For each cell the
+images are corrupted batch by batch, once, and every batch goes through ONE unrolled pass of the
+network with ``timesteps=T``, which yields the predictions of all timesteps t = 0..T at once
+(t = 0 is the feed-forward network). A cell keeps, per timestep and image, whether the prediction
+was wrong: error rates, bootstrap confidence intervals and corruption errors all derive from that.
+
+Summaries (:func:`summarize_sweep`), with E_s(t) the error at severity s and timestep t:
+
+* ``ce_relative_to_t0[c][t] = sum_s E_s(t) / sum_s E_s(0)``, the Predify paper's convention, for
+  any data set; ``mce_relative_to_t0[t]`` is its mean over corruptions.
+* ``relative_ce_vs_t0[c][t] = sum_s (E_s(t) - E_clean(t)) / sum_s (E_s(0) - E_clean(0))``: the
+  degradation due to the corruption, relative to the feed-forward network's degradation.
+* with ``alexnet=True`` (a 1000-class model on ImageNet-like data), CE, mCE and relative mCE
+  normalised by AlexNet's published ImageNet-C errors (Hendrycks & Dietterich, 2019).
+
+Random corruptions draw from a generator seeded by (seed, corruption, severity), so a cell's
+images do not depend on which other cells were evaluated, or in which order: a restarted sweep
+reproduces the cells it skips.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from .corruptions import corrupt
+from .metrics import (
+    ALEXNET_CLEAN_ERROR,
+    ALEXNET_ERRORS_BY_SEVERITY,
+    IMAGENET_C_CORRUPTIONS,
+    bootstrap_ci,
+    ce_relative_to_t0,
+    corruption_error,
+    relative_corruption_error,
+)
+from .pixel_space import PixelSpaceNet, check_pixel_range
+from .progress import ProgressStore, pack_bits, unpack_bits
+
+__all__ = [
+    "CLEAN",
+    "BenchmarkCorruptions",
+    "CellResult",
+    "CorruptionSweep",
+    "ImageSource",
+    "OnTheFlyCorruptions",
+    "cell_key",
+    "cell_seed",
+    "corruption_sweep",
+    "evaluate_cell",
+    "summarize_sweep",
+]
+
+#: The corruption name of the clean cell (severity 0).
+CLEAN = "clean"
+
+
+def cell_key(corruption: str, severity: int) -> str:
+    """The progress-file key of a cell: ``clean`` or ``corruption-<name>-<severity>``."""
+    return CLEAN if corruption == CLEAN else f"corruption-{corruption}-{severity}"
+
+
+def cell_seed(seed: int, corruption: str, severity: int) -> int:
+    """A seed for one cell's corruption, fixed by (seed, corruption, severity) only."""
+    return zlib.crc32(f"{seed}/{corruption}/{severity}".encode())
+
+
+@dataclass
+class CellResult:
+    """Which images were misclassified at each timestep, for one (corruption, severity).
+
+    Attributes:
+        corruption: corruption name, or :data:`CLEAN`.
+        severity: 1..5 (0 for clean images).
+        wrong: bool [T+1, N]: image n was misclassified at timestep t.
+    """
+
+    corruption: str
+    severity: int
+    wrong: np.ndarray
+
+    @property
+    def errors(self) -> np.ndarray:
+        """Top-1 error per timestep, float64 [T+1]."""
+        return self.wrong.mean(axis=1)
+
+    @property
+    def timesteps(self) -> int:
+        return self.wrong.shape[0] - 1
+
+    @property
+    def num_images(self) -> int:
+        return self.wrong.shape[1]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON payload; per-image results are stored as base64 of the packed bits."""
+        return {
+            "corruption": self.corruption,
+            "severity": self.severity,
+            "timesteps": self.timesteps,
+            "num_images": self.num_images,
+            "errors": [float(value) for value in self.errors],
+            "wrong_bits": pack_bits(self.wrong),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CellResult:
+        """Inverse of :meth:`to_json`; raises ValueError/KeyError on a malformed payload."""
+        shape = (int(data["timesteps"]) + 1, int(data["num_images"]))
+        wrong = unpack_bits(str(data["wrong_bits"]), shape)
+        return cls(str(data["corruption"]), int(data["severity"]), wrong)
+
+
+# ---------------------------------------------------------------------- image sources
+class ImageSource(Protocol):
+    """Where a cell's images come from: ``batches(corruption, severity)`` yields
+    (images [b, C, H, W] in [0, 1], labels int [b]), the same N images for every cell."""
+
+    num_images: int
+
+    def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+
+class OnTheFlyCorruptions:
+    """Corrupt in-memory images batch by batch with :func:`predify.evaluate.corruptions.corrupt`.
+
+    Args:
+        images: float [N, C, H, W] in [0, 1].
+        labels: int [N].
+        batch_size: images per unrolled pass.
+        seed: with the cell, seeds the corruption's random numbers (a CPU generator, so the
+            corrupted images are the same on any device).
+        device: where images are corrupted and evaluated.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        check_pixel_range(images)
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        self.images, self.labels = images, labels
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.num_images = int(images.shape[0])
+
+    def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
+        generator = torch.Generator().manual_seed(cell_seed(self.seed, corruption, severity))
+        for start in range(0, self.num_images, self.batch_size):
+            images = self.images[start : start + self.batch_size].to(self.device)
+            if corruption != CLEAN:
+                images = corrupt(images, corruption, severity, generator)
+            yield images, self.labels[start : start + self.batch_size]
+
+
+class BenchmarkCorruptions:
+    """Pre-generated corrupted images (ImageNet-C folders, CIFAR-10/100-C arrays).
+
+    Args:
+        reader: ``reader(corruption, severity)`` -> a data set of (image [C, H, W] in [0, 1],
+            label), e.g. ``lambda c, s: CifarCArrays(root, c, s)``.
+        indices: which items of every corrupted data set to evaluate (the same for all cells).
+        clean_images, clean_labels: the clean cell, [N, C, H, W] and [N].
+        batch_size: images per unrolled pass.
+        device: where images are evaluated.
+    """
+
+    def __init__(
+        self,
+        reader: Callable[[str, int], Dataset[Any]],
+        indices: Sequence[int],
+        clean_images: Tensor,
+        clean_labels: Tensor,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.reader = reader
+        self.indices = [int(index) for index in indices]
+        self.clean = OnTheFlyCorruptions(clean_images, clean_labels, batch_size, device=device)
+        self.batch_size = int(batch_size)
+        self.num_images = len(self.indices)
+        if self.clean.num_images != self.num_images:
+            raise DataError(
+                f"{self.clean.num_images} clean images but {self.num_images} corrupted ones; "
+                "expected the same number"
+            )
+
+    def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
+        if corruption == CLEAN:
+            yield from self.clean.batches(CLEAN, 0)
+            return
+        dataset = self.reader(corruption, severity)
+        size = len(dataset)  # type: ignore[arg-type]
+        if self.indices and max(self.indices) >= size:
+            raise DataError(
+                f"{corruption} severity {severity}: {size} images, fewer than the "
+                f"{max(self.indices) + 1} the evaluation needs"
+            )
+        loader = DataLoader(Subset(dataset, self.indices), batch_size=self.batch_size)
+        for images, labels in loader:
+            check_pixel_range(images, f"{corruption} severity {severity}")
+            yield images.to(self.clean.device), torch.as_tensor(labels)
+
+
+# ---------------------------------------------------------------------- the sweep
+def evaluate_cell(
+    model: PixelSpaceNet, source: ImageSource, corruption: str, severity: int, timesteps: int
+) -> CellResult:
+    """Misclassifications at every timestep for one cell: one unrolled pass per batch.
+
+    Returns:
+        :class:`CellResult` with ``wrong`` [T+1, N].
+    """
+    wrong: list[Tensor] = []
+    with torch.inference_mode():
+        for images, labels in source.batches(corruption, severity):
+            logits = model(images, timesteps=timesteps).logits  # [T+1, b, K]
+            # Per-image outcomes (not only the rate) so bootstrap intervals can be computed.
+            wrong.append((logits.argmax(dim=-1) != labels.to(logits.device)).cpu())
+    if not wrong:
+        raise DataError(f"{corruption} severity {severity}: no images")
+    return CellResult(corruption, severity, torch.cat(wrong, dim=1).numpy())
+
+
+@dataclass
+class CorruptionSweep:
+    """The cells of a sweep.
+
+    Attributes:
+        timesteps: T.
+        corruptions, severities: what was swept, in order.
+        clean: the clean cell.
+        cells: (corruption, severity) -> its cell.
+        evaluated: how many cells this call computed (the others came from the progress store).
+    """
+
+    timesteps: int
+    corruptions: list[str]
+    severities: list[int]
+    clean: CellResult
+    cells: dict[tuple[str, int], CellResult] = field(default_factory=dict)
+    evaluated: int = 0
+
+    def error_table(self, corruption: str) -> np.ndarray:
+        """Errors of one corruption, float64 [T+1, S] (column s: the s-th swept severity)."""
+        return np.stack([self.cells[corruption, s].errors for s in self.severities], axis=1)
+
+    def wrong_by_corruption(self, corruption: str) -> np.ndarray:
+        """bool [S, T+1, N]: misclassified images of every severity of one corruption."""
+        return np.stack([self.cells[corruption, s].wrong for s in self.severities])
+
+    def corruption_error(self) -> dict[str, dict[str, list[float]]]:
+        """``{corruption: {"<severity>": [error at t = 0, ..., error at t = T]}}``."""
+        return {
+            name: {
+                str(severity): [float(v) for v in self.cells[name, severity].errors]
+                for severity in self.severities
+            }
+            for name in self.corruptions
+        }
+
+
+def _restore(
+    store: ProgressStore | None, key: str, timesteps: int, count: int
+) -> CellResult | None:
+    payload = store.get(key) if store is not None else None
+    if payload is None:
+        return None
+    try:
+        cell = CellResult.from_json(payload)
+    except (KeyError, TypeError, ValueError):
+        return None  # a damaged file: evaluate the cell again
+    return cell if cell.timesteps == timesteps and cell.num_images == count else None
+
+
+def corruption_sweep(
+    model: PixelSpaceNet,
+    source: ImageSource,
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+    *,
+    timesteps: int,
+    store: ProgressStore | None = None,
+    progress: bool = True,
+) -> CorruptionSweep:
+    """Evaluate the clean cell and every (corruption, severity) cell at timesteps 0..T.
+
+    Args:
+        model: the network in pixel space.
+        source: the images of each cell (:class:`OnTheFlyCorruptions`,
+            :class:`BenchmarkCorruptions`).
+        corruptions: names as :func:`predify.evaluate.corruptions.resolve_corruptions` returns.
+        severities: severities in 1..5.
+        timesteps: T.
+        store: finished cells are read from and written to it (restartable sweeps).
+        progress: show a tqdm bar (on stderr, only when it is a terminal).
+    """
+    plan = [(CLEAN, 0)] + [(name, severity) for name in corruptions for severity in severities]
+    results: dict[tuple[str, int], CellResult] = {}
+    evaluated = 0
+    bar = tqdm(plan, desc="corruptions", unit="cell", disable=None if progress else True)
+    for corruption, severity in bar:
+        bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
+        key = cell_key(corruption, severity)
+        cell = _restore(store, key, timesteps, source.num_images)
+        if cell is None:
+            # Looked up on the module at call time, so a test can count evaluated cells.
+            cell = globals()["evaluate_cell"](model, source, corruption, severity, timesteps)
+            evaluated += 1
+            if store is not None:
+                store.put(key, cell.to_json())
+        results[corruption, severity] = cell
+    clean = results.pop((CLEAN, 0))
+    return CorruptionSweep(
+        timesteps=timesteps,
+        corruptions=list(corruptions),
+        severities=list(severities),
+        clean=clean,
+        cells=results,
+        evaluated=evaluated,
+    )
+
+
+# ---------------------------------------------------------------------- summaries
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _ci(values: np.ndarray, n_resamples: int, confidence: float, seed: int) -> list[float | None]:
+    low, high = bootstrap_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return [_finite(low), _finite(high)]
+
+
+def _ratio_ci(
+    numerators: np.ndarray,
+    denominators: np.ndarray,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> list[float | None]:
+    """Interval of mean_c(sum_i num[c, i] / sum_i den[c, i]), resampling images i jointly.
+
+    ``bootstrap_ci`` resamples a 1-D array; resampling the image indices themselves lets one
+    statistic read both per-image arrays with the same draw.
+    """
+    count = numerators.shape[-1]
+
+    def ratio(sampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        index = sampled.astype(np.int64)  # [R, N]
+        total = np.zeros(index.shape[0])
+        # One corruption at a time keeps memory at [R, N] instead of [C, R, N].
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for numerator, denominator in zip(numerators, denominators, strict=True):
+                total += numerator[index].sum(axis=-1) / denominator[index].sum(axis=-1)
+        return total / len(numerators)  # [R]
+
+    statistics_input = np.arange(count, dtype=np.float64)
+    try:
+        low, high = bootstrap_ci(
+            statistics_input, stat=ratio, n_resamples=n_resamples, confidence=confidence, seed=seed
+        )
+    except (DataError, ValueError):
+        return [None, None]
+    return [_finite(low), _finite(high)]
+
+
+def _safe(metric: Callable[..., float], *args: Any) -> float | None:
+    """``metric(*args)``, or None where it is undefined (a zero denominator)."""
+    try:
+        return _finite(metric(*args))
+    except DataError:
+        return None
+
+
+def summarize_sweep(
+    sweep: CorruptionSweep,
+    *,
+    alexnet: bool = False,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Error rates, corruption errors and their bootstrap intervals, as JSON-ready values.
+
+    Args:
+        sweep: the evaluated cells.
+        alexnet: also normalise by AlexNet's ImageNet-C errors (only meaningful for ImageNet
+            models on ImageNet-like data).
+        n_resamples: bootstrap resamples (0: no intervals).
+        confidence: coverage of the intervals.
+        seed: seed of the bootstrap.
+
+    Returns:
+        A dict; lists indexed by timestep have T+1 entries. Undefined values (a zero t = 0 error)
+        are None. Intervals are ``[low, high]`` pairs.
+    """
+    steps = range(sweep.timesteps + 1)
+    clean = sweep.clean.errors
+    summary: dict[str, Any] = {
+        "timesteps": sweep.timesteps,
+        "num_images": sweep.clean.num_images,
+        "corruptions": list(sweep.corruptions),
+        "severities": list(sweep.severities),
+        "clean_error": [float(v) for v in clean],
+        "corruption_error": sweep.corruption_error(),
+    }
+    with_ci = n_resamples > 0
+    if with_ci:
+        summary["confidence"] = confidence
+        summary["bootstrap_resamples"] = n_resamples
+        summary["clean_error_ci"] = [
+            _ci(sweep.clean.wrong[t].astype(np.float64), n_resamples, confidence, seed)
+            for t in steps
+        ]
+    if not sweep.corruptions:
+        return summary
+
+    mean_error: dict[str, list[float]] = {}
+    ce_t0: dict[str, list[float | None]] = {}
+    relative_t0: dict[str, list[float | None]] = {}
+    # Per image and corruption, the number of severities it was wrong at: [C, T+1, N].
+    wrong_counts = np.stack(
+        [sweep.wrong_by_corruption(name).sum(axis=0) for name in sweep.corruptions]
+    ).astype(np.float64)
+    for name in sweep.corruptions:
+        table = sweep.error_table(name)  # [T+1, S]
+        mean_error[name] = [float(v) for v in table.mean(axis=1)]
+        try:
+            ce_t0[name] = [_finite(v) for v in ce_relative_to_t0(table)]
+        except DataError:
+            ce_t0[name] = [None] * len(steps)
+        relative_t0[name] = [
+            _safe(relative_corruption_error, table[t], clean[t], table[0], clean[0]) for t in steps
+        ]
+    summary["mean_error_by_corruption"] = mean_error
+    summary["mean_corruption_error"] = [
+        float(np.mean([mean_error[name][t] for name in sweep.corruptions])) for t in steps
+    ]
+    summary["ce_relative_to_t0"] = ce_t0
+    summary["mce_relative_to_t0"] = _mean_or_none([ce_t0[name] for name in sweep.corruptions])
+    summary["relative_ce_vs_t0"] = relative_t0
+    summary["relative_mce_vs_t0"] = _mean_or_none([relative_t0[n] for n in sweep.corruptions])
+
+    if with_ci:
+        per_severity = len(sweep.severities)
+        summary["mean_error_by_corruption_ci"] = {
+            name: [
+                _ci(wrong_counts[index, t] / per_severity, n_resamples, confidence, seed)
+                for t in steps
+            ]
+            for index, name in enumerate(sweep.corruptions)
+        }
+        summary["corruption_error_ci"] = {
+            name: {
+                str(severity): [
+                    _ci(
+                        sweep.cells[name, severity].wrong[t].astype(np.float64),
+                        n_resamples,
+                        confidence,
+                        seed,
+                    )
+                    for t in steps
+                ]
+                for severity in sweep.severities
+            }
+            for name in sweep.corruptions
+        }
+        summary["mean_corruption_error_ci"] = [
+            _ci(wrong_counts[:, t].mean(axis=0) / per_severity, n_resamples, confidence, seed)
+            for t in steps
+        ]
+        summary["mce_relative_to_t0_ci"] = [
+            _ratio_ci(wrong_counts[:, t], wrong_counts[:, 0], n_resamples, confidence, seed)
+            for t in steps
+        ]
+    summary["alexnet"] = _alexnet_summary(sweep) if alexnet else None
+    return summary
+
+
+def _mean_or_none(rows: Sequence[Sequence[float | None]]) -> list[float | None]:
+    """Column means of ``rows``; None for a column with any undefined entry."""
+    columns = zip(*rows, strict=True)
+    return [
+        None if any(v is None for v in column) else float(np.mean(column))  # type: ignore[arg-type]
+        for column in columns
+    ]
+
+
+def _alexnet_summary(sweep: CorruptionSweep) -> dict[str, Any]:
+    """CE, mCE and relative mCE normalised by AlexNet, per timestep, for the ImageNet-C names."""
+    names = [name for name in sweep.corruptions if name in ALEXNET_ERRORS_BY_SEVERITY]
+    steps = range(sweep.timesteps + 1)
+    clean = sweep.clean.errors
+    ce: dict[str, list[float | None]] = {}
+    relative: dict[str, list[float | None]] = {}
+    for name in names:
+        table = sweep.error_table(name)
+        baseline = [ALEXNET_ERRORS_BY_SEVERITY[name][s - 1] for s in sweep.severities]
+        ce[name] = [_safe(corruption_error, table[t], baseline) for t in steps]
+        relative[name] = [
+            _safe(relative_corruption_error, table[t], clean[t], baseline, ALEXNET_CLEAN_ERROR)
+            for t in steps
+        ]
+    result: dict[str, Any] = {"corruptions": names, "ce": ce, "relative_ce": relative}
+    # The benchmark's mCE averages the 15 ImageNet-C corruptions, leaving the extras out.
+    averaged = list(IMAGENET_C_CORRUPTIONS) if set(IMAGENET_C_CORRUPTIONS) <= set(names) else names
+    result["mce_corruptions"] = averaged
+    result["mce"] = [_mean_over(ce, averaged, t) for t in steps] if names else None
+    result["relative_mce"] = [_mean_over(relative, averaged, t) for t in steps] if names else None
+    return result
+
+
+def _mean_over(
+    values: Mapping[str, Sequence[float | None]], names: Sequence[str], t: int
+) -> float | None:
+    picked = [values[name][t] for name in names]
+    if any(value is None for value in picked):
+        return None
+    return float(np.mean([float(value) for value in picked if value is not None]))

@@ -1,0 +1,268 @@
+"""Tests of predify.evaluate.attacks: PGD/BIM through the dynamics, Square, transfer, checks."""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import sys
+
+import evaluate_helpers
+import pytest
+import torch
+from evaluate_helpers import TIMESTEPS, make_pnet, sample_images
+
+from predify.config import Hyperparameters
+from predify.errors import ConfigError, DataError
+from predify.evaluate.attacks import (
+    attack_loss,
+    bim,
+    gradient_masking_checks,
+    input_gradient,
+    pgd,
+    run_attacks,
+    square,
+    success_mask,
+    target_labels,
+)
+from predify.evaluate.pixel_space import PixelSpaceNet
+
+T = TIMESTEPS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    yield from evaluate_helpers.one_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def model() -> PixelSpaceNet:
+    return PixelSpaceNet(make_pnet(timesteps=T)).eval()
+
+
+@pytest.fixture(scope="module")
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    return sample_images(32)
+
+
+def _success_at(model: PixelSpaceNet, images, labels, targets=None) -> torch.Tensor:
+    """Success rate at every timestep, [T+1]."""
+    with torch.no_grad():
+        logits = model(images, timesteps=T).logits
+    return success_mask(logits, labels, targets).float().mean(dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# white-box attacks
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("norm", "epsilon"), [("linf", 0.3), ("l2", 5.0)])
+@pytest.mark.parametrize("readout", [0, T])
+def test_pgd_reaches_full_success_at_a_large_epsilon(model, batch, norm, epsilon, readout) -> None:
+    images, labels = batch
+    clean = _success_at(model, images, labels)[readout]
+    assert clean < 0.3  # the model is trained: most images are right before the attack
+    adversarial = pgd(
+        model, images, labels, epsilon=epsilon, timesteps=T, readout=readout, norm=norm, steps=10
+    )
+    # A working gradient through the dynamics fools (nearly) every image: no gradient masking.
+    assert _success_at(model, adversarial, labels)[readout] >= 0.97
+
+
+@pytest.mark.parametrize("attack", [pgd, bim])
+@pytest.mark.parametrize(("norm", "epsilon"), [("linf", 0.1), ("l2", 1.5)])
+def test_adversarial_images_stay_in_the_ball_and_in_pixel_range(
+    model, batch, attack, norm, epsilon
+) -> None:
+    images, labels = batch
+    adversarial = attack(
+        model, images, labels, epsilon=epsilon, timesteps=T, readout=T, norm=norm, steps=4
+    )
+    delta = (adversarial - images).flatten(1)
+    size = delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
+    assert (size <= epsilon + 1e-5).all()
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    assert not torch.equal(adversarial, images)
+
+
+def test_epsilon_zero_leaves_the_images_unchanged(model, batch) -> None:
+    images, labels = batch
+    for attack in (pgd, bim, square):
+        assert torch.equal(
+            attack(model, images, labels, epsilon=0.0, timesteps=T, readout=T), images
+        )
+
+
+def test_success_grows_with_epsilon(model, batch) -> None:
+    images, labels = batch
+    epsilons = [0.0, 0.05, 0.1, 0.2, 0.3]
+    results = run_attacks(
+        model, images, labels, attacks=["pgd", "bim"], epsilons=epsilons, timesteps=T,
+        readouts=[0, T], steps=8, n_resamples=0, progress=False,
+    )  # fmt: skip
+    clean = results["clean_success"]
+    for attack in ("pgd", "bim"):
+        for index, readout in enumerate([0, T]):
+            rates = [results[attack]["success"][f"{eps:.6g}"][index] for eps in epsilons]
+            assert rates[0] == pytest.approx(clean[readout])  # epsilon 0: the clean error
+            assert all(later >= earlier - 0.05 for earlier, later in itertools.pairwise(rates))
+            assert rates[-1] >= 0.95 and rates[-1] > rates[0]
+    assert results["checks"]["reaches_full_success"] is True
+    assert not [w for w in results["checks"]["warnings"] if "falls" in w]
+
+
+def test_targeted_attacks_hit_the_target(model, batch) -> None:
+    images, labels = batch
+    targets = target_labels(labels, 10, shift=3)
+    assert torch.equal(targets, (labels + 3) % 10)
+    assert _success_at(model, images, labels, targets)[T] < 0.15
+    adversarial = pgd(
+        model, images, labels, epsilon=0.3, timesteps=T, readout=T, steps=20, targets=targets
+    )
+    with torch.no_grad():
+        predictions = model(adversarial, timesteps=T).logits[T].argmax(dim=-1)
+    assert (predictions == targets).float().mean() >= 0.9
+    # The targeted loss is -CE(target): it rises as the target's logit rises.
+    logits = torch.zeros(T + 1, 2, 10)
+    logits[:, 0, 5] = 4.0
+    loss = attack_loss(logits, torch.tensor([0, 0]), T, targets=torch.tensor([5, 5]))
+    assert loss[0] > loss[1]
+
+
+def test_target_shift_must_leave_the_label(batch) -> None:
+    with pytest.raises(ConfigError, match="target shift"):
+        target_labels(batch[1], 10, shift=10)
+
+
+def test_sum_objective_attacks_every_timestep(model, batch) -> None:
+    images, labels = batch
+    adversarial = pgd(model, images, labels, epsilon=0.3, timesteps=T, readout="sum", steps=10)
+    assert (_success_at(model, adversarial, labels) >= 0.95).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients through the dynamics
+# ---------------------------------------------------------------------------------------------
+
+
+def _model_with(feedback: float, pc: float) -> PixelSpaceNet:
+    values = Hyperparameters(feedforward=0.6, feedback=feedback, pc=pc)
+    return PixelSpaceNet(make_pnet(timesteps=T, hyperparameters=values)).eval()
+
+
+def test_attack_on_the_last_readout_depends_on_the_feedback_hyperparameters(batch) -> None:
+    images, labels = batch[0][:8], batch[1][:8]
+    first, second = _model_with(0.3, 0.01), _model_with(0.05, 0.2)
+    gradient_a, _ = input_gradient(first, images, labels, readout=T, timesteps=T)
+    gradient_b, _ = input_gradient(second, images, labels, readout=T, timesteps=T)
+    assert not torch.allclose(gradient_a, gradient_b, atol=1e-6)
+    # The feed-forward readout does not see the hyperparameters at all.
+    feedforward_a, _ = input_gradient(first, images, labels, readout=0, timesteps=T)
+    feedforward_b, _ = input_gradient(second, images, labels, readout=0, timesteps=T)
+    torch.testing.assert_close(feedforward_a, feedforward_b)
+    # Hence the adversarial images against logits[T] differ, those against logits[0] do not.
+    kwargs = {"epsilon": 0.1, "timesteps": T, "steps": 3}
+    assert not torch.equal(
+        pgd(first, images, labels, readout=T, **kwargs),
+        pgd(second, images, labels, readout=T, **kwargs),
+    )
+    torch.testing.assert_close(
+        pgd(first, images, labels, readout=0, **kwargs),
+        pgd(second, images, labels, readout=0, **kwargs),
+    )
+
+
+def test_input_gradient_is_the_derivative_of_the_unrolled_loss(batch) -> None:
+    """Central finite differences (float64) of the loss on logits[t], which depends on all
+    timesteps up to t, match the gradient: nothing is detached along the way."""
+    model = _model_with(0.3, 0.05).double()
+    generator = torch.Generator().manual_seed(0)
+    # Off the MNIST pixels' exact zeros: max-pool ties there make the loss non-differentiable.
+    images = 0.1 + 0.8 * batch[0][:4] + 0.05 * torch.rand(batch[0][:4].shape, generator=generator)
+    images, labels = images.double(), batch[1][:4]
+    direction = torch.randn(images.shape, generator=generator).double()
+    # Tiny steps: the loss is piecewise smooth (ReLU, max-pool), larger ones cross kinks.
+    step = 1e-8
+    for readout in range(T + 1):
+        gradient, _ = input_gradient(model, images, labels, readout=readout, timesteps=T)
+        with torch.no_grad():
+            losses = [
+                float(attack_loss(model(x, timesteps=T).logits, labels, readout).sum())
+                for x in (images + step * direction, images - step * direction)
+            ]
+        numeric = (losses[0] - losses[1]) / (2 * step)
+        assert float((gradient * direction).sum()) == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradient-free and transfer attacks, masking checks
+# ---------------------------------------------------------------------------------------------
+
+
+def test_square_works_without_torchattacks(model, batch, monkeypatch) -> None:
+    real_import = builtins.__import__
+
+    def no_torchattacks(name, *args, **kwargs):
+        if name.split(".")[0] == "torchattacks":
+            raise ImportError("torchattacks is not installed")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "torchattacks", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_torchattacks)
+    images, labels = batch
+    adversarial = square(
+        model, images, labels, epsilon=0.3, timesteps=T, readout=T, queries=150,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    assert (adversarial - images).abs().max() <= 0.3 + 1e-6
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    clean = _success_at(model, images, labels)[T]
+    assert _success_at(model, adversarial, labels)[T] >= clean + 0.3
+
+
+def test_transfer_reuses_the_feedforward_attack_and_reports_every_timestep(model, batch) -> None:
+    images, labels = batch[0][:16], batch[1][:16]
+    results = run_attacks(
+        model, images, labels, attacks=["pgd", "square", "transfer"], epsilons=[0.1, 0.3],
+        timesteps=T, steps=6, square_queries=20, n_resamples=50, progress=False,
+    )  # fmt: skip
+    assert results["readouts"] == list(range(T + 1))
+    assert results["square"]["readouts"] == [0, T]
+    for key in ("0.1", "0.3"):
+        transfer = results["transfer"]["success"][key]
+        assert len(transfer) == T + 1
+        # Transfer images are PGD's images against t = 0: same success at t = 0.
+        assert transfer[0] == results["pgd"]["success"][key][0]
+        assert transfer == results["pgd"]["success_all_timesteps"][key]["0"]
+        for low, high in results["pgd"]["success_ci"][key]:
+            assert 0 <= low <= high <= 1
+    assert results["checks"]["reaches_full_success"] is True
+
+
+def test_gradient_masking_checks_flag_weak_white_box_attacks() -> None:
+    results = {
+        "epsilons": [0.1, 0.3],
+        "readouts": [0, 2],
+        "timesteps": 2,
+        "pgd": {"success": {"0.1": [0.5, 0.6], "0.3": [0.99, 0.4]}},
+        "square": {"readouts": [0, 2], "success": {"0.1": [0.2, 0.3], "0.3": [0.5, 0.9]}},
+    }
+    checks = gradient_masking_checks(results)
+    assert checks["reaches_full_success"] is False
+    assert checks["white_box_success_at_max_epsilon"] == {"pgd": 0.4}
+    text = " ".join(checks["warnings"])
+    assert "reaches only 40.0%" in text
+    assert "falls as epsilon grows at readout 2" in text
+    assert "square (90.0%) beats the white-box attack (40.0%)" in text
+
+
+def test_bad_attack_inputs(model, batch) -> None:
+    images, labels = batch
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        pgd(model, images * 2, labels, epsilon=0.1, timesteps=T, readout=T)
+    with pytest.raises(ConfigError, match="readout"):
+        pgd(model, images, labels, epsilon=0.1, timesteps=T, readout=T + 1)
+    with pytest.raises(ConfigError, match="unknown attack"):
+        run_attacks(model, images, labels, attacks=["fgsm"], epsilons=[0.1], timesteps=T)
+    with pytest.raises(ConfigError, match="epsilon"):
+        pgd(model, images, labels, epsilon=-1.0, timesteps=T, readout=T)
