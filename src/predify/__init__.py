@@ -13,6 +13,7 @@ from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import CheckpointError, ConfigError, DataError, PredifyError
 from .network import PNetOutput, PNetState, PredictiveNet
 from .pcoder import PCHyperparameters, PCoder
+from .train import FeedbackTrainer
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "FeedbackTrainer",
     "Hyperparameters",
     "PCHyperparameters",
     "PCoder",

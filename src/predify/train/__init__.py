@@ -1,0 +1,25 @@
+"""Feedback training: the decoders learn to predict the layer below, the backbone stays frozen.
+
+>>> from predify.train import FeedbackTrainer
+>>> trainer = FeedbackTrainer(pnet, lr=1e-3)                   # doctest: +SKIP
+>>> trainer.fit(dataset, epochs=10, batch_size=64)             # doctest: +SKIP
+
+``predify train`` (:mod:`predify.train.cli`) runs the same from the command line and writes a run
+directory that ``predify evaluate`` and ``predify tune`` read.
+"""
+
+from .distributed import DistributedInfo, distributed_from_env, init_distributed
+from .logs import MetricsLogger
+from .state import seed_everything
+from .trainer import OPTIMIZERS, FeedbackTrainer, NonFiniteLossError
+
+__all__ = [
+    "OPTIMIZERS",
+    "DistributedInfo",
+    "FeedbackTrainer",
+    "MetricsLogger",
+    "NonFiniteLossError",
+    "distributed_from_env",
+    "init_distributed",
+    "seed_everything",
+]

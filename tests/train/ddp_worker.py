@@ -1,0 +1,87 @@
+"""One process of tests/train/test_distributed.py, started the way torchrun starts one.
+
+The environment holds RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. Each rank
+initialises its decoders from a different seed (DDP must replace them with rank 0's), trains on
+its own shard, and writes its decoders and the data indices it read to OUT for the test to compare.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from predify.models import ShallowCNN, pshallow
+from predify.train import FeedbackTrainer, init_distributed
+from predify.train.distributed import shutdown_distributed
+
+WIDTHS = (4, 8, 8)
+
+
+class RecordingDataset(Dataset[tuple[torch.Tensor, int]]):
+    """40 fixed random images; remembers which indices this process read."""
+
+    def __init__(self) -> None:
+        self.images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+        self.read: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        self.read.append(index)
+        return self.images[index], index % 10
+
+
+def decoders(pnet: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in pnet.pcoders.state_dict().items() if torch.is_tensor(v)}
+
+
+def main(out: Path) -> None:
+    torch.set_num_threads(1)
+    info = init_distributed(torch.device("cpu"))
+    assert info is not None and info.world_size == 2
+    rank = info.rank
+    torch.manual_seed(0)  # the same (frozen) backbone everywhere, as if loaded from a file
+    backbone = ShallowCNN(1, 10, widths=WIDTHS)
+    torch.manual_seed(100 + rank)  # but different initial decoders on each rank
+    pnet = pshallow(backbone, in_channels=1, image_size=28, widths=WIDTHS)
+    initial = decoders(pnet)
+
+    data = RecordingDataset()
+    trainer = FeedbackTrainer(pnet, lr=1e-2, seed=1)
+    assert trainer.world_size == 2 and trainer.rank == rank
+    own_dir = out / f"rank{rank}"
+    trainer.fit(
+        data,
+        epochs=2,
+        batch_size=5,
+        checkpoint_path=own_dir / "checkpoint.pt",
+        log_dir=own_dir,
+        tensorboard=False,
+        progress=False,
+    )
+    after_fit = decoders(pnet)
+
+    # Training through the dynamics (TBPTT windows, each a DDP forward and backward).
+    unrolled = FeedbackTrainer(pnet, lr=1e-2, timesteps=2, tbptt=1)
+    own_images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(rank))
+    for _ in range(2):
+        unrolled.step(own_images)
+    torch.save(
+        {
+            "initial": initial,
+            "after_fit": after_fit,
+            "after_unrolled": decoders(pnet),
+            "read": torch.tensor(data.read),
+            "steps": trainer.global_step,
+        },
+        out / f"result{rank}.pt",
+    )
+    shutdown_distributed()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
