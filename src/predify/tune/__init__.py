@@ -1,0 +1,75 @@
+"""Tuning the dynamics' hyperparameters on noisy images, and reading feedback reliance from them.
+
+Following Alamia et al. ("On the role of feedback in visual processing: a predictive coding
+perspective"), beta (feed-forward), lambda (feedback), memory (1 - beta - lambda) and alpha
+(error correction) are chosen by an optimiser at each noise level; how lambda and memory grow
+with the noise measures how much the network relies on feedback.
+
+>>> from predify.tune import parse_noise, tune_gradient, accuracy_per_timestep
+>>> result = tune_gradient(pnet, (val_images, val_labels), parse_noise("gaussian:0.5"),
+...                        timesteps=10, epochs=3)  # doctest: +SKIP
+>>> result.effective  # per pcoder: beta, lambda, alpha  # doctest: +SKIP
+
+Tune on one split and report on another: :func:`check_disjoint_images` (and
+:func:`predify.data.check_disjoint` for index sets) refuse overlapping ones.
+"""
+
+from .data import TuneData, check_disjoint_images, image_hashes
+from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, TuningError, tune_gradient
+from .hyperparameters import (
+    apply_hyperparameters,
+    config_values,
+    effective_values,
+    load_tuned,
+    temporary_hyperparameters,
+    tuned_config,
+)
+from .noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
+from .objective import noisy_loss, timestep_loss
+from .optuna_search import DEFAULT_ALPHA_RANGE, tune_optuna
+from .plots import plot_accuracy, plot_reliance
+from .reliance import (
+    LevelReport,
+    TimestepAccuracy,
+    accuracy_per_timestep,
+    evaluate_per_timestep,
+    evaluation_seed,
+    tune_and_evaluate,
+)
+from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
+
+__all__ = [
+    "DEFAULT_ALPHA_RANGE",
+    "DEFAULT_LR_ALPHA",
+    "DEFAULT_LR_MIXING",
+    "NOISE_FORMS",
+    "LevelReport",
+    "NoiseSpec",
+    "TimestepAccuracy",
+    "TrajectoryPoint",
+    "TuneData",
+    "TuneResult",
+    "TuningError",
+    "accuracy_per_timestep",
+    "add_noise",
+    "apply_hyperparameters",
+    "check_disjoint_images",
+    "config_values",
+    "effective_values",
+    "evaluate_per_timestep",
+    "evaluation_seed",
+    "image_hashes",
+    "load_tuned",
+    "noisy_loss",
+    "parse_noise",
+    "plot_accuracy",
+    "plot_reliance",
+    "temporary_hyperparameters",
+    "timestep_loss",
+    "trajectory_csv",
+    "tune_and_evaluate",
+    "tune_gradient",
+    "tune_optuna",
+    "tuned_config",
+    "write_trajectory",
+]

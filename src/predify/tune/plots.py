@@ -1,0 +1,150 @@
+"""Plots of tuned weights and accuracies, drawn with matplotlib's Agg canvas.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects, not through pyplot, so no display
+is needed and the caller's pyplot backend and open figures are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_path
+from ..config import Hyperparameters
+from .noise import NoiseSpec
+from .result import values_dict
+
+__all__ = ["plot_accuracy", "plot_reliance"]
+
+_QUANTITIES = (
+    ("beta", "beta (feed-forward)"),
+    ("lambda", "lambda (feedback)"),
+    ("memory", "memory (1 - beta - lambda)"),
+    ("alpha", "alpha (error correction)"),
+)
+
+
+def _figure(width: float, height: float) -> Any:
+    """A figure on an Agg canvas, without pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _colour_map(name: str) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps[name]
+
+
+def _noise_axis(noises: Sequence[NoiseSpec]) -> tuple[list[float], str, list[str] | None]:
+    """x positions, the axis label, and tick labels when the kinds differ."""
+    kinds = {noise.kind for noise in noises}
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        name = {"gaussian": "sigma", "saltpepper": "p", "uniform": "w"}[kind]
+        return [noise.level for noise in noises], f"{kind} noise {name}", None
+    return list(range(len(noises))), "noise", [str(noise) for noise in noises]
+
+
+def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=path.suffix.lstrip(".") or "png", dpi=120)
+    return path
+
+
+def plot_reliance(
+    noises: Sequence[NoiseSpec],
+    tuned: Sequence[Sequence[Hyperparameters]],
+    path: str | os.PathLike[str],
+    *,
+    initial: Sequence[Hyperparameters] | None = None,
+    pcoder_names: Sequence[str] | None = None,
+    title: str = "Tuned hyperparameters against noise",
+) -> Path:
+    """beta, lambda, memory and alpha of each pcoder against the noise level, one panel each.
+
+    Args:
+        noises: the noise levels, [L].
+        tuned: per level, the values each pcoder uses, [L][P] (bottom pcoder first).
+        path: the image file to write (atomically); its suffix picks the format.
+        initial: the starting values per pcoder [P], drawn as dotted lines.
+        pcoder_names: legend labels, [P]; default ``pcoder 0``, ...
+    """
+    order = sorted(range(len(noises)), key=lambda i: (noises[i].kind, noises[i].level))
+    x, xlabel, ticks = _noise_axis([noises[i] for i in order])
+    count = len(tuned[0]) if tuned else 0
+    names = list(pcoder_names) if pcoder_names else [f"pcoder {i}" for i in range(count)]
+    figure = _figure(10, 7)
+    axes = figure.subplots(2, 2, sharex=True)
+    colours = _colour_map("viridis")
+    for axis, (key, label) in zip(axes.flat, _QUANTITIES, strict=True):
+        for pcoder in range(count):
+            colour = colours(pcoder / max(count - 1, 1))
+            y = [values_dict(tuned[i][pcoder])[key] for i in order]
+            axis.plot(x, y, marker="o", color=colour, label=names[pcoder])
+            if initial is not None:
+                axis.axhline(
+                    values_dict(initial[pcoder])[key], color=colour, linestyle=":", linewidth=1
+                )
+        axis.set_title(label)
+        axis.grid(alpha=0.3)
+        if key != "alpha":
+            axis.set_ylim(-0.03, 1.03)
+        else:
+            alphas = [value.pc for row in tuned for value in row]
+            alphas += [value.pc for value in initial or ()]
+            # alpha may move over orders of magnitude; a log axis shows that, a linear one hides it.
+            if min(alphas) > 0 and max(alphas) / min(alphas) > 3:
+                axis.set_yscale("log")
+            else:
+                axis.ticklabel_format(axis="y", useOffset=False, style="plain")
+        if ticks is not None:
+            axis.set_xticks(x, ticks, rotation=30)
+    for axis in axes[1]:
+        axis.set_xlabel(xlabel)
+    axes[0][0].legend(fontsize="small")
+    subtitle = " (dotted: starting values)" if initial is not None else ""
+    figure.suptitle(title + subtitle)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_accuracy(
+    noises: Sequence[NoiseSpec],
+    before: Sequence[Sequence[float]],
+    after: Sequence[Sequence[float]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Held-out accuracy per timestep, before and after tuning",
+) -> Path:
+    """Accuracy against timestep for each noise level: dashed before tuning, solid after.
+
+    Args:
+        noises: [L]; before, after: per level, accuracy at t = 0..T, [L][T+1].
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(8, 5.5)
+    axis = figure.subplots()
+    colours = _colour_map("plasma")
+    for index, noise in enumerate(noises):
+        colour = colours(index / max(len(noises), 1))
+        steps = range(len(before[index]))
+        axis.plot(steps, before[index], linestyle="--", color=colour, label=f"{noise} before")
+        axis.plot(steps, after[index], marker="o", color=colour, label=f"{noise} tuned")
+    axis.set_xlabel("timestep t (0: feed-forward)")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel("accuracy")
+    axis.grid(alpha=0.3)
+    # Below the axes: curves rise towards the top, where a legend inside would hide them.
+    axis.legend(fontsize="small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    axis.set_title(title)
+    figure.tight_layout()
+    return _save(figure, path)

@@ -1,0 +1,217 @@
+"""Accuracy per timestep on noisy held-out images, and how the tuned weights read as reliance on
+feedback.
+
+In the follow-up paper's reading, lambda (the weight of the top-down prediction) measures how much
+a layer relies on feedback, beta how much on the feed-forward drive and memory on its own
+previous state; tuning at growing noise levels shows how that balance shifts.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..evaluate.metrics import PairedDifference, paired_bootstrap_diff, top1_error
+from ..modules import eval_mode
+from ..network import PredictiveNet
+from .data import TuneData, as_tensors, check_disjoint_images, iterate_batches
+from .gradient import tune_gradient
+from .hyperparameters import temporary_hyperparameters
+from .noise import NoiseSpec
+from .objective import Normalize, check_timesteps, network_device, noisy_batch
+from .optuna_search import tune_optuna
+from .result import TuneResult
+
+__all__ = [
+    "LevelReport",
+    "TimestepAccuracy",
+    "accuracy_per_timestep",
+    "evaluate_per_timestep",
+    "evaluation_seed",
+    "tune_and_evaluate",
+]
+
+
+@dataclass(frozen=True)
+class TimestepAccuracy:
+    """Accuracy of the unrolled network at every timestep on one set of noisy images.
+
+    Attributes:
+        accuracy: float64 [T+1], the fraction of images classified correctly at t = 0..T.
+        correct: bool [T+1, N], per image and timestep (for paired bootstrap intervals).
+    """
+
+    accuracy: Tensor
+    correct: Tensor
+
+
+@torch.no_grad()
+def evaluate_per_timestep(
+    pnet: PredictiveNet,
+    images: Tensor,
+    labels: Tensor,
+    noise: NoiseSpec,
+    timesteps: int,
+    generator: torch.Generator,
+    *,
+    batch_size: int = 250,
+    normalize: Normalize | None = None,
+) -> TimestepAccuracy:
+    """Run ``pnet`` for ``timesteps`` steps on ``images`` with ``noise`` and score every step.
+
+    Args:
+        pnet: the network, with the hyperparameters to evaluate installed; run in eval mode.
+        images: float [N, C, H, W] in [0, 1] (pixel space), labels: int [N].
+        noise: added to the images (in batches, in order, from ``generator``: the same seed gives
+            the same noisy images, so two hyperparameter sets can be compared image by image).
+        timesteps: T.
+        generator: the source of the noise (on the CPU).
+        normalize: applied after the noise, before the network.
+    """
+    tensors = as_tensors((images, labels))
+    assert tensors is not None
+    device = network_device(pnet)
+    logits = []
+    with eval_mode(pnet):
+        for batch_images, batch_labels in iterate_batches(tensors, batch_size, None):
+            x, _ = noisy_batch(batch_images, batch_labels, noise, generator, device, normalize)
+            logits.append(pnet(x, timesteps=timesteps).logits.float().cpu())
+    stacked = torch.cat(logits, dim=1)  # [T+1, N, K]
+    error = top1_error(stacked, labels.cpu())
+    correct = stacked.argmax(dim=-1) == labels.cpu()
+    return TimestepAccuracy(accuracy=1.0 - error.double(), correct=correct)
+
+
+def accuracy_per_timestep(
+    pnet: PredictiveNet,
+    images: Tensor,
+    labels: Tensor,
+    noise: NoiseSpec,
+    timesteps: int,
+    generator: torch.Generator,
+    *,
+    batch_size: int = 250,
+    normalize: Normalize | None = None,
+) -> Tensor:
+    """float64 [T+1]: the fraction of ``images`` [N, C, H, W] classified correctly at each
+    timestep, with ``noise`` from ``generator``; see :func:`evaluate_per_timestep`."""
+    return evaluate_per_timestep(
+        pnet,
+        images,
+        labels,
+        noise,
+        timesteps,
+        generator,
+        batch_size=batch_size,
+        normalize=normalize,
+    ).accuracy
+
+
+def evaluation_seed(seed: int, noise: NoiseSpec) -> int:
+    """The seed of the held-out noise at one level.
+
+    It depends on the noise itself, not on its position in a list of levels, so a resumed or
+    reordered run sees the same noisy images.
+    """
+    return seed * 1_000_003 + zlib.crc32(str(noise).encode())
+
+
+@dataclass
+class LevelReport:
+    """Tuning at one noise level and its effect on held-out images.
+
+    Attributes:
+        result: the tuning outcome.
+        before: accuracy per timestep with the network's own hyperparameters.
+        after: accuracy per timestep with the tuned ones, on the same noisy images.
+        gain: accuracy after minus before at the last timestep, with a paired bootstrap 95% CI.
+    """
+
+    result: TuneResult
+    before: TimestepAccuracy
+    after: TimestepAccuracy
+    gain: PairedDifference
+
+    @property
+    def noise(self) -> NoiseSpec:
+        return self.result.noise
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the tuning summary, accuracies (rounded to 1e-6) and the gain."""
+        return {
+            **self.result.to_dict(),
+            "accuracy_before": [round(float(a), 6) for a in self.before.accuracy],
+            "accuracy_after": [round(float(a), 6) for a in self.after.accuracy],
+            "final_timestep_gain": {
+                "timestep": self.result.timesteps,
+                "after_minus_before": round(self.gain.diff, 6),
+                "ci95": [round(self.gain.low, 6), round(self.gain.high, 6)],
+            },
+        }
+
+
+def _tuning_images(data: TuneData) -> Tensor:
+    tensors = as_tensors(data)
+    if tensors is not None:
+        return tensors[0]
+    return torch.cat([images.detach().cpu() for images, _ in iterate_batches(data, 1, None)])
+
+
+def tune_and_evaluate(
+    pnet: PredictiveNet,
+    tune_data: TuneData,
+    eval_images: Tensor,
+    eval_labels: Tensor,
+    noise: NoiseSpec,
+    *,
+    method: str = "gradient",
+    timesteps: int | None = None,
+    seed: int = 0,
+    normalize: Normalize | None = None,
+    **tune_options: Any,
+) -> LevelReport:
+    """Tune at ``noise`` on ``tune_data``, then score before and after on held-out images.
+
+    The held-out images must not appear among the tuning images: they are compared by content
+    (:func:`check_disjoint_images`), so this holds however the two sets were built.
+
+    Args:
+        pnet: the network; left as it was (install the result with ``report.result.apply_to``).
+        tune_data: tuning images (see :func:`tune_gradient`).
+        eval_images: held-out float [N, C, H, W] in [0, 1]; eval_labels: int [N].
+        noise: the noise tuned for and evaluated with.
+        method: ``"gradient"`` (:func:`tune_gradient`) or ``"optuna"`` (:func:`tune_optuna`).
+        timesteps: T; default the network's config.
+        seed: seeds the tuning and (through :func:`evaluation_seed`) the held-out noise.
+        normalize: applied after the noise, before the network.
+        tune_options: passed on to the tuning function (epochs, lr_mixing, trials, shared, ...).
+
+    Raises:
+        DataError: the held-out images overlap the tuning images.
+    """
+    steps = check_timesteps(pnet.config.timesteps if timesteps is None else timesteps)
+    if method not in ("gradient", "optuna"):
+        raise ConfigError(f"method {method!r}: expected 'gradient' or 'optuna'")
+    check_disjoint_images(_tuning_images(tune_data), eval_images)
+    noise_seed = evaluation_seed(seed, noise)
+
+    def evaluate() -> TimestepAccuracy:
+        generator = torch.Generator().manual_seed(noise_seed)
+        return evaluate_per_timestep(
+            pnet, eval_images, eval_labels, noise, steps, generator, normalize=normalize
+        )
+
+    before = evaluate()
+    tune = tune_optuna if method == "optuna" else tune_gradient
+    result = tune(
+        pnet, tune_data, noise, timesteps=steps, seed=seed, normalize=normalize, **tune_options
+    )
+    with temporary_hyperparameters(pnet, result.hyperparameters, shared=result.shared):
+        after = evaluate()
+    gain = paired_bootstrap_diff(after.correct[steps], before.correct[steps], seed=seed)
+    return LevelReport(result=result, before=before, after=after, gain=gain)
