@@ -26,7 +26,7 @@ Usage::
 
     python benchmarks/bench_dynamics.py                   # full run (about 5-8 minutes, 2 cores)
     python benchmarks/bench_dynamics.py --quick           # smoke run, small inputs (seconds)
-    python benchmarks/bench_dynamics.py --readme benchmarks/README_dynamics.md
+    python benchmarks/bench_dynamics.py --readme /tmp/dynamics.md   # also write a results page
 """
 
 from __future__ import annotations

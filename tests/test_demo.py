@@ -22,7 +22,7 @@ SETTINGS = [
     "accuracy",
     "accuracy_clipped",
     "accuracy_shuffled_feedback",
-    "accuracy_strong_feedback",
+    "accuracy_tuned",
 ]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -103,6 +103,27 @@ def test_report_shapes_and_ranges(demo: dict[str, Any]) -> None:
     assert report["hyperparameters"][0] == {"feedforward": 0.8, "feedback": 0.1, "pc": 0.01}
 
 
+def test_tuned_hyperparameters_are_valid_and_from_the_validation_split(
+    demo: dict[str, Any],
+) -> None:
+    report = demo["report"]
+    for key in NOISE_KEYS:
+        assert report["tuning"][key]["split"] == "validation"
+        assert report["tuning"][key]["steps"] >= 1
+        values = report["tuned_hyperparameters"][key]
+        assert len(values) == 3 and values[-1]["feedback"] == 0.0
+        for value in values:
+            weights = (value["feedforward"], value["feedback"], value["memory"])
+            assert all(0.0 <= w <= 1.0 for w in weights)
+            assert sum(weights) == pytest.approx(1.0, abs=1e-6)
+            assert value["pc"] >= 0.0
+        # Tuning started from the paper's values and moved them.
+        assert values[0] != {"feedforward": 0.8, "feedback": 0.1, "pc": 0.01, "memory": 0.1}
+        gain = report["tuned_minus_paper_at_T"][key]
+        expected = report["accuracy_tuned"][key][-1] - report["accuracy"][key][-1]
+        assert gain["mean"] == pytest.approx(expected, abs=1e-9)
+
+
 def test_the_numbers_behave(demo: dict[str, Any]) -> None:
     report = demo["report"]
     accuracy = report["accuracy"]
@@ -112,7 +133,7 @@ def test_the_numbers_behave(demo: dict[str, Any]) -> None:
     # Paired: at t = 0 no feedback has acted yet, so every setting sees the same first pass.
     for key in NOISE_KEYS:
         assert report["accuracy_shuffled_feedback"][key][0] == accuracy[key][0]
-        assert report["accuracy_strong_feedback"][key][0] == accuracy[key][0]
+        assert report["accuracy_tuned"][key][0] == accuracy[key][0]
     assert report["accuracy_clipped"]["0.0"] == accuracy["0.0"]
     # The first decoder learned something: its error is below that of predicting zeros.
     images = _subset(mnist5k_splits(SPLIT_SEED).test, QUICK.test_images, 0 + 1).tensors[0]
