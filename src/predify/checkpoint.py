@@ -109,9 +109,7 @@ def read_feedback_file(
     except CheckpointError:
         raise
     except Exception as error:
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint: {type(error).__name__}: {error}"
-        ) from None
+        raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from None
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: not a predify feedback checkpoint")
     try:
@@ -122,8 +120,17 @@ def read_feedback_file(
     return config, tensors, metadata
 
 
-def _check_and_load(module: nn.Module, tensors: Mapping[str, Tensor], source: str) -> None:
-    expected = {k: v for k, v in module.state_dict().items() if isinstance(v, Tensor)}
+def _check_and_load(
+    module: nn.Module, tensors: Mapping[str, Tensor], source: str, only: str = ""
+) -> None:
+    expected = {k: v for k, v in module.state_dict().items() if isinstance(v, Tensor) and only in k}
+    # A tensor of the wrong shape is the most telling mismatch: report it first.
+    for key, value in tensors.items():
+        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: tensor {key!r} has shape {list(value.shape)} in the file but "
+                f"{list(expected[key].shape)} in the network"
+            )
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -133,36 +140,43 @@ def _check_and_load(module: nn.Module, tensors: Mapping[str, Tensor], source: st
         if unexpected:
             parts.append(f"unexpected tensors {unexpected[:5]}")
         raise CheckpointError(f"{source}: does not fit this network: {'; '.join(parts)}")
-    for key, value in tensors.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{source}: tensor {key!r} has shape {list(value.shape)} in the file but "
-                f"{list(expected[key].shape)} in the network"
-            )
     module.load_state_dict(dict(tensors), strict=False)
 
 
-def load_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) -> dict[str, str]:
-    """Load decoders, hyperparameters and c_sqrt from ``path`` into ``pnet``.
+def load_feedback(
+    pnet: PredictiveNet, path: str | os.PathLike[str], *, hyperparameters: bool = True
+) -> dict[str, str]:
+    """Load decoders, c_sqrt and (unless ``hyperparameters=False``) hyperparameters into ``pnet``.
+
+    With ``hyperparameters=False`` the network keeps the beta, lambda and alpha it has, for
+    example those of a tuned config it was built from.
 
     Returns the file's metadata. Raises :class:`CheckpointError` naming the tensor and both
     shapes when the file does not fit.
     """
     config, tensors, metadata = read_feedback_file(path)
-    _load_into(pnet, config, tensors, str(path))
+    _load_into(pnet, config, tensors, str(path), hyperparameters=hyperparameters)
     return metadata
 
 
 def _load_into(
-    pnet: PredictiveNet, config: PNetConfig, tensors: Mapping[str, Tensor], source: str
+    pnet: PredictiveNet,
+    config: PNetConfig,
+    tensors: Mapping[str, Tensor],
+    source: str,
+    hyperparameters: bool = True,
 ) -> None:
     if len(config.pcoders) != pnet.num_pcoders:
         raise CheckpointError(
             f"{source}: holds {len(config.pcoders)} pcoders, the network has {pnet.num_pcoders}"
         )
-    # Learnable or fixed follows the file: the hyperparameter modules switch before loading.
-    pnet.set_hyperparameters_learnable(any(key.endswith("mixing_logits") for key in tensors))
-    _check_and_load(pnet.pcoders, tensors, source)
+    if hyperparameters:
+        # Learnable or fixed follows the file: the hyperparameter modules switch before loading.
+        pnet.set_hyperparameters_learnable(any(key.endswith("mixing_logits") for key in tensors))
+        _check_and_load(pnet.pcoders, tensors, source)
+    else:
+        decoders = {key: value for key, value in tensors.items() if ".decoder." in key}
+        _check_and_load(pnet.pcoders, decoders, source, only=".decoder.")
     for pcoder, pcoder_config in zip(pnet.pcoders, config.pcoders, strict=True):
         if pcoder_config.c_sqrt is not None:
             pcoder.c_sqrt = pcoder_config.c_sqrt
@@ -205,9 +219,7 @@ def load_original_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) ->
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint: {type(error).__name__}: {error}"
-        ) from None
+        raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -216,23 +228,12 @@ def load_original_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) ->
         converted = convert_original_state_dict(state)
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    decoders = {
-        key: value
-        for key, value in pnet.pcoders.state_dict().items()
-        if ".decoder." in key and isinstance(value, Tensor)
-    }
-    for key, value in converted.items():
-        if key not in decoders:
-            raise CheckpointError(f"{path}: tensor {key!r} has no counterpart in this network")
-        if tuple(value.shape) != tuple(decoders[key].shape):
-            raise CheckpointError(
-                f"{path}: tensor {key!r} has shape {list(value.shape)} in the file but "
-                f"{list(decoders[key].shape)} in the network"
-            )
-    missing = sorted(set(decoders) - set(converted))
-    if missing:
-        raise CheckpointError(f"{path}: missing decoder tensors {missing[:5]}")
-    pnet.pcoders.load_state_dict(converted, strict=False)
+    _check_and_load(pnet.pcoders, converted, str(path), only=".decoder.")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _safetensors() -> Any:

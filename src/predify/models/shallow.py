@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..builder import PAPER_HYPERPARAMETERS
 from ..config import Hyperparameters
+from ..errors import ConfigError
 from ..network import PredictiveNet
 from ._common import build_zoo_model
 from ._registry import register_model
@@ -56,7 +56,7 @@ def pshallow(
     hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
     gradient_scaling: bool = True,
     timesteps: int = 10,
-    **_: Any,
+    weights: None = None,
 ) -> PredictiveNet:
     """A predictive :class:`ShallowCNN` with automatic decoders.
 
@@ -64,7 +64,11 @@ def pshallow(
         backbone: a (trained) ShallowCNN; a new one is built from ``in_channels``,
             ``num_classes`` and ``widths`` when None.
         image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
+        weights: only None: there are no published weights of this network (the argument exists
+            so that every zoo builder takes it).
     """
+    if weights is not None:
+        raise ConfigError(f"pshallow: no published weights exist, got weights={weights!r}")
     if backbone is None:
         backbone = ShallowCNN(in_channels, num_classes, widths)
     first_conv = backbone.features[0]
