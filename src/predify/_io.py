@@ -67,3 +67,45 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def check_writable_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and check that files can be written in it, before any work.
+
+    Raises:
+        DataError: the directory cannot be created or written, naming it and why.
+    """
+    from .errors import DataError
+
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise DataError(
+            f"{directory}: cannot write the output directory: {error.strerror or error}"
+        ) from None
+    return directory
+
+
+def load_weights_only(path: str | os.PathLike[str], what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; nothing in the file is executed.
+
+    Raises:
+        CheckpointError: one line naming the file and ``what`` it should hold when it is missing
+            or cannot be read (a pickle that needs code to load included).
+    """
+    import torch
+
+    from .errors import CheckpointError
+
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"{file}: {what} not found")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:
+        lines = str(error).strip().splitlines()
+        detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        raise CheckpointError(f"{file}: cannot read {what}: {detail}") from None

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._io import atomic_path
+from ._io import atomic_path, load_weights_only
 from .config import PNetConfig
 from .errors import CheckpointError, ConfigError
 from .network import PredictiveNet
@@ -94,7 +94,7 @@ def read_feedback_file(
                 metadata = dict(handle.metadata() or {})
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
         else:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = load_weights_only(path, "feedback checkpoint")
             if not isinstance(payload, dict) or payload.get("format") != FORMAT:
                 raise CheckpointError(
                     f"{path}: not a predify feedback checkpoint (no '{FORMAT}' marker); for a "
@@ -214,12 +214,7 @@ def convert_original_state_dict(state: Mapping[str, Any]) -> dict[str, Tensor]:
 def load_original_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) -> None:
     """Load decoder weights saved by the original Predify package into ``pnet``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from None
+    state = load_weights_only(path, "checkpoint")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

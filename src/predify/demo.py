@@ -41,7 +41,8 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from ._io import atomic_path, atomic_write_json, atomic_write_text
+from ._device import resolve_device
+from ._io import atomic_path, atomic_write_json, atomic_write_text, check_writable_dir
 from .config import Hyperparameters
 from .errors import ConfigError, DataError
 from .network import PNetState, PredictiveNet
@@ -746,29 +747,6 @@ def _findings(report: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- the demo
-def _check_output_dir(out: Path) -> None:
-    import tempfile
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise DataError(
-            f"{out}: cannot write the output directory: {error.strerror or error}"
-        ) from None
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device: unknown device {device!r}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
-    return resolved
 
 
 def run_demo(
@@ -809,8 +787,8 @@ def run_demo(
     if not levels or any(not math.isfinite(s) or s < 0 for s in levels):
         raise ConfigError(f"noise_levels: expected finite values >= 0, got {list(noise_levels)}")
     out = Path(out_dir)
-    _check_output_dir(out)
-    target_device = _resolve_device(device)
+    check_writable_dir(out)
+    target_device = resolve_device(device)
     if target_device.type != "cpu":
         return _run_demo(out, settings, steps, seed, levels, target_device, progress, workers=1)
     # Ops run single-threaded on the CPU: the numbers are then the same on any number of cores

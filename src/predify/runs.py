@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._io import atomic_path, atomic_write_json
+from ._io import atomic_path, atomic_write_json, load_weights_only
 from .builder import predify
 from .checkpoint import load_feedback, save_feedback
 from .config import PNetConfig
@@ -208,12 +208,10 @@ def load_run(
     config = PNetConfig.from_toml(run_dir / "config.toml")
     backbone = build_backbone(info.backbone)
     backbone_file = run_dir / "backbone.pt"
-    if not backbone_file.is_file():
-        raise CheckpointError(f"{backbone_file}: backbone weights not found")
+    state = load_weights_only(backbone_file, "backbone weights")
     try:
-        state = torch.load(backbone_file, map_location="cpu", weights_only=True)
         backbone.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError) as error:
+    except (RuntimeError, ValueError, TypeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{backbone_file}: cannot load backbone weights: {first}") from None
     pnet = predify(backbone, config)

@@ -137,7 +137,7 @@ class _Payload:
 def test_pickled_code_is_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:
-        pickle.dump({"format": "predify-feedback-v1", "state": _Payload()}, handle)
+        pickle.dump({"format": "predify-feedback-v1", "state": _Payload()}, handle, protocol=2)
     for load in (load_feedback, load_original_feedback):
         with pytest.raises(CheckpointError):
             load(golden_pnet(), path)

@@ -42,6 +42,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .._device import resolve_device
 from .._io import atomic_write_json, atomic_write_text
 from ..errors import ConfigError, DataError
 from ..runs import LoadedRun, feedback_path, load_run
@@ -210,20 +211,6 @@ def _parse_readouts(
             raise ConfigError(f"{option}: {value} is not in 0..{timesteps}")
         readouts.append(value)
     return sorted(set(readouts))
-
-
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ConfigError(
-            f"--device: unknown device {spec!r}; expected cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device: CUDA is not available on this machine")
-    return device
 
 
 # ---------------------------------------------------------------------- data
@@ -588,7 +575,7 @@ def _check_options(args: argparse.Namespace) -> _Options:
         epsilons = [_parse_number(item, "--epsilons") for item in items]
         if not epsilons:
             raise ConfigError("--epsilons: expected at least one number")
-    return _Options(corruptions, severities, attacks, epsilons, _device(args.device))
+    return _Options(corruptions, severities, attacks, epsilons, resolve_device(args.device))
 
 
 def _corruption_section(

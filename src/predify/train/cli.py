@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from .._io import atomic_write_json
+from .._device import resolve_device
+from .._io import atomic_write_json, check_writable_dir, load_weights_only
 from ..builder import auto_config, predify
 from ..checkpoint import save_feedback
 from ..config import PNetConfig, load_config
@@ -130,32 +130,6 @@ def default_modules(backbone_name: str) -> tuple[str, ...]:
     )
 
 
-def _resolve_device(text: str) -> torch.device:
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise ConfigError(
-            f"--device: unknown device {text!r} (expected cpu, cuda, cuda:1 ...)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {text}: CUDA is not available on this machine")
-    return device
-
-
-def _check_output_dir(out: Path) -> None:
-    """Fail before any work if ``out`` cannot be created or written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise DataError(
-            f"{out}: cannot write the output directory: {error.strerror or error}"
-        ) from None
-
-
 def _normalization(name: str | None) -> dict[str, list[float]] | None:
     from .. import data
 
@@ -184,15 +158,7 @@ def _load_training_data(
 
 def _load_backbone_weights(backbone: nn.Module, path: str) -> None:
     file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"{file}: backbone weights not found")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:
-        first = " ".join(str(error).split())[:200]
-        raise CheckpointError(
-            f"{file}: cannot read backbone weights ({type(error).__name__}: {first})"
-        ) from None
+    state = load_weights_only(file, "backbone weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -357,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.out:
             raise ConfigError("--out is required: the run directory to write")
         out = Path(args.out)
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     distributed = init_distributed(device)
     try:
         if distributed is not None and device.type == "cuda":
@@ -365,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
             torch.cuda.set_device(device)
         is_main = distributed is None or distributed.is_main
         if is_main:
-            _check_output_dir(out)
+            check_writable_dir(out)
         # With --download, rank 0 fetches the data before the others read it.
         download_first = distributed is not None and args.download
         if download_first and not is_main:

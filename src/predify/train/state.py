@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_path, load_weights_only
 from ..errors import CheckpointError
 
 __all__ = [
@@ -110,15 +110,7 @@ def write_training_checkpoint(path: str | os.PathLike[str], payload: dict[str, A
 def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True``; errors name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: training checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"{path}: cannot read training checkpoint: {type(error).__name__}: {first}"
-        ) from None
+    payload = load_weights_only(path, "training checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != TRAIN_CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: not a predify training checkpoint (no '{TRAIN_CHECKPOINT_FORMAT}' marker)"

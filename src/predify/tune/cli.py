@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .._device import resolve_device
 from .._io import atomic_write_json, atomic_write_text
 from ..config import Hyperparameters
 from ..errors import ConfigError, DataError
@@ -146,18 +147,6 @@ def _check_arguments(args: argparse.Namespace) -> list[NoiseSpec]:
         optuna = import_optuna()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     return noises
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name!r}: expected cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
-    return device
 
 
 def _fingerprint(run_dir: Path) -> str:
@@ -338,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     """``predify tune``; returns the exit status."""
     began = time.perf_counter()
     noises = _check_arguments(args)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     run_dir = Path(args.run_dir)
     loaded = load_run(run_dir, device=device)
     fingerprint = _fingerprint(run_dir)
