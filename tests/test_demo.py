@@ -173,3 +173,23 @@ def test_unwritable_output_directory(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["demo", "--quick", "--out", str(blocker / "out")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "cannot write the output directory" in lines[0]
+
+
+def test_same_seed_same_report(demo: dict[str, Any], tmp_path: Path) -> None:
+    """Tuning runs a fixed number of steps, so the whole report repeats with the seed."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(["demo", "--quick", "--out", str(tmp_path / "again"), "--no-progress"])
+    finally:
+        torch.set_num_threads(previous)
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    first = demo["report"]
+    for key in (
+        "accuracy",
+        "accuracy_shuffled_feedback",
+        "accuracy_tuned",
+        "tuned_hyperparameters",
+    ):
+        assert again[key] == first[key], key
