@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 
 from predify.errors import DataError
+from predify.evaluate.corruptions import EXTRA_CORRUPTIONS, IMAGENET_C_CORRUPTIONS
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",
@@ -48,32 +49,9 @@ __all__ = [
 # Tensors, arrays and (nested) lists of numbers are all accepted.
 ArrayLike = torch.Tensor | npt.ArrayLike
 
-# The 15 corruptions whose CEs are averaged into mCE, in the benchmark's order
-# (noise, blur, weather, digital).
-IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-# Held-out corruptions released with ImageNet-C; reported separately, not part of mCE.
-IMAGENET_C_EXTRA_CORRUPTIONS: tuple[str, ...] = (
-    "speckle_noise",
-    "gaussian_blur",
-    "spatter",
-    "saturate",
-)
+# The 15 corruptions whose CEs are averaged into mCE, in the benchmark's order, and the 4
+# held-out ones released with ImageNet-C (reported separately, not part of mCE).
+IMAGENET_C_EXTRA_CORRUPTIONS = EXTRA_CORRUPTIONS
 
 # Top-1 error of torchvision's AlexNet on ImageNet-C, severities 1..5, as fractions.
 # Source: hendrycks/robustness README.md, table "AlexNet ImageNet-C Error" ("Use these values to
