@@ -118,6 +118,23 @@ class PredictiveNet(nn.Module):
     def input_size(self) -> tuple[int, ...]:
         return self.config.input_size
 
+    @property
+    def updated_modules(self) -> tuple[nn.Module, ...]:
+        """The backbone modules whose outputs the pcoders update, bottom first."""
+        return self._modules_to_update
+
+    def feedforward_activations(self, x: Tensor) -> list[Tensor]:
+        """The outputs of the pcoder modules in one plain feed-forward pass, bottom first.
+
+        Args:
+            x: input batch [B, *input_size].
+
+        Returns:
+            Per pcoder [B, C_n, H_n, W_n] (no decoder runs; safe from later in-place ops).
+        """
+        self.check_input(x)
+        return self._pass(x, None, with_predictions=False, with_errors=False).reps
+
     def hyperparameters(self) -> list[Hyperparameters]:
         """The hyperparameters each pcoder uses, bottom first (the top one's feedback is 0)."""
         values = []
@@ -192,7 +209,8 @@ class PredictiveNet(nn.Module):
         return config
 
     # ------------------------------------------------------------------ dynamics
-    def _check_input(self, x: Tensor) -> None:
+    def check_input(self, x: Tensor) -> None:
+        """Raise :class:`DataError` unless ``x`` is a float batch [B, *input_size]."""
         expected = self.config.input_size
         if not isinstance(x, Tensor):
             raise DataError(f"input: expected a tensor, got {type(x).__name__}")
@@ -277,7 +295,7 @@ class PredictiveNet(nn.Module):
         Args:
             x: input batch [B, *input_size].
         """
-        self._check_input(x)
+        self.check_input(x)
         return self._pass(x, None, with_predictions=True, with_errors=with_errors)
 
     def step(
@@ -304,7 +322,7 @@ class PredictiveNet(nn.Module):
         steps = self.config.timesteps if timesteps is None else timesteps
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"timesteps: expected an integer >= 0, got {timesteps!r}")
-        self._check_input(x)
+        self.check_input(x)
         state = self._pass(x, None, with_predictions=record or steps > 0, with_errors=record)
         logits = [state.logits]
         # Only a recording keeps past states alive: memory must not grow with T otherwise.

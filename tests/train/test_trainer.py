@@ -80,7 +80,7 @@ def naive_decoder_gradients(pnet: PredictiveNet, batch: torch.Tensor) -> list[to
 
         return hook
 
-    with forward_hooks([(m, keeper(i)) for i, m in enumerate(model._modules_to_update)]):
+    with forward_hooks([(m, keeper(i)) for i, m in enumerate(model.updated_modules)]):
         model.backbone(batch)
     activations = [a for a in captured if a is not None]
     assert all(a.requires_grad for a in activations)  # the graph spans the backbone

@@ -49,7 +49,6 @@ from tqdm.auto import tqdm
 from ..checkpoint import _load_into, feedback_state_dict
 from ..config import PNetConfig
 from ..errors import CheckpointError, ConfigError, DataError, PredifyError
-from ..modules import forward_hooks
 from ..network import PNetState, PredictiveNet
 from .logs import MetricsLogger
 from .state import (
@@ -327,28 +326,8 @@ class FeedbackTrainer:
     # ------------------------------------------------------------------ objectives
     def _feedforward_activations(self, images: Tensor) -> list[Tensor]:
         """The pcoder modules' outputs [B, C_n, H_n, W_n] of one no-grad backbone pass."""
-        pnet = self.pnet
-        captured: list[Tensor | None] = [None] * pnet.num_pcoders
-        clone = pnet._clone_outputs
-
-        def keeper(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
-            def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-                # A later in-place op (ReLU(inplace=True)) would overwrite the kept tensor.
-                captured[index] = output.clone() if clone[index] else output
-
-            return hook
-
-        with (
-            torch.no_grad(),
-            forward_hooks(
-                [(module, keeper(index)) for index, module in enumerate(pnet._modules_to_update)]
-            ),
-        ):
-            pnet.backbone(images)
-        missing = [pnet.pcoders[i].module_path for i, a in enumerate(captured) if a is None]
-        if missing:
-            raise RuntimeError(f"the backbone did not run the pcoder modules {missing}")
-        return [activation for activation in captured if activation is not None]
+        with torch.no_grad():
+            return self.pnet.feedforward_activations(images)
 
     def _reconstruction_losses(self, images: Tensor) -> Tensor:
         """The paper's objective: [n_pcoders] MSE(decoder_n(a_n), a_{n-1}), a_0 = the image."""
@@ -446,7 +425,7 @@ class FeedbackTrainer:
             [n_pcoders] detached per-pcoder losses (summed over t = 0..T when ``timesteps > 0``).
         """
         images = images.to(self.device, non_blocking=True)
-        self.pnet._check_input(images)
+        self.pnet.check_input(images)
         self.pnet.backbone.eval()
         if self.timesteps == 0:
             losses = self._call_objective("reconstruct", images)
