@@ -174,8 +174,10 @@ def _flatten(decoder: nn.Module) -> list[nn.Module] | None:
 
 
 def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size) -> Tensor:
-    output_size = list(grad.shape[-2:])
-    input_size = list(input_shape)
+    # Plain ints: under torch.compile with dynamic shapes, symbolic sizes reach this op's meta
+    # function as a generic list, which it rejects (torch 2.14); int() specialises them.
+    output_size = [int(size) for size in grad.shape[-2:]]
+    input_size = [int(size) for size in input_shape]
     scales: Sequence[float | None] = (None, None)
     if layer.scale_factor is not None:
         factor = layer.scale_factor
