@@ -28,3 +28,16 @@ class GoldenNet(nn.Module):
 
 def load_case(name: str) -> dict[str, Any]:
     return torch.load(GOLDEN_DIR / f"{name}.pt", weights_only=True)
+
+
+def golden_pnet(name: str) -> Any:
+    """The predictive GoldenNet of a golden case, with the case's backbone and decoder weights."""
+    import predify
+
+    data = load_case(name)
+    backbone = GoldenNet()
+    backbone.load_state_dict(data["backbone_state"])
+    pnet = predify.predify(backbone, GOLDEN_DIR / f"{name}.toml")
+    for pcoder, state in zip(pnet.pcoders, data["decoder_states"], strict=True):
+        pcoder.decoder.load_state_dict(state, strict=True)
+    return pnet.eval()

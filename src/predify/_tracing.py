@@ -12,8 +12,8 @@ replaced weights are seen at once.
 
 What a trace freezes is Python control flow: ``self.training`` read in a container's
 ``forward`` (stochastic depth, auxiliary heads) is baked in, so there is one program per
-state of the backbone's plain attributes (:func:`structure_key`). Backbones that fx cannot trace (data-
-dependent Python branching), and calls where a user's hook sits on a module the program does
+state of the backbone's plain attributes (:func:`structure_key`). Backbones that fx cannot
+trace (data-dependent Python branching), and calls where a user's hook sits on a module the program does
 not call (the backbone itself, a container), run the backbone eagerly with temporary hooks
 instead: same numbers, not compile-friendly.
 """
@@ -25,7 +25,14 @@ from collections.abc import Callable, Sequence
 from torch import Tensor, fx, nn
 from torch.nn.modules import module as module_globals
 
-__all__ = ["StructureKey", "Tap", "TracedBackbone", "hooks_bypassed", "structure_key", "trace_backbone"]
+__all__ = [
+    "StructureKey",
+    "Tap",
+    "TracedBackbone",
+    "hooks_bypassed",
+    "structure_key",
+    "trace_backbone",
+]
 
 Tap = Callable[[int, Tensor], Tensor]
 StructureKey = tuple[tuple[tuple[str, object], ...], ...]
@@ -42,8 +49,8 @@ class TracedBackbone:
     Attributes:
         program: the traced ``GraphModule``; it shares the backbone's module, parameter and
             buffer dictionaries (it is not registered anywhere: it holds no state of its own).
-        called_modules: the ids of the modules the program calls (its leaves); hooks on these
-            still fire.
+        called_modules: the ids of the modules the program calls (its leaves) and of their
+            submodules; hooks on these still fire.
     """
 
     def __init__(self, program: fx.GraphModule, called_modules: frozenset[int]) -> None:
@@ -145,14 +152,15 @@ def trace_backbone(backbone: nn.Module, modules: Sequence[nn.Module]) -> TracedB
         module = named.get(str(node.target))
         if module is None:
             return None
-        called.add(id(module))
+        # A leaf runs its own forward: hooks on it and on everything inside it still fire.
+        called.update(id(inner) for inner in module.modules())
         index = index_of.get(id(module))
         if index is None:
             continue
         taps_per_module[index] += 1
         with graph.inserting_after(node):
             tapped = graph.call_function(_call_tap, (tap, index, node))
-        node.replace_all_uses_with(tapped, delete_user_cb=lambda user: user is not tapped)
+        node.replace_all_uses_with(tapped, delete_user_cb=lambda user, new=tapped: user is not new)
     if taps_per_module != [1] * len(modules):
         return None
     graph.lint()

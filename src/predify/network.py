@@ -16,7 +16,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from ._tracing import StructureKey, TracedBackbone, hooks_bypassed, trace_backbone, structure_key
+from ._tracing import StructureKey, TracedBackbone, hooks_bypassed, structure_key, trace_backbone
 from .config import Hyperparameters, PNetConfig
 from .errors import ConfigError, DataError
 from .modules import forward_hooks

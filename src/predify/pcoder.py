@@ -370,11 +370,18 @@ class PCoder(nn.Module):
         if "c_sqrt" in state:
             self.c_sqrt = float(state["c_sqrt"])
 
+    def _floats_for_eager(self) -> tuple[float, float, float] | None:
+        # Compiled code would guard on Python floats and recompile for every new value (each
+        # tuning trial); the buffer's tensors are graph inputs instead.
+        if torch.compiler.is_compiling():
+            return None
+        return self.hyperparameters.floats()
+
     def update(
         self, feedforward: Tensor, feedback: Tensor | None, rep: Tensor, error_term: Tensor
     ) -> Tensor:
         """e(t) from ff(t), the prediction from above d(t-1), e(t-1) and alpha * s * g(t-1)."""
-        floats = self.hyperparameters.floats()
+        floats = self._floats_for_eager()
         if floats is None:
             beta_t, lam_t, memory_t, _ = self.hyperparameters.weights()
             if not self.has_feedback or feedback is None:
@@ -395,7 +402,7 @@ class PCoder(nn.Module):
 
     def error_coefficient(self, prediction_numel: int) -> Tensor | float:
         """What multiplies (d - target) before the VJP: alpha * s * 2 / numel(d)."""
-        floats = self.hyperparameters.floats()
+        floats = self._floats_for_eager()
         scale = 2.0 / self._c_sqrt if self.gradient_scaling else 2.0 / prediction_numel
         if floats is not None and not torch.is_grad_enabled():
             return floats[2] * scale
