@@ -13,9 +13,9 @@ replaced weights are seen at once.
 What a trace freezes is Python control flow: ``self.training`` read in a container's
 ``forward`` (stochastic depth, auxiliary heads) is baked in, so there is one program per
 state of the backbone's plain attributes (:func:`structure_key`). Backbones that fx cannot
-trace (data-dependent Python branching), and calls where a user's hook sits on a module the program does
-not call (the backbone itself, a container), run the backbone eagerly with temporary hooks
-instead: same numbers, not compile-friendly.
+trace (data-dependent Python branching), and calls where a user's hook sits on a module the
+program does not call (the backbone itself, a container), run the backbone eagerly with
+temporary hooks instead: same numbers, not compile-friendly.
 """
 
 from __future__ import annotations
