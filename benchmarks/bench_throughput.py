@@ -50,7 +50,7 @@ from predify._precision import Execution, autocast, prepare_input
 from predify.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamics import floor_parts  # noqa: E402
+from bench_dynamics import floor_parts
 
 CELL_IMAGES = 50_000
 
@@ -141,7 +141,9 @@ def bench_network(
         runners[mode.name] = call
         networks[mode.name] = network
         floors[mode.name] = floor
-    samples: dict[str, list[float]] = {f"{m.name}/{k}": [] for m in modes for k in ("call", "floor")}
+    samples: dict[str, list[float]] = {
+        f"{m.name}/{k}": [] for m in modes for k in ("call", "floor")
+    }
     for round_index in range(rounds):
         order = modes[round_index % len(modes) :] + modes[: round_index % len(modes)]
         for mode in order:
