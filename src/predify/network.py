@@ -275,9 +275,14 @@ class PredictiveNet(nn.Module):
         return state
 
     def _pass(
-        self, x: Tensor, previous: PNetState | None, with_predictions: bool, with_errors: bool
+        self,
+        x: Tensor,
+        previous: PNetState | None,
+        with_predictions: bool,
+        with_errors: bool,
+        runner: tuple[TracedBackbone | None, bool] | None = None,
     ) -> PNetState:
-        traced, clone_all = self._backbone_runner()
+        traced, clone_all = runner if runner is not None else self._backbone_runner()
         carried: _Carried | None = None
         if previous is not None:
             above = [*previous.preds[1:], None]
@@ -343,7 +348,10 @@ class PredictiveNet(nn.Module):
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"timesteps: expected an integer >= 0, got {timesteps!r}")
         self.check_input(x)
-        state = self._pass(x, None, with_predictions=record or steps > 0, with_errors=record)
+        # Once per call: the lookup walks every backbone module, work a compiler would trace
+        # again at every step.
+        runner = self._backbone_runner()
+        state = self._pass(x, None, record or steps > 0, record, runner)
         logits = [state.logits]
         # Only a recording keeps past states alive: memory must not grow with T otherwise.
         reps: list[list[Tensor]] = [[r] for r in state.reps] if record else []
@@ -351,7 +359,7 @@ class PredictiveNet(nn.Module):
         errors = [state.errors] if state.errors is not None else []
         for t in range(1, steps + 1):
             need_predictions = record or t < steps
-            state = self.step(state, with_predictions=need_predictions, with_errors=record)
+            state = self._pass(x, state, need_predictions, record and need_predictions, runner)
             logits.append(state.logits)
             if record:
                 for index in range(self.num_pcoders):
@@ -437,7 +445,19 @@ def _timestep(
     return logits, done, preds, new_error_terms, errors
 
 
-@torch.compiler.nested_compile_region
+def _region_key(
+    net: PredictiveNet,
+    x: Tensor,
+    carried: _Carried | None,
+    traced: TracedBackbone | None,
+    clone_all: bool,
+    with_predictions: bool,
+    with_errors: bool,
+) -> int:
+    return int(with_predictions) + 2 * int(with_errors) + 4 * int(clone_all)
+
+
+@torch.compiler.nested_compile_region(reuse_hash_fn=_region_key)
 def _timestep_region(
     net: PredictiveNet,
     x: Tensor,

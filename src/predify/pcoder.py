@@ -174,14 +174,23 @@ def _flatten(decoder: nn.Module) -> list[nn.Module] | None:
 
 
 def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size) -> Tensor:
-    # Plain ints: under torch.compile with dynamic shapes, symbolic sizes reach this op's meta
-    # function as a generic list, which it rejects (torch 2.14); int() specialises them.
-    output_size = [int(size) for size in grad.shape[-2:]]
-    input_size = [int(size) for size in input_shape]
+    output_size = list(grad.shape[-2:])
+    input_size = list(input_shape)
     scales: Sequence[float | None] = (None, None)
     if layer.scale_factor is not None:
         factor = layer.scale_factor
         scales = tuple(factor) if isinstance(factor, tuple) else (factor, factor)
+    if torch.compiler.is_compiling():
+        # Under torch.compile with a dynamic batch size, the aten backward ops below receive a
+        # size list mixing ints and symbols, which their meta functions reject (torch 2.14).
+        # The adjoint as two small matrices (one per spatial axis) compiles at any batch size.
+        rows = _interpolation_matrix(
+            int(output_size[0]), int(input_size[-2]), layer, scales[0], grad
+        )
+        columns = _interpolation_matrix(
+            int(output_size[1]), int(input_size[-1]), layer, scales[1], grad
+        )
+        return torch.einsum("oh,bcow,wv->bchv", rows, grad, columns)
     if layer.mode == "bilinear":
         return torch.ops.aten.upsample_bilinear2d_backward(
             grad, output_size, input_size, bool(layer.align_corners), scales[0], scales[1]
@@ -189,6 +198,35 @@ def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size)
     return torch.ops.aten.upsample_nearest2d_backward(
         grad, output_size, input_size, scales[0], scales[1]
     )
+
+
+def _interpolation_matrix(
+    output_size: int, input_size: int, layer: nn.Upsample, scale: float | None, like: Tensor
+) -> Tensor:
+    """M [output_size, input_size] with upsample(x) = M x along one axis, for ``layer``'s mode;
+    the source-index arithmetic is aten's (``area_pixel_compute_source_index``, ``nearest_idx``)."""
+    # aten computes source positions in float, or double for double tensors.
+    exact = torch.float64 if like.dtype == torch.float64 else torch.float32
+    destination = torch.arange(output_size, device=like.device, dtype=exact)
+    matrix = torch.zeros(output_size, input_size, device=like.device, dtype=exact)
+    rows = torch.arange(output_size, device=like.device)
+    if layer.mode == "nearest":
+        ratio = 1.0 / scale if scale else input_size / output_size
+        source = torch.floor(destination * ratio).long().clamp(max=input_size - 1)
+        matrix[rows, source] = 1.0
+        return matrix.to(like.dtype)
+    if layer.align_corners:
+        ratio = (input_size - 1) / (output_size - 1) if output_size > 1 else 0.0
+        position = destination * ratio
+    else:
+        ratio = 1.0 / scale if scale else input_size / output_size
+        position = ((destination + 0.5) * ratio - 0.5).clamp(min=0.0)
+    lower = position.long().clamp(max=input_size - 1)
+    upper = (lower + 1).clamp(max=input_size - 1)
+    weight_upper = position - lower
+    matrix.index_put_((rows, lower), 1.0 - weight_upper, accumulate=True)
+    matrix.index_put_((rows, upper), weight_upper, accumulate=True)
+    return matrix.to(like.dtype)
 
 
 def _conv2d_adjoint(layer: nn.Conv2d, grad: Tensor, input_shape: torch.Size) -> Tensor:

@@ -215,6 +215,50 @@ def test_compiled_gradients_equal_eager() -> None:
         torch.testing.assert_close(got, want, atol=COMPILE_ATOL, rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_compiled_network_follows_a_changing_batch_size() -> None:
+    """A second batch size makes dynamo compile with a symbolic batch dimension: the decoders'
+    upsampling adjoint must accept it (aten's backward ops reject such sizes in torch 2.14)."""
+    torch.manual_seed(0)
+    backbone = torchvision.models.resnet18(weights=None).eval()
+    config = predify.auto_config(backbone, (3, 32, 32), ["maxpool", "layer1", "layer2"])
+    pnet = predify.predify(backbone, config).eval()
+    compiled = torch.compile(pnet, backend="aot_eager", fullgraph=True)
+    with torch.no_grad():
+        for batch in (2, 3, 1):
+            x = torch.rand(batch, 3, 32, 32)
+            torch.testing.assert_close(
+                compiled(x, timesteps=2).logits, pnet(x, timesteps=2).logits, atol=1e-5, rtol=0
+            )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Upsample(scale_factor=3, mode="bilinear", align_corners=True),
+        nn.Upsample(size=(11, 7), mode="bilinear", align_corners=False),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Upsample(size=(9, 13), mode="nearest"),
+    ],
+    ids=["bilinear-x2", "bilinear-x3-corners", "bilinear-size", "nearest-x2", "nearest-size"],
+)
+def test_upsampling_adjoint_matrices_equal_autograd(layer: nn.Upsample) -> None:
+    """The matrix form of the adjoint (used while compiling) against autograd's VJP."""
+    from predify.pcoder import _interpolation_matrix
+
+    x = torch.rand(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    output = layer(x)
+    grad = torch.rand_like(output)
+    (expected,) = torch.autograd.grad(output, x, grad)
+    factor = layer.scale_factor
+    scale = float(factor) if factor is not None else None  # type: ignore[arg-type]
+    rows = _interpolation_matrix(output.shape[-2], 5, layer, scale, grad)
+    columns = _interpolation_matrix(output.shape[-1], 6, layer, scale, grad)
+    got = torch.einsum("oh,bcow,wv->bchv", rows, grad, columns)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
 # ---------------------------------------------------------------------- precision
 # bf16 keeps 8 significant bits (unit roundoff 2^-9, about 0.2%). Over 6 timesteps of the golden
 # networks the largest difference from fp32 measured 0.4-0.9% of the largest |value| (logits and
