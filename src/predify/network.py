@@ -445,19 +445,7 @@ def _timestep(
     return logits, done, preds, new_error_terms, errors
 
 
-def _region_key(
-    net: PredictiveNet,
-    x: Tensor,
-    carried: _Carried | None,
-    traced: TracedBackbone | None,
-    clone_all: bool,
-    with_predictions: bool,
-    with_errors: bool,
-) -> int:
-    return int(with_predictions) + 2 * int(with_errors) + 4 * int(clone_all)
-
-
-@torch.compiler.nested_compile_region(reuse_hash_fn=_region_key)
+@torch.compiler.nested_compile_region
 def _timestep_region(
     net: PredictiveNet,
     x: Tensor,

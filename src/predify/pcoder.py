@@ -370,6 +370,8 @@ class PCoder(nn.Module):
         module_path: the backbone module whose output this pcoder updates.
     """
 
+    gradient_scale: Tensor
+
     def __init__(
         self,
         decoder: nn.Module,
@@ -387,6 +389,9 @@ class PCoder(nn.Module):
         self.gradient_scaling = gradient_scaling
         self.module_path = module_path
         self._c_sqrt = 1.0
+        # 2 / c_sqrt as a tensor for compiled code: a Python float that differs between two
+        # compiled networks becomes a symbolic input, which nested compile regions reject.
+        self.register_buffer("gradient_scale", torch.tensor(2.0), persistent=False)
         self.c_sqrt = c_sqrt
 
     @property
@@ -400,6 +405,8 @@ class PCoder(nn.Module):
         if not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{self.module_path or 'pcoder'}: c_sqrt must be > 0, got {value}")
         self._c_sqrt = value
+        with torch.no_grad():
+            self.gradient_scale.fill_(2.0 / value)
 
     def get_extra_state(self) -> dict[str, float]:
         return {"c_sqrt": self._c_sqrt}
@@ -440,6 +447,8 @@ class PCoder(nn.Module):
 
     def error_coefficient(self, prediction_numel: int) -> Tensor | float:
         """What multiplies (d - target) before the VJP: alpha * s * 2 / numel(d)."""
+        if self.gradient_scaling and torch.compiler.is_compiling():
+            return self.hyperparameters.weights()[3] * self.gradient_scale
         floats = self._floats_for_eager()
         scale = 2.0 / self._c_sqrt if self.gradient_scaling else 2.0 / prediction_numel
         if floats is not None and not torch.is_grad_enabled():

@@ -216,20 +216,26 @@ def test_compiled_gradients_equal_eager() -> None:
 
 
 @pytest.mark.slow
-def test_compiled_network_follows_a_changing_batch_size() -> None:
-    """A second batch size makes dynamo compile with a symbolic batch dimension: the decoders'
-    upsampling adjoint must accept it (aten's backward ops reject such sizes in torch 2.14)."""
-    torch.manual_seed(0)
-    backbone = torchvision.models.resnet18(weights=None).eval()
-    config = predify.auto_config(backbone, (3, 32, 32), ["maxpool", "layer1", "layer2"])
-    pnet = predify.predify(backbone, config).eval()
-    compiled = torch.compile(pnet, backend="aot_eager", fullgraph=True)
-    with torch.no_grad():
-        for batch in (2, 3, 1):
-            x = torch.rand(batch, 3, 32, 32)
-            torch.testing.assert_close(
-                compiled(x, timesteps=2).logits, pnet(x, timesteps=2).logits, atol=1e-5, rtol=0
-            )
+def test_two_compiled_networks_follow_changing_batch_sizes() -> None:
+    """A second batch size makes dynamo compile again with a symbolic batch dimension, and a
+    second network's different constants (c_sqrt) become symbolic inputs: the upsampling
+    adjoint must accept symbolic sizes (aten's backward ops reject them in torch 2.14) and no
+    Python float may reach a nested compile region."""
+    first = golden_pnet("case_b")  # automatic decoders: Upsample + ConvTranspose2d
+    second = golden_pnet("case_b")
+    for pcoder in second.pcoders:
+        pcoder.c_sqrt = pcoder.c_sqrt * 1.5
+    for pnet in (first, second):
+        compiled = torch.compile(pnet, backend="aot_eager", fullgraph=True)
+        with torch.no_grad():
+            for batch in (2, 3):
+                x = torch.rand(batch, 3, 32, 32)
+                torch.testing.assert_close(
+                    compiled(x, timesteps=2).logits,
+                    pnet(x, timesteps=2).logits,
+                    atol=1e-6,
+                    rtol=0,
+                )
 
 
 @pytest.mark.parametrize(
