@@ -6,7 +6,6 @@ import builtins
 import itertools
 import sys
 
-import evaluate_helpers
 import pytest
 import torch
 from evaluate_helpers import TIMESTEPS, make_pnet, sample_images
@@ -27,11 +26,6 @@ from predify.evaluate.attacks import (
 from predify.evaluate.pixel_space import PixelSpaceNet
 
 T = TIMESTEPS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from evaluate_helpers.one_torch_thread()
 
 
 @pytest.fixture(scope="module")

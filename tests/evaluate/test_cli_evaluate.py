@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import evaluate_helpers
 import numpy as np
 import pytest
 import torch
@@ -28,11 +27,6 @@ FAST = [
     "--attack-steps", "4", "--square-queries", "8", "--analysis-images", "10",
     "--bootstrap", "50", "--severities", "1,3",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from evaluate_helpers.one_torch_thread()
 
 
 @pytest.fixture(scope="module")

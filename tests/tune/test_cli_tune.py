@@ -16,8 +16,7 @@ from predify.cli import main
 from predify.models import ShallowCNN
 from predify.runs import load_run
 from predify.tune import load_tuned
-
-from .conftest import WIDTHS
+from testkit import SMALL_WIDTHS as WIDTHS
 
 FAST = ["--timesteps", "2", "--epochs", "1", "--max-images", "64", "--batch-size", "32"]
 

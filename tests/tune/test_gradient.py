@@ -23,8 +23,8 @@ from predify.tune import (
     tune_and_evaluate,
     tune_gradient,
 )
-
-from .conftest import TIMESTEPS, WIDTHS
+from testkit import SMALL_TIMESTEPS as TIMESTEPS
+from testkit import SMALL_WIDTHS as WIDTHS
 
 NOISE = parse_noise("gaussian:0.5")
 

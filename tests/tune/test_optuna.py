@@ -11,8 +11,7 @@ from predify.config import Hyperparameters
 from predify.errors import ConfigError
 from predify.tune import TuningError, parse_noise, tune_optuna
 from predify.tune.optuna_search import _as_params
-
-from .conftest import TIMESTEPS
+from testkit import SMALL_TIMESTEPS as TIMESTEPS
 
 pytest.importorskip("optuna")
 
