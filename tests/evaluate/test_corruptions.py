@@ -895,20 +895,22 @@ def clipped_normal_moments(mean: float, std: float) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("severity", SEVERITY_LEVELS)
-def test_additive_noises_follow_their_parameters(severity: int) -> None:
-    level = 0.5
-    images = torch.full((1, 3, 128, 128), level, dtype=torch.float64)
-    count = images.numel()
-    for name, std in (
-        ("gaussian_noise", PUBLISHED_TABLES["gaussian_noise"][severity - 1]),
-        ("speckle_noise", level * PUBLISHED_TABLES["speckle_noise"][severity - 1]),  # type: ignore[operator]
-    ):
-        assert isinstance(std, float)
+def test_gaussian_and_speckle_noise_follow_their_parameters(severity: int) -> None:
+    """Gaussian: x + N(0, c^2); speckle: x + x N(0, c^2); both clipped to [0, 1]. Checked on
+    two grey levels, so that an additive speckle or a level-dependent Gaussian noise fails."""
+    levels = (0.3, 0.7)
+    images = torch.empty(1, 3, 128, 128, dtype=torch.float64)
+    images[..., :64, :], images[..., 64:, :] = levels
+    for name in ("gaussian_noise", "speckle_noise"):
+        c = float(PUBLISHED_TABLES[name][severity - 1])  # type: ignore[arg-type]
         values = corrupt(images, name, severity, torch.Generator().manual_seed(severity))
-        expected_mean, expected_std = clipped_normal_moments(level, std)
-        # Five standard errors of the sample mean and of the sample standard deviation.
-        assert abs(float(values.mean()) - expected_mean) < 5 * expected_std / math.sqrt(count)
-        assert abs(float(values.std()) - expected_std) < 5 * expected_std / math.sqrt(2 * count)
+        for level, half in zip(levels, (values[..., :64, :], values[..., 64:, :]), strict=True):
+            std = c if name == "gaussian_noise" else level * c
+            expected_mean, expected_std = clipped_normal_moments(level, std)
+            count = half.numel()
+            # Five standard errors of the sample mean and of the sample standard deviation.
+            assert abs(float(half.mean()) - expected_mean) < 5 * expected_std / math.sqrt(count)
+            assert abs(float(half.std()) - expected_std) < 5 * expected_std / math.sqrt(2 * count)
 
 
 @pytest.mark.parametrize("severity", SEVERITY_LEVELS)
