@@ -21,7 +21,6 @@ from predify.evaluate.metrics import (
     top1_error,
 )
 from predify.evaluate.pixel_space import PixelSpaceNet
-from predify.evaluate.progress import ProgressStore
 from predify.evaluate.robustness import (
     CLEAN,
     BenchmarkCorruptions,
@@ -33,6 +32,7 @@ from predify.evaluate.robustness import (
     summarize_sweep,
 )
 from predify.models import pshallow
+from predify.store import ResultStore
 
 T = TIMESTEPS
 
@@ -115,22 +115,22 @@ def test_restart_reuses_finished_cells_and_refuses_other_settings(model, data, t
     settings = {"timesteps": T, "seed": 0}
     first = corruption_sweep(
         model, source, ["contrast"], [1, 2], timesteps=T,
-        store=ProgressStore(tmp_path, settings), progress=False,
+        store=ResultStore(tmp_path, settings), progress=False,
     )  # fmt: skip
     assert first.evaluated == 3
-    assert ProgressStore(tmp_path, settings).keys() == [
+    assert ResultStore(tmp_path, settings).keys() == [
         "clean", "corruption-contrast-1", "corruption-contrast-2",
     ]  # fmt: skip
     # A new severity: only its cell is evaluated.
     second = corruption_sweep(
         model, source, ["contrast"], [1, 2, 3], timesteps=T,
-        store=ProgressStore(tmp_path, settings), progress=False,
+        store=ResultStore(tmp_path, settings), progress=False,
     )  # fmt: skip
     assert second.evaluated == 1
     assert np.array_equal(second.cells["contrast", 2].wrong, first.cells["contrast", 2].wrong)
     with pytest.raises(ConfigError, match=r"different settings \(changed: timesteps\).*--restart"):
-        ProgressStore(tmp_path, {"timesteps": T + 1, "seed": 0})
-    fresh = ProgressStore(tmp_path, {"timesteps": T + 1, "seed": 0}, restart=True)
+        ResultStore(tmp_path, {"timesteps": T + 1, "seed": 0})
+    fresh = ResultStore(tmp_path, {"timesteps": T + 1, "seed": 0}, restart=True)
     assert fresh.keys() == []
 
 

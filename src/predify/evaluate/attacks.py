@@ -38,9 +38,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..outputs import resolve_progress
+from ..store import ResultStore, pack_bits, unpack_bits
 from .metrics import bootstrap_ci
 from .pixel_space import PixelSpaceNet, check_pixel_range
-from .progress import ProgressStore, pack_bits, unpack_bits
 
 __all__ = [
     "ATTACKS",
@@ -504,7 +505,7 @@ def _attack_cell(
     labels: Tensor,
     targets: Tensor | None,
     budget: _Budget,
-    store: ProgressStore | None,
+    store: ResultStore | None,
 ) -> np.ndarray:
     """bool [T+1, N]: success at every timestep of the images one (attack, epsilon, readout)
     cell crafts; read from ``store`` when it holds the cell, else computed and stored."""
@@ -564,8 +565,8 @@ def run_attacks(
     seed: int = 0,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    store: ProgressStore | None = None,
-    progress: bool = True,
+    store: ResultStore | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """White-box PGD/BIM at each readout, Square and transfer from t = 0, for every epsilon.
 
@@ -627,7 +628,7 @@ def run_attacks(
             model, attack, eps, readout, images, labels, targets, budget, store
         )
         for attack, eps, readout in tqdm(
-            plan, desc="attacks", unit="cell", disable=None if progress else True
+            plan, desc="attacks", unit="cell", disable=not resolve_progress(progress)
         )
     }
     clean = _success_all_timesteps(model, images, labels, targets, budget)

@@ -35,6 +35,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..outputs import resolve_progress
+from ..store import ResultStore, pack_bits, unpack_bits
 from .corruptions import corrupt
 from .metrics import (
     ALEXNET_CLEAN_ERROR,
@@ -46,7 +48,6 @@ from .metrics import (
     relative_corruption_error,
 )
 from .pixel_space import PixelSpaceNet, check_pixel_range
-from .progress import ProgressStore, pack_bits, unpack_bits
 
 __all__ = [
     "CLEAN",
@@ -277,9 +278,7 @@ class CorruptionSweep:
         }
 
 
-def _restore(
-    store: ProgressStore | None, key: str, timesteps: int, count: int
-) -> CellResult | None:
+def _restore(store: ResultStore | None, key: str, timesteps: int, count: int) -> CellResult | None:
     payload = store.get(key) if store is not None else None
     if payload is None:
         return None
@@ -297,8 +296,8 @@ def corruption_sweep(
     severities: Sequence[int],
     *,
     timesteps: int,
-    store: ProgressStore | None = None,
-    progress: bool = True,
+    store: ResultStore | None = None,
+    progress: bool | None = None,
 ) -> CorruptionSweep:
     """Evaluate the clean cell and every (corruption, severity) cell at timesteps 0..T.
 
@@ -315,7 +314,7 @@ def corruption_sweep(
     plan = [(CLEAN, 0)] + [(name, severity) for name in corruptions for severity in severities]
     results: dict[tuple[str, int], CellResult] = {}
     evaluated = 0
-    bar = tqdm(plan, desc="corruptions", unit="cell", disable=None if progress else True)
+    bar = tqdm(plan, desc="corruptions", unit="cell", disable=not resolve_progress(progress))
     for corruption, severity in bar:
         bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
         key = cell_key(corruption, severity)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import torchvision
@@ -10,8 +11,8 @@ import torchvision
 from ..builder import PAPER_HYPERPARAMETERS
 from ..config import Hyperparameters
 from ..network import PredictiveNet
-from ._common import build_zoo_model
-from ._registry import register_model
+from ._common import build_zoo_model, torchvision_backbone
+from ._registry import IMAGENET_NORMALIZATION, register_model
 
 __all__ = ["PVGG16_MODULES", "PVGG16_PREDICTORS", "pvgg16"]
 
@@ -28,35 +29,43 @@ PVGG16_PREDICTORS = (
 )
 
 
-@register_model
+@register_model(
+    backbone="torchvision:vgg16",
+    build_backbone=partial(torchvision_backbone, "vgg16"),
+    modules=PVGG16_MODULES,
+    predictors=PVGG16_PREDICTORS,
+    input_size=(3, 224, 224),
+    normalization=IMAGENET_NORMALIZATION,
+)
 def pvgg16(
+    *,
     weights: Any = None,
     feedback_weights: str | os.PathLike[str] | None = None,
-    *,
     hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
     gradient_scaling: bool = False,
     timesteps: int = 10,
     image_size: int = 224,
-    **backbone_kwargs: Any,
+    num_classes: int = 1000,
 ) -> PredictiveNet:
     """PVGG16 (Choksi et al., 2021).
 
+    Every zoo builder takes these keyword arguments (others are refused with a ConfigError):
+
     Args:
         weights: backbone weights, as for ``torchvision.models.vgg16`` (``None``, ``"DEFAULT"``
-            or a ``VGG16_Weights``). Inputs are then expected normalised with ImageNet statistics.
+            or a ``VGG16_Weights``). Inputs are then expected normalised with ImageNet statistics
+            (``pnet.normalization``).
         feedback_weights: a local feedback checkpoint (:func:`predify.checkpoint.save_feedback`).
         hyperparameters: beta, lambda, alpha of every pcoder (lambda is 0 on the top one).
+        gradient_scaling: scale the error gradient by numel/sqrt(C) (the paper's PVGG16: off).
+        timesteps: the default T of a forward call.
         image_size: H = W of the inputs, 224 for ImageNet.
+        num_classes: outputs of the backbone's classifier.
     """
-    backbone = torchvision.models.vgg16(weights=weights, **backbone_kwargs)
     return build_zoo_model(
-        backbone,
-        "PVGG16",
-        (3, image_size, image_size),
-        PVGG16_MODULES,
-        PVGG16_PREDICTORS,
-        hyperparameters=hyperparameters,
-        gradient_scaling=gradient_scaling,
-        timesteps=timesteps,
-        feedback_weights=feedback_weights,
-    )
+        "pvgg16", "PVGG16",
+        torchvision.models.vgg16(weights=weights, num_classes=num_classes),
+        input_size=(3, image_size, image_size), pretrained=weights is not None,
+        hyperparameters=hyperparameters, gradient_scaling=gradient_scaling,
+        timesteps=timesteps, feedback_weights=feedback_weights,
+    )  # fmt: skip

@@ -249,7 +249,7 @@ def _tune_level(
     summary = {
         "noise": str(noise),
         "settings": settings,
-        "run_values": [values_dict(v) for v in pnet.hyperparameters()],
+        "run_values": [values_dict(v) for v in pnet.hyperparameter_values()],
         **report.to_dict(),
     }
     report.result.config_for(pnet).save(level_dir / "tuned.toml")
@@ -398,7 +398,7 @@ def run(args: argparse.Namespace) -> int:
         )
     bar.close()
 
-    initial = effective_values(pnet, pnet.hyperparameters(), shared=False)
+    initial = effective_values(pnet, pnet.hyperparameter_values(), shared=False)
     plot_reliance(
         [parse_noise(level["noise"]) for level in levels],
         [[_from_dict(v) for v in level["effective"]] for level in levels],
@@ -418,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
         {
             "run_dir": str(run_dir),
             "pcoders": modules,
-            "run_values": [values_dict(v) for v in pnet.hyperparameters()],
+            "run_values": [values_dict(v) for v in pnet.hyperparameter_values()],
             "settings": base_settings,
             "levels": levels,
         },
