@@ -8,6 +8,7 @@ this module only parses them and prints the summary.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..cli_options import (
     add_device_option,
@@ -101,5 +102,5 @@ def run(args: argparse.Namespace) -> int:
     from .report import summary_text
 
     report = evaluate_run(args.run_dir, settings_from_args(args))
-    print(summary_text(report.to_json(), args.out, report.elapsed_seconds))
+    print(summary_text(report.to_json(), Path(args.out), report.elapsed_seconds))
     return 0
