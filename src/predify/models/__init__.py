@@ -6,7 +6,7 @@
 >>> pnet = create_model("presnet18", weights=None)  # doctest: +SKIP
 """
 
-from ._common import timm_backbone, torchvision_backbone
+from ._common import ZOO_OPTIONS, ZooOptions, timm_backbone, torchvision_backbone
 from ._registry import (
     IMAGENET_NORMALIZATION,
     ModelEntry,
@@ -29,8 +29,10 @@ __all__ = [
     "PVGG16_MODULES",
     "PVGG16_PREDICTORS",
     "SHALLOW_MODULES",
+    "ZOO_OPTIONS",
     "ModelEntry",
     "ShallowCNN",
+    "ZooOptions",
     "create_model",
     "default_modules",
     "entry_for_backbone",

@@ -4,7 +4,8 @@ predictive network from a registry entry."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from torch import nn
@@ -16,7 +17,40 @@ from ..errors import ConfigError
 from ..network import PredictiveNet
 from ._registry import get_model_entry
 
-__all__ = ["build_zoo_model", "paper_hyperparameters", "timm_backbone", "torchvision_backbone"]
+__all__ = [
+    "ZOO_OPTIONS",
+    "ZooOptions",
+    "build_torchvision_zoo_model",
+    "build_zoo_model",
+    "paper_hyperparameters",
+    "timm_backbone",
+    "torchvision_backbone",
+]
+
+
+@dataclass(frozen=True)
+class ZooOptions:
+    """The keyword arguments every zoo builder takes besides ``weights``.
+
+    Attributes:
+        feedback_weights: a local feedback checkpoint (:func:`predify.checkpoint.save_feedback`).
+        hyperparameters: beta, lambda, alpha of every pcoder (lambda is 0 on the top one).
+        gradient_scaling: scale the error gradient by numel/sqrt(C) (None: the model's default).
+        timesteps: the default T of a forward call.
+        image_size: H = W of the inputs (224 for ImageNet).
+        num_classes: outputs of the backbone's classifier.
+    """
+
+    feedback_weights: str | os.PathLike[str] | None = None
+    hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS
+    gradient_scaling: bool | None = None
+    timesteps: int = 10
+    image_size: int = 224
+    num_classes: int = 1000
+
+
+#: The names of :class:`ZooOptions`, which the registry accepts as keyword arguments.
+ZOO_OPTIONS = tuple(field.name for field in fields(ZooOptions))
 
 
 def paper_hyperparameters(
@@ -87,3 +121,29 @@ def build_zoo_model(
     if feedback_weights is not None:
         load_feedback(pnet, feedback_weights)
     return pnet
+
+
+def build_torchvision_zoo_model(
+    name: str,
+    title: str,
+    architecture: Callable[..., nn.Module],
+    weights: Any,
+    options: dict[str, Any],
+    *,
+    gradient_scaling: bool,
+) -> PredictiveNet:
+    """A torchvision-backed zoo network: ``architecture(weights=..., num_classes=...)`` with the
+    entry ``name``'s pcoders; ``gradient_scaling`` is the model's default."""
+    chosen = ZooOptions(**options)
+    scaling = chosen.gradient_scaling if chosen.gradient_scaling is not None else gradient_scaling
+    return build_zoo_model(
+        name,
+        title,
+        architecture(weights=weights, num_classes=chosen.num_classes),
+        input_size=(3, chosen.image_size, chosen.image_size),
+        pretrained=weights is not None,
+        hyperparameters=chosen.hyperparameters,
+        gradient_scaling=scaling,
+        timesteps=chosen.timesteps,
+        feedback_weights=chosen.feedback_weights,
+    )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from ..data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from ..network import PredictiveNet
 
@@ -37,7 +38,7 @@ __all__ = [
 Builder = TypeVar("Builder", bound=Callable[..., PredictiveNet])
 
 #: The mean/std torchvision's and timm's ImageNet weights expect, for images in [0, 1].
-IMAGENET_NORMALIZATION = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+IMAGENET_NORMALIZATION = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,16 @@ class ModelEntry:
 _ENTRIES: dict[str, ModelEntry] = {}
 
 
-def _checked_keywords(builder: Builder) -> Builder:
+def _checked_keywords(builder: Builder, options: Sequence[str]) -> Builder:
     """``builder`` refusing unknown or malformed arguments with a ConfigError naming them, not
-    a TypeError from deep inside torchvision."""
+    a TypeError from deep inside torchvision. ``options`` are the names its ``**options``
+    takes."""
     signature = inspect.signature(builder)
     accepted = [
         name
         for name, parameter in signature.parameters.items()
         if parameter.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
+    ] + list(options)
 
     @functools.wraps(builder)
     def build(*args: Any, **kwargs: Any) -> PredictiveNet:
@@ -109,8 +111,10 @@ def register_model(
     predictors: Sequence[str | None] | None = None,
     normalization: dict[str, list[float]] | None = None,
     backbone_prefixes: Sequence[str] = (),
+    options: Sequence[str] = (),
 ) -> Callable[[Builder], Builder]:
-    """Decorator: register ``builder`` under its function name with its entry's fields.
+    """Decorator: register ``builder`` under its function name with its entry's fields
+    (``options``: the keyword names a builder's ``**options`` accepts).
 
     Raises:
         ConfigError: the name is registered already.
@@ -120,7 +124,7 @@ def register_model(
         name = builder.__name__
         if name in _ENTRIES:
             raise ConfigError(f"model {name!r} is registered already")
-        checked = _checked_keywords(builder)
+        checked = _checked_keywords(builder, options)
         _ENTRIES[name] = ModelEntry(
             name=name,
             builder=checked,

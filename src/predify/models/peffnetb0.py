@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from typing import Any
 
 import torchvision
 
-from ..builder import PAPER_HYPERPARAMETERS
-from ..config import Hyperparameters
 from ..network import PredictiveNet
-from ._common import build_zoo_model, torchvision_backbone
+from ._common import ZOO_OPTIONS, build_torchvision_zoo_model, torchvision_backbone
 from ._registry import IMAGENET_NORMALIZATION, register_model
 
 __all__ = ["PEFFNETB0_MODULES", "peffnetb0"]
@@ -25,27 +22,20 @@ PEFFNETB0_MODULES = tuple(f"features[{index}]" for index in range(8))
     build_backbone=partial(torchvision_backbone, "efficientnet_b0"),
     modules=PEFFNETB0_MODULES,
     input_size=(3, 224, 224),
+    options=ZOO_OPTIONS,
     normalization=IMAGENET_NORMALIZATION,
 )
-def peffnetb0(
-    *,
-    weights: Any = None,
-    feedback_weights: str | os.PathLike[str] | None = None,
-    hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
-    gradient_scaling: bool = True,
-    timesteps: int = 10,
-    image_size: int = 224,
-    num_classes: int = 1000,
-) -> PredictiveNet:
+def peffnetb0(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PEfficientNetB0 with automatic decoders (upsample + 3x3 transposed convolution).
 
     Args: as :func:`predify.models.pvgg16`; ``weights`` as for
     ``torchvision.models.efficientnet_b0``.
     """
-    model = torchvision.models.efficientnet_b0(weights=weights, num_classes=num_classes)
-    size = (3, image_size, image_size)
-    return build_zoo_model(
-        "peffnetb0", "PEfficientNetB0", model, input_size=size, pretrained=weights is not None,
-        hyperparameters=hyperparameters, gradient_scaling=gradient_scaling, timesteps=timesteps,
-        feedback_weights=feedback_weights,
-    )  # fmt: skip
+    return build_torchvision_zoo_model(
+        "peffnetb0",
+        "PEfficientNetB0",
+        torchvision.models.efficientnet_b0,
+        weights,
+        options,
+        gradient_scaling=True,
+    )

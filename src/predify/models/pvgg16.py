@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from typing import Any
 
 import torchvision
 
-from ..builder import PAPER_HYPERPARAMETERS
-from ..config import Hyperparameters
 from ..network import PredictiveNet
-from ._common import build_zoo_model, torchvision_backbone
+from ._common import ZOO_OPTIONS, build_torchvision_zoo_model, torchvision_backbone
 from ._registry import IMAGENET_NORMALIZATION, register_model
 
 __all__ = ["PVGG16_MODULES", "PVGG16_PREDICTORS", "pvgg16"]
@@ -35,37 +32,20 @@ PVGG16_PREDICTORS = (
     modules=PVGG16_MODULES,
     predictors=PVGG16_PREDICTORS,
     input_size=(3, 224, 224),
+    options=ZOO_OPTIONS,
     normalization=IMAGENET_NORMALIZATION,
 )
-def pvgg16(
-    *,
-    weights: Any = None,
-    feedback_weights: str | os.PathLike[str] | None = None,
-    hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
-    gradient_scaling: bool = False,
-    timesteps: int = 10,
-    image_size: int = 224,
-    num_classes: int = 1000,
-) -> PredictiveNet:
+def pvgg16(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PVGG16 (Choksi et al., 2021).
-
-    Every zoo builder takes these keyword arguments (others are refused with a ConfigError):
 
     Args:
         weights: backbone weights, as for ``torchvision.models.vgg16`` (``None``, ``"DEFAULT"``
             or a ``VGG16_Weights``). Inputs are then expected normalised with ImageNet statistics
             (``pnet.normalization``).
-        feedback_weights: a local feedback checkpoint (:func:`predify.checkpoint.save_feedback`).
-        hyperparameters: beta, lambda, alpha of every pcoder (lambda is 0 on the top one).
-        gradient_scaling: scale the error gradient by numel/sqrt(C) (the paper's PVGG16: off).
-        timesteps: the default T of a forward call.
-        image_size: H = W of the inputs, 224 for ImageNet.
-        num_classes: outputs of the backbone's classifier.
+        options: those of :class:`predify.models.ZooOptions` (``feedback_weights``,
+            ``hyperparameters``, ``gradient_scaling`` (off in the paper's PVGG16), ``timesteps``,
+            ``image_size``, ``num_classes``); any other name is refused with a ConfigError.
     """
-    return build_zoo_model(
-        "pvgg16", "PVGG16",
-        torchvision.models.vgg16(weights=weights, num_classes=num_classes),
-        input_size=(3, image_size, image_size), pretrained=weights is not None,
-        hyperparameters=hyperparameters, gradient_scaling=gradient_scaling,
-        timesteps=timesteps, feedback_weights=feedback_weights,
-    )  # fmt: skip
+    return build_torchvision_zoo_model(
+        "pvgg16", "PVGG16", torchvision.models.vgg16, weights, options, gradient_scaling=False
+    )
