@@ -12,6 +12,7 @@ from ._device import DEFAULT_DEVICE
 
 __all__ = [
     "DEFAULT_DEVICE",
+    "add_common_options",
     "add_device_option",
     "add_progress_option",
     "nonnegative_int",
@@ -59,6 +60,12 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="no progress bars (default: on a terminal)",
     )
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command has: ``--device`` and ``--no-progress``."""
+    add_device_option(parser)
+    add_progress_option(parser)
 
 
 def progress_from_args(args: argparse.Namespace) -> bool | None:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ..cli_options import add_device_option, add_progress_option, progress_from_args
+from ..cli_options import add_common_options, progress_from_args
 from .experiment import FULL, QUICK, run_demo
 from .report import summary_table
 
@@ -20,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--seed", type=int, default=0, help="seed of the whole run (default 0)")
     option("--timesteps", type=int, default=None, help="T (default 10; 3 with --quick)")
     option("--quick", action="store_true", help="a much smaller run (seconds), for tests")
-    add_device_option(parser)
-    add_progress_option(parser)
+    add_common_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..config import Hyperparameters
 from ..errors import DataError
+from ..evaluate.metrics import misclassified
 from ..network import PNetState, PredictiveNet
 
 __all__ = ["Condition", "Outcome", "conditions_to_run", "evaluate_conditions"]
@@ -100,14 +101,14 @@ def _evaluate(
                 target = labels[part].to(device)
                 source = _derangement(len(target), shuffle_generator).to(device)
                 state = pnet.start(x, with_errors=record)
-                per_step = [state.logits.argmax(-1) == target]
+                per_step = [~misclassified(state.logits, target)]
                 errors = [state.errors]
                 shown = [state.preds[0][0].cpu()] if record and part.start == 0 else []  # type: ignore[index]
                 for _ in range(timesteps):
                     if setting.shuffled:
                         state = _with_shuffled_feedback(state, source)
                     state = pnet.step(state, with_errors=record)
-                    per_step.append(state.logits.argmax(-1) == target)
+                    per_step.append(~misclassified(state.logits, target))
                     errors.append(state.errors)
                     if shown:
                         shown.append(state.preds[0][0].cpu())  # type: ignore[index]

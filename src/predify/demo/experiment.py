@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from .._device import DEFAULT_DEVICE, resolve_device
 from .._io import atomic_write_json, atomic_write_text
+from ..data.noise import add_gaussian_noise
 from ..errors import ConfigError
 from ..network import PredictiveNet
 from ..outputs import prepare_output_dir, resolve_progress
@@ -313,24 +314,21 @@ def _build_report(
             change[condition][_sigma_key(sigma)] = _interval(
                 correct[-1], correct[0], resamples, seed
             )
-    shuffled = {
-        _sigma_key(sigma): _interval(
-            outcomes[("", sigma)].correct[-1].double(),
-            outcomes[("shuffled_feedback", sigma)].correct[-1].double(),
-            resamples,
-            seed,
-        )
-        for sigma in noise_levels
-    }
-    tuned = {
-        _sigma_key(sigma): _interval(
-            outcomes[("tuned", sigma)].correct[-1].double(),
-            outcomes[("", sigma)].correct[-1].double(),
-            resamples,
-            seed,
-        )
-        for sigma in noise_levels
-    }
+
+    def difference_at_t(first: str, second: str) -> dict[str, dict[str, float]]:
+        """Per sigma: accuracy at T of condition ``first`` minus that of ``second``."""
+        return {
+            _sigma_key(sigma): _interval(
+                outcomes[(first, sigma)].correct[-1].double(),
+                outcomes[(second, sigma)].correct[-1].double(),
+                resamples,
+                seed,
+            )
+            for sigma in noise_levels
+        }
+
+    shuffled = difference_at_t("", "shuffled_feedback")
+    tuned = difference_at_t("tuned", "")
     prediction_error = {}
     for sigma in noise_levels:
         errors = outcomes[("", sigma)].errors
@@ -497,7 +495,9 @@ def _run_demo(
     phase = time.perf_counter()
     images, labels = test.tensors
     # One noise draw for everything: every comparison below is paired.
-    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed + 2))
+    noise = add_gaussian_noise(
+        torch.zeros_like(images), 1.0, torch.Generator().manual_seed(seed + 2)
+    )
     to_run = conditions_to_run(
         levels, {sigma: tuple(result.effective) for sigma, result in tuning.items()}
     )

@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ce_relative_to_t0,
         corruption_error,
         mean_corruption_error,
+        misclassified,
         paired_bootstrap_diff,
         relative_corruption_error,
         top1_error,
@@ -94,6 +95,7 @@ __all__ = [
     "gradient_masking_checks",
     "input_gradient",
     "mean_corruption_error",
+    "misclassified",
     "paired_bootstrap_diff",
     "parse_severities",
     "pgd",
@@ -118,7 +120,7 @@ _NAMES_BY_MODULE = {
     "square success_mask target_labels",
     "corruptions": "ALL_CORRUPTIONS corrupt parse_severities resolve_corruptions",
     "metrics": "bootstrap_ci ce_relative_to_t0 corruption_error mean_corruption_error "
-    "paired_bootstrap_diff relative_corruption_error top1_error",
+    "misclassified paired_bootstrap_diff relative_corruption_error top1_error",
     "pixel_space": "PixelSpaceNet check_pixel_range",
     "robustness": "BenchmarkCorruptions CellResult CorruptionSweep OnTheFlyCorruptions "
     "corruption_sweep evaluate_cell summarize_sweep",

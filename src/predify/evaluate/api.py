@@ -156,16 +156,9 @@ class EvaluationReport:
     plots: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        results: dict[str, Any] = {
-            "format": RESULTS_FORMAT,
-            "run_dir": self.run_dir,
-            "model": self.model,
-            "num_classes": self.num_classes,
-            "timesteps": self.timesteps,
-            "device": self.device,
-            "seed": self.seed,
-            "data": self.data,
-        }
+        head = ("run_dir", "model", "num_classes", "timesteps", "device", "seed", "data")
+        results: dict[str, Any] = {"format": RESULTS_FORMAT}
+        results.update((name, getattr(self, name)) for name in head)
         if self.corruption is not None:
             results["corruption"] = self.corruption
         # Also at the top level: {corruption: {"<severity>": [error at t = 0..T]}}.

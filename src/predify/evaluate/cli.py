@@ -10,13 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_options import (
-    add_device_option,
-    add_progress_option,
-    nonnegative_int,
-    positive_int,
-    progress_from_args,
-)
+from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
 from .api import DEFAULT_ATTACKS, DEFAULT_CORRUPTIONS, EvaluateSettings, evaluate_run
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
@@ -72,8 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="discard the finished cells of a previous evaluation in --out")
     option("--no-plots", action="store_true", help="skip the PNG plots")
     # fmt: on
-    add_device_option(parser)
-    add_progress_option(parser)
+    add_common_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:

@@ -45,6 +45,7 @@ from .metrics import (
     bootstrap_ci,
     ce_relative_to_t0,
     corruption_error,
+    misclassified,
     relative_corruption_error,
 )
 from .pixel_space import PixelSpaceNet, check_pixel_range
@@ -234,7 +235,7 @@ def evaluate_cell(
         for images, labels in source.batches(corruption, severity):
             logits = model(images, timesteps=timesteps).logits  # [T+1, b, K]
             # Per-image outcomes (not only the rate) so bootstrap intervals can be computed.
-            wrong.append((logits.argmax(dim=-1) != labels.to(logits.device)).cpu())
+            wrong.append(misclassified(logits, labels).cpu())
     if not wrong:
         raise DataError(f"{corruption} severity {severity}: no images")
     return CellResult(corruption, severity, torch.cat(wrong, dim=1).numpy())

@@ -4,8 +4,9 @@ predictive network from a registry entry."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -25,6 +26,7 @@ __all__ = [
     "paper_hyperparameters",
     "timm_backbone",
     "torchvision_backbone",
+    "torchvision_entry",
 ]
 
 
@@ -121,6 +123,22 @@ def build_zoo_model(
     if feedback_weights is not None:
         load_feedback(pnet, feedback_weights)
     return pnet
+
+
+def torchvision_entry(architecture: str, modules: Sequence[str], **fields: Any) -> dict[str, Any]:
+    """The :func:`register_model` arguments of a zoo network on torchvision's ``architecture``
+    (ImageNet input size and normalisation, :data:`ZOO_OPTIONS`), plus ``fields``."""
+    from ._registry import IMAGENET_NORMALIZATION
+
+    return {
+        "backbone": f"torchvision:{architecture}",
+        "build_backbone": partial(torchvision_backbone, architecture),
+        "modules": modules,
+        "input_size": (3, 224, 224),
+        "normalization": IMAGENET_NORMALIZATION,
+        "options": ZOO_OPTIONS,
+        **fields,
+    }
 
 
 def build_torchvision_zoo_model(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torchvision
 
 from ..network import PredictiveNet
-from ._common import ZOO_OPTIONS, build_torchvision_zoo_model, torchvision_backbone
-from ._registry import IMAGENET_NORMALIZATION, register_model
+from ._common import build_torchvision_zoo_model, torchvision_entry
+from ._registry import register_model
 
 __all__ = ["PEFFNETB0_MODULES", "peffnetb0"]
 
@@ -17,14 +16,7 @@ __all__ = ["PEFFNETB0_MODULES", "peffnetb0"]
 PEFFNETB0_MODULES = tuple(f"features[{index}]" for index in range(8))
 
 
-@register_model(
-    backbone="torchvision:efficientnet_b0",
-    build_backbone=partial(torchvision_backbone, "efficientnet_b0"),
-    modules=PEFFNETB0_MODULES,
-    input_size=(3, 224, 224),
-    options=ZOO_OPTIONS,
-    normalization=IMAGENET_NORMALIZATION,
-)
+@register_model(**torchvision_entry("efficientnet_b0", PEFFNETB0_MODULES))
 def peffnetb0(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PEfficientNetB0 with automatic decoders (upsample + 3x3 transposed convolution).
 

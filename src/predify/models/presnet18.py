@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torchvision
 
 from ..network import PredictiveNet
-from ._common import ZOO_OPTIONS, build_torchvision_zoo_model, torchvision_backbone
-from ._registry import IMAGENET_NORMALIZATION, register_model
+from ._common import build_torchvision_zoo_model, torchvision_entry
+from ._registry import register_model
 
 __all__ = ["PRESNET18_MODULES", "presnet18"]
 
@@ -17,14 +16,12 @@ PRESNET18_MODULES = ("maxpool", "layer1", "layer2", "layer3", "layer4")
 
 
 @register_model(
-    backbone="torchvision:resnet18",
-    build_backbone=partial(torchvision_backbone, "resnet18"),
-    modules=PRESNET18_MODULES,
-    input_size=(3, 224, 224),
-    options=ZOO_OPTIONS,
-    normalization=IMAGENET_NORMALIZATION,
-    # Every torchvision ResNet has the same stage names.
-    backbone_prefixes=("torchvision:resnet", "torchvision:resnext", "torchvision:wide_resnet"),
+    **torchvision_entry(
+        "resnet18",
+        PRESNET18_MODULES,
+        # Every torchvision ResNet has the same stage names.
+        backbone_prefixes=("torchvision:resnet", "torchvision:resnext", "torchvision:wide_resnet"),
+    )
 )
 def presnet18(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PResNet18 with automatic decoders (upsample + 3x3 transposed convolution).

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torchvision
 
 from ..network import PredictiveNet
-from ._common import ZOO_OPTIONS, build_torchvision_zoo_model, torchvision_backbone
-from ._registry import IMAGENET_NORMALIZATION, register_model
+from ._common import build_torchvision_zoo_model, torchvision_entry
+from ._registry import register_model
 
 __all__ = ["PVGG16_MODULES", "PVGG16_PREDICTORS", "pvgg16"]
 
@@ -26,15 +25,7 @@ PVGG16_PREDICTORS = (
 )
 
 
-@register_model(
-    backbone="torchvision:vgg16",
-    build_backbone=partial(torchvision_backbone, "vgg16"),
-    modules=PVGG16_MODULES,
-    predictors=PVGG16_PREDICTORS,
-    input_size=(3, 224, 224),
-    options=ZOO_OPTIONS,
-    normalization=IMAGENET_NORMALIZATION,
-)
+@register_model(**torchvision_entry("vgg16", PVGG16_MODULES, predictors=PVGG16_PREDICTORS))
 def pvgg16(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PVGG16 (Choksi et al., 2021).
 

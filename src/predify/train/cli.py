@@ -20,13 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..cli_options import (
-    add_device_option,
-    add_progress_option,
-    nonnegative_int,
-    positive_int,
-    progress_from_args,
-)
+from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
 from ..errors import ConfigError
 from .api import NORMALIZATIONS, resume_run, train_run
 from .settings import RUN_SETTINGS, TrainSettings
@@ -86,8 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--data-root", metavar="PATH", help="root of a torchvision data set")
     option("--download", action="store_true", help="let torchvision download a missing data set")
     # fmt: on
-    add_device_option(parser)
-    add_progress_option(parser)
+    add_common_options(parser)
 
 
 def _parse_kwargs(text: str | None) -> dict[str, Any]:

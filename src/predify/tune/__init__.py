@@ -14,6 +14,7 @@ Tune on one split and report on another: :func:`check_disjoint_images` (and
 :func:`predify.data.check_disjoint` for index sets) refuse overlapping ones.
 """
 
+from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from .data import TuneData, check_disjoint_images, image_hashes
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, TuningError, tune_gradient
 from .hyperparameters import (
@@ -24,7 +25,6 @@ from .hyperparameters import (
     temporary_hyperparameters,
     tuned_config,
 )
-from .noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from .objective import noisy_loss, timestep_loss
 from .optuna_search import DEFAULT_ALPHA_RANGE, tune_optuna
 from .plots import plot_accuracy, plot_reliance

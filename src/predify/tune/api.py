@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from .._device import DEFAULT_DEVICE, resolve_device
 from .._io import atomic_write_json
 from ..config import Hyperparameters
+from ..data.noise import NoiseSpec, parse_noise
 from ..errors import ConfigError, DataError
 from ..outputs import prepare_output_dir, resolve_progress, run_fingerprint, write_csv
 from ..runs import LoadedRun, load_run
@@ -46,7 +47,6 @@ from ..store import ResultStore
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
 from .hyperparameters import effective_values
-from .noise import NoiseSpec, parse_noise
 from .objective import Normalize
 from .plots import plot_accuracy, plot_reliance
 from .reliance import tune_and_evaluate
@@ -111,13 +111,7 @@ class TuneReport:
     out: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_dir": self.run_dir,
-            "pcoders": self.pcoders,
-            "run_values": self.run_values,
-            "settings": self.settings,
-            "levels": self.levels,
-        }
+        return {key: value for key, value in asdict(self).items() if key != "out"}
 
 
 # ---------------------------------------------------------------------------------- settings

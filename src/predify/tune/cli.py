@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli_options import add_device_option, add_progress_option, positive_int, progress_from_args
+from ..cli_options import add_common_options, positive_int, progress_from_args
+from ..data.noise import NOISE_FORMS
 from .api import SPLITS, TuneSettings, tune_run
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
-from .noise import NOISE_FORMS
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -54,8 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--seed", type=int, default=0, help="seeds subsets, noise, shuffling")
     option("--out", type=Path, help="output directory (default RUN_DIR/tune)")
     # fmt: on
-    add_device_option(parser)
-    add_progress_option(parser)
+    add_common_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> TuneSettings:

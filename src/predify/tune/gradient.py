@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
+from ..data.noise import NoiseSpec
 from ..errors import ConfigError, PredifyError
 from ..modules import eval_mode
 from ..network import PredictiveNet
@@ -34,7 +35,6 @@ from .hyperparameters import (
     starting_values,
     temporary_hyperparameters,
 )
-from .noise import NoiseSpec
 from .objective import (
     Normalize,
     check_timesteps,

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._io import atomic_path
 from ..config import Hyperparameters
-from .noise import NoiseSpec
+from ..data.noise import NoiseSpec
 from .result import values_dict
 
 __all__ = ["plot_accuracy", "plot_reliance"]

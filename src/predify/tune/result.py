@@ -12,9 +12,9 @@ from typing import Any
 
 from .._io import atomic_write_text
 from ..config import Hyperparameters, PNetConfig
+from ..data.noise import NoiseSpec
 from ..network import PredictiveNet
 from .hyperparameters import apply_hyperparameters, tuned_config
-from .noise import NoiseSpec
 
 __all__ = ["TrajectoryPoint", "TuneResult", "trajectory_csv", "values_dict", "write_trajectory"]
 
