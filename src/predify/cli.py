@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except UsageError as error:
         message, prog = error.args
+        words = list(sys.argv[1:] if argv is None else argv)
+        if prog == parser.prog and words and words[0] in _COMMANDS:
+            prog = f"{prog} {words[0]}"  # unknown options are found by the top-level parser
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     if getattr(args, "_run", None) is None:

@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "NonFiniteLossError",
     "PredifyError",
+    "TuningError",
     "UsageError",
 ]
 
@@ -39,3 +40,7 @@ class UsageError(ConfigError):
 
 class NonFiniteLossError(PredifyError, FloatingPointError):
     """A training loss became NaN or infinite; the optimiser step was not taken."""
+
+
+class TuningError(PredifyError):
+    """Tuning cannot go on: the loss or a gradient became NaN or infinite."""

@@ -690,10 +690,10 @@ class FeedbackTrainer:
                 callback.load_state_dict(state)
         try:
             self._prepare()
-            for callback in self._callbacks:
-                callback.on_fit_start(self, epochs)
             interrupts = _deferred_interrupt() if handle_interrupt else nullcontext(_Interrupt())
             with interrupts as interrupt:
+                for callback in self._callbacks:
+                    callback.on_fit_start(self, epochs)
                 while self.epoch < epochs:
                     means = self._fit_epoch(
                         data, epochs, batch_size, shuffle, workers, drop_last, interrupt

@@ -15,8 +15,9 @@ Tune on one split and report on another: :func:`check_disjoint_images` (and
 """
 
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
+from ..errors import TuningError
 from .data import TuneData, check_disjoint_images, image_hashes
-from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, TuningError, tune_gradient
+from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, tune_gradient
 from .hyperparameters import (
     apply_hyperparameters,
     config_values,
