@@ -278,7 +278,7 @@ class FeedbackTrainer:
         self._callbacks: list[Callback] = []
         self._callback_states: dict[str, Any] = {}
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         """Move the network to the trainer's device and freeze the backbone (no gradient, eval
         mode so BatchNorm keeps its statistics); wrap the decoders in DDP. Done once, when
         training starts (the first :meth:`fit`, :meth:`step` or :meth:`backward`), so building a
@@ -442,7 +442,7 @@ class FeedbackTrainer:
         Returns:
             [n_pcoders] detached per-pcoder losses (summed over t = 0..T when ``timesteps > 0``).
         """
-        self._prepare()
+        self.prepare()
         images = images.to(self.device, non_blocking=True)
         self.pnet.check_input(images)
         self.pnet.backbone.eval()
@@ -689,7 +689,7 @@ class FeedbackTrainer:
             if state is not None:
                 callback.load_state_dict(state)
         try:
-            self._prepare()
+            self.prepare()
             interrupts = _deferred_interrupt() if handle_interrupt else nullcontext(_Interrupt())
             with interrupts as interrupt:
                 for callback in self._callbacks:

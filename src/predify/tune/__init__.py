@@ -16,6 +16,7 @@ Tune on one split and report on another: :func:`check_disjoint_images` (and
 
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from ..errors import TuningError
+from .api import TuneReport, TuneSettings, tune_run
 from .data import TuneData, check_disjoint_images, image_hashes
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, tune_gradient
 from .hyperparameters import (
@@ -40,6 +41,9 @@ from .reliance import (
 from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
 
 __all__ = [
+    "TuneReport",
+    "TuneSettings",
+    "tune_run",
     "DEFAULT_ALPHA_RANGE",
     "DEFAULT_LR_ALPHA",
     "DEFAULT_LR_MIXING",
