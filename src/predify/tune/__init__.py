@@ -41,9 +41,6 @@ from .reliance import (
 from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
 
 __all__ = [
-    "TuneReport",
-    "TuneSettings",
-    "tune_run",
     "DEFAULT_ALPHA_RANGE",
     "DEFAULT_LR_ALPHA",
     "DEFAULT_LR_MIXING",
@@ -53,7 +50,9 @@ __all__ = [
     "TimestepAccuracy",
     "TrajectoryPoint",
     "TuneData",
+    "TuneReport",
     "TuneResult",
+    "TuneSettings",
     "TuningError",
     "accuracy_per_timestep",
     "add_noise",
@@ -75,6 +74,7 @@ __all__ = [
     "tune_and_evaluate",
     "tune_gradient",
     "tune_optuna",
+    "tune_run",
     "tuned_config",
     "write_trajectory",
 ]
