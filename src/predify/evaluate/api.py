@@ -364,7 +364,7 @@ def evaluate_run(
     else:
         loaded = load_run(run, device=checked.device)
     run_dir = loaded.path
-    model = PixelSpaceNet(loaded.pnet, loaded.info.normalization).eval()
+    model = PixelSpaceNet(loaded.pnet).eval()  # with the normalisation the network carries
     timesteps = loaded.pnet.config.timesteps if settings.timesteps is None else settings.timesteps
     model_classes = model.num_classes()
     data = load_evaluation_data(loaded, settings.data, settings.max_images, settings.seed)
@@ -386,7 +386,7 @@ def evaluate_run(
     store_settings = {
         "format": RESULTS_FORMAT,
         "run_fingerprint": run_fingerprint(run_dir),
-        "normalization": loaded.info.normalization,
+        "normalization": loaded.pnet.normalization,
         "data": data.spec,
         "benchmark": settings.benchmark,
         "image_indices_sha256": hashlib.sha256(
