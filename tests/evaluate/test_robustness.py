@@ -162,7 +162,9 @@ def test_summary_follows_the_metric_definitions() -> None:
     }
     clean = rng.random((3, 50)) < 0.1
     sweep = _synthetic_sweep(wrong, clean)
-    summary = summarize_sweep(sweep, alexnet=True, n_resamples=200)
+    result = summarize_sweep(sweep, alexnet=True, n_resamples=200)
+    assert result.clean_error == result.to_json()["clean_error"]  # fields are the JSON
+    summary = result.to_json()
     assert summary["clean_error"] == pytest.approx(clean.mean(axis=1).tolist())
     for name in ("gaussian_noise", "fog"):
         table = np.stack([wrong[name, s].mean(axis=1) for s in (1, 2, 3)], axis=1)  # [T+1, S]
@@ -194,13 +196,13 @@ def test_summary_follows_the_metric_definitions() -> None:
         assert low <= summary["mean_corruption_error"][t] <= high
         low, high = summary["corruption_error_ci"]["fog"]["3"][t]
         assert low <= summary["corruption_error"]["fog"]["3"][t] <= high
-    assert summarize_sweep(sweep)["alexnet"] is None
+    assert summarize_sweep(sweep).to_json()["alexnet"] is None
 
 
 def test_undefined_relative_errors_are_none() -> None:
     never_wrong = [[False] * 4, [False] * 4]
     sweep = _synthetic_sweep({("contrast", 1): never_wrong}, never_wrong)
-    summary = summarize_sweep(sweep, n_resamples=20)
+    summary = summarize_sweep(sweep, n_resamples=20).to_json()
     assert summary["ce_relative_to_t0"]["contrast"] == [None, None]
     assert summary["mce_relative_to_t0"] == [None, None]
     assert summary["relative_ce_vs_t0"]["contrast"] == [None, None]

@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .robustness import (
         BenchmarkCorruptions,
         CellResult,
+        CorruptionSummary,
         CorruptionSweep,
         OnTheFlyCorruptions,
         corruption_sweep,
@@ -73,6 +74,7 @@ __all__ = [
     "NOISE_SIGMAS",
     "BenchmarkCorruptions",
     "CellResult",
+    "CorruptionSummary",
     "CorruptionSweep",
     "EvaluateSettings",
     "EvaluationReport",
@@ -122,7 +124,8 @@ _NAMES_BY_MODULE = {
     "metrics": "bootstrap_ci ce_relative_to_t0 corruption_error mean_corruption_error "
     "misclassified paired_bootstrap_diff relative_corruption_error top1_error",
     "pixel_space": "PixelSpaceNet check_pixel_range",
-    "robustness": "BenchmarkCorruptions CellResult CorruptionSweep OnTheFlyCorruptions "
+    "robustness": "BenchmarkCorruptions CellResult CorruptionSummary CorruptionSweep "
+    "OnTheFlyCorruptions "
     "corruption_sweep evaluate_cell summarize_sweep",
     "api": "EvaluateSettings EvaluationReport evaluate_run",
 }

@@ -3,7 +3,7 @@
 >>> from predify.evaluate.api import EvaluateSettings, evaluate_run
 >>> settings = EvaluateSettings(attacks=(), out="eval")       # doctest: +SKIP
 >>> report = evaluate_run("predify-demo", settings)           # doctest: +SKIP
->>> report.corruption["mce_relative_to_t0"]                   # doctest: +SKIP
+>>> report.corruption.mce_relative_to_t0                       # doctest: +SKIP
 
 Reads the run directory that ``predify demo`` or ``predify train`` wrote and evaluates it on its
 test split (``mnist5k:test`` with the run's split seed for the demo) or on ``settings.data``:
@@ -53,6 +53,7 @@ from ..errors import ConfigError
 from ..outputs import prepare_output_dir, run_fingerprint
 from ..runs import LoadedRun, load_run
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
+from .robustness import CorruptionSummary
 
 __all__ = [
     "DEFAULT_ATTACKS",
@@ -133,8 +134,8 @@ class EvaluateSettings:
 class EvaluationReport:
     """What :func:`evaluate_run` measured; :meth:`to_json` is ``results.json``.
 
-    ``corruption``, ``attacks`` and ``analysis`` are None when not evaluated; their layouts are
-    those of :func:`~predify.evaluate.robustness.summarize_sweep`,
+    ``corruption``, ``attacks`` and ``analysis`` are None when not evaluated: a
+    :class:`~predify.evaluate.robustness.CorruptionSummary`, and the JSON layouts of
     :func:`~predify.evaluate.attacks.run_attacks` and
     :meth:`~predify.evaluate.analysis.RepresentationAnalysis.to_json`.
     """
@@ -146,7 +147,7 @@ class EvaluationReport:
     device: str
     seed: int
     data: dict[str, Any]
-    corruption: dict[str, Any] | None = None
+    corruption: CorruptionSummary | None = None
     attacks: dict[str, Any] | None = None
     analysis: dict[str, Any] | None = None
     reconstructions: Any = None
@@ -160,9 +161,11 @@ class EvaluationReport:
         results: dict[str, Any] = {"format": RESULTS_FORMAT}
         results.update((name, getattr(self, name)) for name in head)
         if self.corruption is not None:
-            results["corruption"] = self.corruption
+            results["corruption"] = self.corruption.to_json()
         # Also at the top level: {corruption: {"<severity>": [error at t = 0..T]}}.
-        results["corruption_error"] = (self.corruption or {}).get("corruption_error", {})
+        results["corruption_error"] = (
+            self.corruption.corruption_error if self.corruption is not None else {}
+        )
         for name in ("attacks", "analysis"):
             if getattr(self, name) is not None:
                 results[name] = getattr(self, name)
@@ -291,7 +294,7 @@ def _corruption_section(
     data: EvaluationData,
     timesteps: int,
     store: Any,
-) -> dict[str, Any]:
+) -> CorruptionSummary:
     from .robustness import OnTheFlyCorruptions, corruption_sweep, summarize_sweep
 
     imagenet_like = data.imagenet_like
@@ -315,7 +318,7 @@ def _corruption_section(
     summary = summarize_sweep(
         sweep, alexnet=alexnet, n_resamples=settings.bootstrap, seed=settings.seed
     )
-    summary["cells_evaluated_now"] = sweep.evaluated
+    summary.cells_evaluated_now = sweep.evaluated
     return summary
 
 
