@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import EvaluateSettings, EvaluationReport, evaluate_run
     from .attacks import (
         ATTACKS,
+        AttackReport,
         attack_loss,
         bim,
         gradient_masking_checks,
@@ -72,6 +73,7 @@ __all__ = [
     "ALL_CORRUPTIONS",
     "ATTACKS",
     "NOISE_SIGMAS",
+    "AttackReport",
     "BenchmarkCorruptions",
     "CellResult",
     "CorruptionSummary",
@@ -118,8 +120,8 @@ __all__ = [
 _NAMES_BY_MODULE = {
     "analysis": "NOISE_SIGMAS Reconstructions RepresentationAnalysis add_gaussian_noise "
     "correlation_distance reconstructions representation_analysis",
-    "attacks": "ATTACKS attack_loss bim gradient_masking_checks input_gradient pgd run_attacks "
-    "square success_mask target_labels",
+    "attacks": "ATTACKS AttackReport attack_loss bim gradient_masking_checks input_gradient pgd "
+    "run_attacks square success_mask target_labels",
     "corruptions": "ALL_CORRUPTIONS corrupt parse_severities resolve_corruptions",
     "metrics": "bootstrap_ci ce_relative_to_t0 corruption_error mean_corruption_error "
     "misclassified paired_bootstrap_diff relative_corruption_error top1_error",

@@ -52,6 +52,7 @@ from .._io import atomic_write_json
 from ..errors import ConfigError
 from ..outputs import prepare_output_dir, run_fingerprint
 from ..runs import LoadedRun, load_run
+from .attacks import AttackReport
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
 from .robustness import CorruptionSummary
 
@@ -135,8 +136,8 @@ class EvaluationReport:
     """What :func:`evaluate_run` measured; :meth:`to_json` is ``results.json``.
 
     ``corruption``, ``attacks`` and ``analysis`` are None when not evaluated: a
-    :class:`~predify.evaluate.robustness.CorruptionSummary`, and the JSON layouts of
-    :func:`~predify.evaluate.attacks.run_attacks` and
+    :class:`~predify.evaluate.robustness.CorruptionSummary`, an
+    :class:`~predify.evaluate.attacks.AttackReport`, and the JSON layout of
     :meth:`~predify.evaluate.analysis.RepresentationAnalysis.to_json`.
     """
 
@@ -148,7 +149,7 @@ class EvaluationReport:
     seed: int
     data: dict[str, Any]
     corruption: CorruptionSummary | None = None
-    attacks: dict[str, Any] | None = None
+    attacks: AttackReport | None = None
     analysis: dict[str, Any] | None = None
     reconstructions: Any = None
     """The first decoder's reconstructions of a few images (not in the JSON)."""
@@ -166,9 +167,10 @@ class EvaluationReport:
         results["corruption_error"] = (
             self.corruption.corruption_error if self.corruption is not None else {}
         )
-        for name in ("attacks", "analysis"):
-            if getattr(self, name) is not None:
-                results[name] = getattr(self, name)
+        if self.attacks is not None:
+            results["attacks"] = self.attacks.to_json()
+        if self.analysis is not None:
+            results["analysis"] = self.analysis
         results["elapsed_seconds"] = self.elapsed_seconds
         results["tables"] = self.tables
         results["plots"] = self.plots
