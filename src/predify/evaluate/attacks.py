@@ -639,9 +639,9 @@ def run_attacks(
     Returns:
         An :class:`AttackReport` (JSON-ready values). ``attacks[<attack>]["success"][eps]``
         lists the success rate at each readout of ``readouts`` (for PGD/BIM) or
-        ``square_readouts`` (Square), and at every timestep 0..T for ``transfer``. PGD/BIM also give ``success_all_timesteps[eps][readout]``: the
-        rate at every timestep of the images crafted against that readout. ``checks`` holds the
-        gradient-masking diagnostics.
+        ``square_readouts`` (Square), and at every timestep 0..T for ``transfer``. PGD/BIM also
+        give ``success_all_timesteps[eps][readout]``: the rate at every timestep of the images
+        crafted against that readout. ``checks`` holds the gradient-masking diagnostics.
     """
     unknown = [name for name in attacks if name not in ATTACKS]
     if unknown:
