@@ -295,15 +295,15 @@ def test_masking_checks_flag_truly_masked_gradients_and_stay_quiet_otherwise() -
         "steps": 8, "square_queries": 60, "n_resamples": 0, "progress": False,
     }  # fmt: skip
     masked = run_attacks(_QuantisedInput(make_pnet(timesteps=T)).eval(), images, labels, **settings)
-    checks = masked["checks"]
+    checks = masked.checks
     assert checks["reaches_full_success"] is False
     text = " ".join(checks["warnings"])
     assert "pgd reaches only" in text
     assert "square" in text and "beats the white-box attack" in text and "epsilon 0.3" in text
     # The demo's kind of network, gradients intact: PGD fools every image, nothing is flagged.
     intact = run_attacks(PixelSpaceNet(make_pnet(timesteps=T)).eval(), images, labels, **settings)
-    assert intact["checks"]["reaches_full_success"] is True
-    assert intact["checks"]["warnings"] == []
+    assert intact.checks["reaches_full_success"] is True
+    assert intact.checks["warnings"] == []
 
 
 def test_transfer_reuses_the_feedforward_attack_and_reports_every_timestep(model, batch) -> None:

@@ -75,7 +75,7 @@ def test_two_processes_train_as_one_process_on_the_global_batch(tmp_path: Path) 
     assert all(torch.equal(v, results[0]["initial"][k]) for k, v in decoders(reference).items())
     single = fit_trainer(reference)
     assert single.world_size == 1
-    single.fit(RecordingDataset(), epochs=2, batch_size=10, tensorboard=False, progress=False)
+    single.fit(RecordingDataset(), epochs=2, batch_size=10)
     for key, value in decoders(reference).items():
         torch.testing.assert_close(results[0]["after_fit"][key], value, rtol=0, atol=1e-6)
     unrolled = unrolled_trainer(reference)
