@@ -10,9 +10,6 @@ about 10-30 s each on two shared cores, most of it inductor's C++ compilation).
 from __future__ import annotations
 
 import copy
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,19 +19,9 @@ from torch import nn
 import predify
 from predify import ConfigError
 from predify._precision import Execution, autocast, grad_scaler, prepare_input, prepare_network
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
+from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
 
 COMPILE_ATOL = 1e-4  # the bound for compiled vs eager logits
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def force_hook_path(pnet: predify.PredictiveNet) -> torch.utils.hooks.RemovableHandle:

@@ -22,14 +22,6 @@ from predify.models import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_lists_the_papers_networks() -> None:
     assert list_models() == ["peffnetb0", "presnet18", "pshallow", "pvgg16"]
     with pytest.raises(ConfigError, match="did you mean 'presnet18'"):
@@ -50,7 +42,7 @@ def test_zoo_models_build_and_run(
 ) -> None:
     pnet = create_model(name, image_size=image_size, timesteps=2)
     assert [pcoder.module_path for pcoder in pnet.pcoders] == list(modules)
-    values = pnet.hyperparameters()
+    values = pnet.hyperparameter_values()
     assert values[:-1] == [Hyperparameters(0.8, 0.1, 0.01)] * (len(modules) - 1)
     assert values[-1] == Hyperparameters(0.8, 0.0, 0.01)
     pnet.eval()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import predify
+import predify.tune.gradient as gradient_module
 from predify.config import Hyperparameters
 from predify.errors import ConfigError, DataError
 from predify.models import ShallowCNN
@@ -23,8 +25,8 @@ from predify.tune import (
     tune_and_evaluate,
     tune_gradient,
 )
-
-from .conftest import TIMESTEPS, WIDTHS
+from testkit import SMALL_TIMESTEPS as TIMESTEPS
+from testkit import SMALL_WIDTHS as WIDTHS
 
 NOISE = parse_noise("gaussian:0.5")
 
@@ -56,7 +58,7 @@ def test_tuning_lowers_the_loss_keeps_values_valid_and_weights_frozen(pnet, val_
     pnet.backbone.classifier.weight.requires_grad_(False)
     flags = {name: p.requires_grad for name, p in pnet.named_parameters()}
     before_weights = _snapshot(pnet)
-    before_values = pnet.hyperparameters()
+    before_values = pnet.hyperparameter_values()
     pnet.train()
 
     result = tune_gradient(
@@ -88,11 +90,11 @@ def test_tuning_lowers_the_loss_keeps_values_valid_and_weights_frozen(pnet, val_
     assert all(torch.equal(before_weights[k], after_weights[k]) for k in before_weights)
     assert {name: p.requires_grad for name, p in pnet.named_parameters()} == flags
     assert all(p.grad is None for p in pnet.parameters())
-    assert pnet.hyperparameters() == before_values
+    assert pnet.hyperparameter_values() == before_values
     assert pnet.training and pnet.backbone.training
     # The trajectory's CSV has one row per step and a final row.
     lines = trajectory_csv(result.trajectory).splitlines()
-    assert lines[0].split(",")[:5] == ["step", "loss", "note", "pcoder0_beta", "pcoder0_lambda"]
+    assert lines[0].split(",")[:5] == ["step", "loss", "note", "pcoder1_beta", "pcoder1_lambda"]
     assert len(lines) == 1 + 9 and lines[-1].split(",")[2] == "final"
 
 
@@ -111,12 +113,12 @@ def test_applying_the_result_changes_the_dynamics_and_the_config_loads(pnet, val
     path = tmp_path / "tuned.toml"
     result.config_for(pnet).save(path)
     result.apply_to(pnet)
-    for got, want in zip(pnet.hyperparameters(), result.effective, strict=True):
+    for got, want in zip(pnet.hyperparameter_values(), result.effective, strict=True):
         assert got.feedforward == pytest.approx(want.feedforward, abs=1e-6)
         assert got.feedback == pytest.approx(want.feedback, abs=1e-6)
         assert got.pc == pytest.approx(want.pc, rel=1e-5)
     rebuilt = predify.predify(ShallowCNN(in_channels=1, widths=WIDTHS), path)
-    for got, want in zip(rebuilt.hyperparameters(), result.effective, strict=True):
+    for got, want in zip(rebuilt.hyperparameter_values(), result.effective, strict=True):
         assert got.feedforward == pytest.approx(want.feedforward, abs=1e-6)
         assert got.pc == pytest.approx(want.pc, rel=1e-5)
 
@@ -143,7 +145,16 @@ def test_shared_tuning_learns_one_set_and_writes_a_shared_config(pnet, val_data,
     assert rebuilt.pcoders[0].hyperparameters is rebuilt.pcoders[2].hyperparameters
 
 
-def test_a_data_loader_and_a_time_budget_are_accepted(pnet, val_data):
+def test_a_data_loader_and_a_time_budget_are_accepted(pnet, val_data, monkeypatch):
+    """The budget is read from a simulated clock on which every forward pass of the network
+    takes 0.25 s, so the test does not depend on the machine's speed."""
+    clock = [0.0]
+
+    def forward_costs_a_quarter_second(*_: object) -> None:
+        clock[0] += 0.25
+
+    monkeypatch.setattr(gradient_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    pnet.register_forward_hook(forward_costs_a_quarter_second)  # this test's own copy
     loader = DataLoader(TensorDataset(*val_data), batch_size=32)
     result = tune_gradient(
         pnet,
@@ -155,8 +166,10 @@ def test_a_data_loader_and_a_time_budget_are_accepted(pnet, val_data):
         progress=False,
         measure_loss=False,
     )
+    # Steps start at 0, 0.25, 0.5 and 0.75 s; one more would end at 1.25 s, past the budget
+    # (50 epochs of 4 batches would be 200 steps).
     assert result.stopped_by_budget
-    assert 1 <= result.steps < 200 and result.seconds < 10
+    assert result.steps == 4 and result.seconds == pytest.approx(1.0)
     assert result.tuning_loss_before is None and math.isfinite(result.final_loss)
     _assert_valid(result.effective)
 
@@ -209,7 +222,7 @@ def test_temporary_values_are_validated(pnet):
     invalid = [Hyperparameters(0.9, 0.5, 0.1)] * 3
     with pytest.raises(ConfigError), temporary_hyperparameters(pnet, invalid, shared=False):
         pass
-    assert pnet.hyperparameters()[0].feedforward == pytest.approx(0.8)
+    assert pnet.hyperparameter_values()[0].feedforward == pytest.approx(0.8)
 
 
 def test_tune_and_evaluate_reports_held_out_accuracy_and_refuses_seen_images(pnet, val_data):
