@@ -98,11 +98,9 @@ def execution_from_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """The options every command has: ``--device``, ``--no-progress`` and the execution options
-    (``--precision``, ``--channels-last``, ``--compile``)."""
+    """The options every command has: ``--device`` and ``--no-progress``."""
     add_device_option(parser)
     add_progress_option(parser)
-    add_execution_options(parser)
 
 
 def progress_from_args(args: argparse.Namespace) -> bool | None:

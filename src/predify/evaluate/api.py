@@ -454,6 +454,8 @@ def _evaluate(
         "batch_size": settings.batch_size,
         "seed": settings.seed,
     }
+    if checked.execution.precision != "fp32":  # other numbers; fp32 stores stay valid
+        store_settings["precision"] = checked.execution.precision
     report = EvaluationReport(
         run_dir=str(run_dir),
         model=loaded.config.name,

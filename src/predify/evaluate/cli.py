@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..cli_options import (
     add_common_options,
+    add_execution_options,
     execution_from_args,
     nonnegative_int,
     positive_int,
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--no-plots", action="store_true", help="skip the PNG plots")
     # fmt: on
     add_common_options(parser)
+    add_execution_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
