@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from .._loading import pinned
 from ..distributed import DistributedInfo, broadcast_from_main, gather_to_main
 from ..errors import DataError
 from ..outputs import resolve_progress
@@ -159,16 +160,17 @@ class OnTheFlyCorruptions:
         check_pixel_range(images)
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-        self.images, self.labels = images, labels
+        self.device = torch.device(device)
+        # Pinned once, so each batch's copy to a GPU runs by DMA without blocking the host.
+        self.images, self.labels = pinned(images, self.device), labels
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.device = torch.device(device)
         self.num_images = int(images.shape[0])
 
     def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator().manual_seed(cell_seed(self.seed, corruption, severity))
         for start in range(0, self.num_images, self.batch_size):
-            images = self.images[start : start + self.batch_size].to(self.device)
+            images = self.images[start : start + self.batch_size].to(self.device, non_blocking=True)
             if corruption != CLEAN:
                 images = corrupt(images, corruption, severity, generator)
             yield images, self.labels[start : start + self.batch_size]
