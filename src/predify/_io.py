@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "remove_temporaries",
+]
+
+#: What :func:`atomic_path` names its temporary files: ``.<name>.<8 random characters>.tmp``
+#: (``tempfile.mkstemp``'s random part), so a cleaner cannot take a user's file for one.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _read_umask() -> int:
@@ -46,6 +57,36 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if temporary_path.exists():
             temporary_path.unlink()
+
+
+def remove_temporaries(directory: str | os.PathLike[str], skip: str | None = None) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` that a killed writer left in
+    ``directory`` and its direct subfolders (a subfolder holding a file named ``skip``, another
+    job's lock, is left alone); returns the removed paths.
+
+    Only call this while no other process writes there (under the folder's lock).
+    """
+    directory = Path(directory)
+    folders = [directory]
+    try:
+        folders += [
+            entry
+            for entry in directory.iterdir()
+            if entry.is_dir() and not entry.is_symlink() and not (skip and (entry / skip).exists())
+        ]
+    except OSError:
+        return []
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if _TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
 
 
 def _atomic_write(
