@@ -35,6 +35,7 @@ target file itself, which is what the tests must catch.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -258,10 +259,8 @@ def serve() -> int:
     for name in ("predify.train.api", "predify.evaluate.api", "predify.evaluate.robustness",
                  "predify.evaluate.attacks", "predify.evaluate.analysis", "predify.tune.api",
                  "torch.utils.tensorboard"):  # fmt: skip
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
     torch.set_num_threads(1)
     for line in sys.stdin:
         request = json.loads(line)

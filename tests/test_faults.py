@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 import torch
 
+from predify.checkpoint import feedback_state_dict, save_feedback
 from predify.cli import main
 from predify.errors import OutputInUseError
 from predify.evaluate import robustness
 from predify.outputs import LOCK_NAME, prepare_output_dir, read_lock
-from predify.runs import load_run
+from predify.runs import feedback_path, load_run
 
 CHILD = Path(__file__).with_name("kill_child.py")
 SEED = 9  # issue #9; change it to draw other kill points
@@ -152,11 +153,6 @@ def run_with_kills(
     for kill in [*kills, None]:
         args = again if again is not None and (out / "run.json").exists() else first
         code, stderr = children.run({**kill, "out": str(out)} if kill else None, args)
-        if os.environ.get("DEBUG_FAULTS"):
-            progress = "-"
-            if (out / "checkpoint.pt").exists():
-                progress = torch.load(out / "checkpoint.pt", weights_only=True)["progress"]
-            print(kill, code, progress, stderr, file=sys.stderr)
         if killed_pid is not None:
             # The dead process's lock was taken over, and said so.
             assert f"taking over the lock left by pid {killed_pid}" in stderr, stderr
@@ -192,7 +188,8 @@ def test_train_killed_at_random_moments_resumes_bit_identically(
     options = ["--epochs", "4", "--checkpoint-every", "1"]
     assert main([*TRAIN, "--out", str(straight), *options]) == 0
     kills = [
-        {"event": "write", "pattern": "checkpoint.pt", "action": "torn", "count": rng.randint(1, 3)},
+        {"event": "write", "pattern": "checkpoint.pt", "action": "torn",
+         "count": rng.randint(1, 3)},
         {"event": "replace", "pattern": "checkpoint.pt", "action": "after",
          "count": rng.randint(1, 3)},
         {"event": "write", "pattern": "feedback.safetensors",
@@ -243,7 +240,8 @@ def test_evaluate_killed_at_random_moments_reruns_to_the_same_results(
         {"event": "write", "pattern": rng.choice(["results.json", "*.csv"]), "action": "torn",
          "count": 1},
     ]  # fmt: skip
-    run_with_kills(children, killed, kills, ["evaluate", str(run_dir), "--out", str(killed), *EVALUATE])
+    first = ["evaluate", str(run_dir), "--out", str(killed), *EVALUATE]
+    run_with_kills(children, killed, kills, first)
 
     assert results(killed / "results.json") == results(straight / "results.json")
     tables = sorted(p.name for p in straight.glob("*.csv"))
@@ -376,6 +374,27 @@ def test_a_torn_last_row_of_metrics_csv_is_dropped_on_resume(tmp_path: Path) -> 
         handle.write("1")
     assert main(["train", "--resume", str(killed), "--epochs", "2", "--no-progress"]) == 0
     assert (killed / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
+
+
+def test_a_kill_between_the_last_checkpoint_and_the_feedback_export_is_repaired(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    assert main([*TRAIN, "--out", str(run), "--epochs", "1"]) == 0
+    trained = feedback_state_dict(load_run(run).pnet)
+    # What a kill right after the last checkpoint leaves: the feedback file of an earlier step
+    # (here: zeroed decoders) and a run.json that still says "running".
+    stale = load_run(run).pnet
+    for parameter in stale.decoder_parameters():
+        parameter.data.zero_()
+    save_feedback(stale, feedback_path(run))
+    info = json.loads((run / "run.json").read_text())
+    info["extra"]["training"]["status"] = "running"
+    (run / "run.json").write_text(json.dumps(info))
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # nothing left to train
+    exported = feedback_state_dict(load_run(run).pnet)
+    assert all(torch.equal(exported[key], trained[key]) for key in trained)
+    assert json.loads((run / "run.json").read_text())["extra"]["training"]["status"] == "finished"
 
 
 # ----------------------------------------------------------------------------------- lock

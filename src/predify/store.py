@@ -162,8 +162,7 @@ class ResultStore:
         except (OSError, ValueError) as error:
             detail = error.strerror if isinstance(error, OSError) else str(error)
             raise DataError(
-                f"{path}: unreadable finished cell ({detail}); delete it to compute the cell "
-                "again"
+                f"{path}: unreadable finished cell ({detail}); delete it to compute the cell again"
             ) from None
         if not isinstance(payload, dict):
             raise DataError(

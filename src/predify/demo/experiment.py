@@ -388,9 +388,7 @@ def run_demo(
     progress = resolve_progress(settings.progress)
     with prepare_output_dir(out_dir) as out:
         if target_device.type != "cpu":
-            return _run_demo(
-                out, settings, steps, seed, levels, target_device, progress, workers=1
-            )
+            return _run_demo(out, settings, steps, seed, levels, target_device, progress, workers=1)
         # Ops run single-threaded on the CPU: the numbers are then the same on any number of
         # cores (reductions split over threads round differently), and a busy machine does not
         # stall the small steps of this demo on threads waiting for each other. The cores are
