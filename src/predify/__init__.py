@@ -10,7 +10,7 @@
 from .builder import PAPER_HYPERPARAMETERS, auto_config, auto_predictor, predify
 from .checkpoint import load_feedback, load_predictive_net, save_feedback
 from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
-from .errors import CheckpointError, ConfigError, DataError, PredifyError
+from .errors import CheckpointError, ConfigError, ConfigWarning, DataError, PredifyError
 from .network import PNetOutput, PNetState, PredictiveNet
 from .pcoder import PCHyperparameters, PCoder
 from .train import FeedbackTrainer
@@ -21,6 +21,7 @@ __all__ = [
     "PAPER_HYPERPARAMETERS",
     "CheckpointError",
     "ConfigError",
+    "ConfigWarning",
     "DataError",
     "FeedbackTrainer",
     "Hyperparameters",

@@ -7,7 +7,7 @@ traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "PredifyError"]
+__all__ = ["CheckpointError", "ConfigError", "ConfigWarning", "DataError", "PredifyError"]
 
 
 class PredifyError(Exception):
@@ -24,3 +24,10 @@ class DataError(PredifyError, ValueError):
 
 class CheckpointError(PredifyError, ValueError):
     """A checkpoint file that is missing, unreadable or does not fit the network."""
+
+
+class ConfigWarning(UserWarning):
+    """A config value that is accepted as the original Predify accepted it, but not as written:
+    a value it ignored (a feedback weight on the top pcoder, per-pcoder values under shared
+    hyperparameters) or a field it defaulted (``gradient_scaling``, ``shared_hyperparameters``).
+    The message names the field and says what is used instead."""
