@@ -10,16 +10,27 @@ directory that ``predify evaluate`` and ``predify tune`` read.
 
 from .distributed import DistributedInfo, distributed_from_env, init_distributed
 from .logs import MetricsLogger
+from .recipes import RECIPES, Preprocessing, TrainingRecipe, get_recipe, list_recipes
+from .schedulers import SCHEDULERS, SchedulerSettings, build_scheduler, parse_scheduler
 from .state import seed_everything
 from .trainer import OPTIMIZERS, FeedbackTrainer, NonFiniteLossError
 
 __all__ = [
     "OPTIMIZERS",
+    "RECIPES",
+    "SCHEDULERS",
     "DistributedInfo",
     "FeedbackTrainer",
     "MetricsLogger",
     "NonFiniteLossError",
+    "Preprocessing",
+    "SchedulerSettings",
+    "TrainingRecipe",
+    "build_scheduler",
     "distributed_from_env",
+    "get_recipe",
     "init_distributed",
+    "list_recipes",
+    "parse_scheduler",
     "seed_everything",
 ]
