@@ -104,6 +104,11 @@ def _unwrap(payload: Any) -> Any:
     return payload
 
 
+def _shortest_float(value: Tensor) -> float:
+    """The value as written: the float32 buffer of 0.2 is 0.2, not 0.20000000298023224."""
+    return float(str(value.detach().cpu().reshape(()).numpy()))
+
+
 def _scalar(value: Any, label: str, path: Path) -> float:
     if isinstance(value, Tensor) and value.numel() == 1:
         return float(value.item())
@@ -132,7 +137,7 @@ def _parse_network(state: Mapping[str, Any], path: Path) -> _Parsed:
         match = _HYPERPARAMETER_KEY.match(key)
         if match and isinstance(value, Tensor) and value.numel() == 1:
             number = int(match.group(2)) - 1 if match.group(2) else None
-            hyperparameters.setdefault(match.group(1), {})[number] = float(value.item())
+            hyperparameters.setdefault(match.group(1), {})[number] = _shortest_float(value)
     return _Parsed("network", pcoders, (path,), hyperparameters=hyperparameters)
 
 
