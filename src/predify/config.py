@@ -28,8 +28,10 @@ from what is written announced by a :class:`~predify.errors.ConfigWarning` namin
   pcoder's values (the defaults 0.3/0.3/0.01 when it has none), the others are ignored; a
   top-level ``[hyperparameters]`` table, when given, wins over them all;
 - a feedback weight on the top pcoder is ignored (taken as 0: nothing lies above it);
-- a missing ``gradient_scaling`` or ``shared_hyperparameters`` is false, and a pcoder without
-  ``hyperparameters`` (and no top-level table) takes 0.3/0.3/0.01.
+- a missing ``gradient_scaling`` or ``shared_hyperparameters`` is false.
+
+A pcoder without ``hyperparameters`` (and no top-level table) takes 0.3/0.3/0.01, the original's
+default, without a warning: nothing departs from the original there.
 
 What would make the dynamics ill-defined (a negative or non-finite weight, beta + lambda > 1) is
 refused with a :class:`~predify.errors.ConfigError`, ignored or not. A :class:`PNetConfig` built
@@ -434,15 +436,6 @@ def _adopt_original_semantics(
             kwargs["hyperparameters"] = shared
         kwargs["pcoders"] = tuple(replace(pcoder, hyperparameters=None) for pcoder in pcoders)
         return
-    missing = [index for index, pcoder in enumerate(pcoders) if pcoder.hyperparameters is None]
-    if missing and "hyperparameters" not in kwargs:
-        names = ", ".join(f"pcoders[{index}].hyperparameters" for index in missing)
-        default = Hyperparameters()
-        _warn(
-            source,
-            f"{names}: not given; feedforward={default.feedforward}, "
-            f"feedback={default.feedback}, pc={default.pc} (the original Predify's defaults)",
-        )
     top = pcoders[-1].hyperparameters
     if top is not None and top.feedback != 0 and _is_plain_weight(top.feedback):
         index = len(pcoders) - 1

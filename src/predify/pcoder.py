@@ -303,7 +303,10 @@ def _one_input_channel(layer: nn.Module) -> nn.Module | None:
     }
     if conv.transposed:
         common["output_padding"] = conv.output_padding
-    return type(conv)(1, conv.out_channels, conv.kernel_size, **common)
+    # Built on the meta device, then given (uninitialised) storage: the probe's weights are all
+    # set to 1 anyway, and a real initialisation would draw from the global RNG.
+    sliced = type(conv)(1, conv.out_channels, conv.kernel_size, device="meta", **common)
+    return sliced.to_empty(device="cpu")
 
 
 def _fan_out_probe(decoder: nn.Module, channels: int) -> tuple[nn.Module, int]:
