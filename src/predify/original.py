@@ -312,10 +312,15 @@ def _check(pnet: PredictiveNet, parsed: _Parsed) -> None:
                 f"{parsed.files[0]}: no {names}: the file holds {len(parsed.pcoders)} pcoders, "
                 f"the network has {count}"
             )
+        given = (
+            f"{parsed.files[0]}: holds the weights of one pcoder"
+            if len(parsed.files) == 1
+            else f"{len(parsed.files)} per-pcoder files ({parsed.files[0].parent}) hold the "
+            f"weights of {len(parsed.pcoders)} pcoders"
+        )
         raise CheckpointError(
-            f"{parsed.files[0]}: holds the weights of {len(parsed.pcoders)} pcoder(s), the "
-            f"network has {count}: pass the files of all {count} pcoders as a list (pcoder "
-            "order) or the directory that holds them"
+            f"{given}, the network has {count}: pass the files of all {count} pcoders as a list "
+            "(pcoder order) or the directory that holds them"
         )
     for index in range(count):
         entry = parsed.pcoders[index]
