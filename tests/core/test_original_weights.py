@@ -308,7 +308,7 @@ def test_errors_name_the_files_own_keys_and_load_nothing(
     paths = save_training_checkpoints(tmp_path, paper_pmodules(4), 1)
     with pytest.raises(CheckpointError, match="pass the files of all 8 pcoders"):
         load_original_feedback(pnet, paths[0])
-    with pytest.raises(CheckpointError, match="7 per-pcoder files .* the network has 8"):
+    with pytest.raises(CheckpointError, match=r"7 per-pcoder files .* the network has 8"):
         load_original_feedback(pnet, paths[:7])
     with pytest.raises(CheckpointError, match="no hyperparameter buffers"):
         load_original_feedback(pnet, paths, hyperparameters=True)
