@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .config import ConfigSource, Hyperparameters, PCoderConfig, PNetConfig, load_config
-from .errors import ConfigError, ConfigWarning
+from .errors import ConfigError, warn_outside_predify
 from .modules import dry_run, eval_mode, resolve_module
 from .network import PredictiveNet
 from .parsing import parse_predictor
@@ -75,12 +74,10 @@ def _resolve_legacy_path(backbone: nn.Module, path: str, where: str) -> nn.Modul
     module = getattr(backbone, norm, None)
     if not isinstance(module, nn.Module) or type(module).__name__ != "BatchNormAct2d":
         return None
-    warnings.warn(
+    warn_outside_predify(
         f"{where}: {path.strip()!r} is not a module of this timm {type(backbone).__name__}; "
         f"newer timm folds that activation into {norm!r} (BatchNormAct2d), whose output is the "
-        f"same tensor, so the pcoder updates the output of {norm!r}",
-        ConfigWarning,
-        stacklevel=3,
+        f"same tensor, so the pcoder updates the output of {norm!r}"
     )
     return module
 

@@ -44,14 +44,13 @@ import difflib
 import math
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text
-from .errors import ConfigError, ConfigWarning
+from .errors import ConfigError, warn_outside_predify
 from .parsing import check_import_line
 
 if sys.version_info >= (3, 11):
@@ -373,18 +372,7 @@ def load_config(source: ConfigSource) -> PNetConfig:
 
 def _warn(source: str | None, message: str) -> None:
     prefix = f"{source}: " if source and source != "<string>" else ""
-    warnings.warn(prefix + message, ConfigWarning, stacklevel=_caller_stacklevel())
-
-
-def _caller_stacklevel() -> int:
-    """The stacklevel of the first frame outside predify, so a warning points at user code."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
+    warn_outside_predify(prefix + message)
 
 
 def _is_plain_weight(value: Any) -> bool:

@@ -7,7 +7,18 @@ traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "ConfigWarning", "DataError", "PredifyError"]
+import os
+import sys
+import warnings
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "ConfigWarning",
+    "DataError",
+    "PredifyError",
+    "warn_outside_predify",
+]
 
 
 class PredifyError(Exception):
@@ -31,3 +42,17 @@ class ConfigWarning(UserWarning):
     a value it ignored (a feedback weight on the top pcoder, per-pcoder values under shared
     hyperparameters) or a field it defaulted (``gradient_scaling``, ``shared_hyperparameters``).
     The message names the field and says what is used instead."""
+
+
+def warn_outside_predify(message: str, category: type[Warning] = ConfigWarning) -> None:
+    """``warnings.warn`` pointing at the first caller outside the predify package, so that the
+    warning names the user's line, not predify's."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

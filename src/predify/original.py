@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from torch import Tensor
 
 from ._io import load_weights_only
 from .config import Hyperparameters
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, warn_outside_predify
 from .network import PredictiveNet
 from .pcoder import decoder_fan_out
 
@@ -484,20 +483,18 @@ def _announce(report: OriginalFeedback) -> None:
             f"pcoders[{i}] {v:.6g} (exact {report.c_sqrt_exact[i]:.6g})"
             for i, v in differing.items()
         )
-        warnings.warn(
+        warn_outside_predify(
             f"{source}: adopted the gradient-scaling constants sqrt(C) stored in the file: "
             f"{detail}. The published results were computed with them (the original estimated C "
             "at random for decoders ending in a ReLU); pass c_sqrt='exact' to recompute them",
             UserWarning,
-            stacklevel=3,
         )
     if report.c_sqrt_ignored:
         names = ", ".join(f"pcoder{i + 1}.C_sqrt" for i in report.c_sqrt_ignored)
-        warnings.warn(
+        warn_outside_predify(
             f"{source}: holds {names}, so its network scaled the error gradients "
             "(gradient_scaling = true); this network does not, and ignores them",
             UserWarning,
-            stacklevel=3,
         )
 
 
