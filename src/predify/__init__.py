@@ -12,7 +12,7 @@ from .checkpoint import load_feedback, load_original_feedback, load_predictive_n
 from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import CheckpointError, ConfigError, ConfigWarning, DataError, PredifyError
 from .network import PNetOutput, PNetState, PredictiveNet
-from .pcoder import PCHyperparameters, PCoder
+from .pcoder import HyperparameterModule, PCoder
 from .presets import HyperparameterPreset, get_preset, list_presets
 from .train import FeedbackTrainer
 
@@ -25,9 +25,9 @@ __all__ = [
     "ConfigWarning",
     "DataError",
     "FeedbackTrainer",
+    "HyperparameterModule",
     "HyperparameterPreset",
     "Hyperparameters",
-    "PCHyperparameters",
     "PCoder",
     "PCoderConfig",
     "PNetConfig",

@@ -16,7 +16,10 @@ __all__ = [
     "ConfigError",
     "ConfigWarning",
     "DataError",
+    "NonFiniteLossError",
     "PredifyError",
+    "TuningError",
+    "UsageError",
     "warn_outside_predify",
 ]
 
@@ -35,6 +38,18 @@ class DataError(PredifyError, ValueError):
 
 class CheckpointError(PredifyError, ValueError):
     """A checkpoint file that is missing, unreadable or does not fit the network."""
+
+
+class UsageError(ConfigError):
+    """A command line that does not parse (an unknown option, a missing or malformed value)."""
+
+
+class NonFiniteLossError(PredifyError, FloatingPointError):
+    """A training loss became NaN or infinite; the optimiser step was not taken."""
+
+
+class TuningError(PredifyError):
+    """Tuning cannot go on: the loss or a gradient became NaN or infinite."""
 
 
 class ConfigWarning(UserWarning):

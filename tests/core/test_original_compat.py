@@ -92,7 +92,7 @@ def test_original_example_pvgg16_config_builds_unchanged(vgg16: nn.Module) -> No
         "features[29]",
     ]
     shared = Hyperparameters(0.2, 0.05, 0.01)
-    assert pnet.hyperparameters() == [shared] * 4 + [Hyperparameters(0.2, 0.0, 0.01)]
+    assert pnet.hyperparameter_values() == [shared] * 4 + [Hyperparameters(0.2, 0.0, 0.01)]
     assert all(p.gradient_scaling for p in pnet.pcoders)
     check_pvgg16_decoders(pnet)
 
@@ -102,7 +102,7 @@ def test_predify2021_pvgg16_config_builds_unchanged_and_silently(vgg16: nn.Modul
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConfigWarning)  # every field given: nothing to announce
         pnet = predify.predify(vgg16, path)
-    assert pnet.hyperparameters() == [
+    assert pnet.hyperparameter_values() == [
         Hyperparameters(0.2, 0.05, 0.01),
         Hyperparameters(0.4, 0.1, 0.01),
         Hyperparameters(0.4, 0.1, 0.01),
@@ -123,7 +123,7 @@ def test_predify2021_peffnetb0_config_builds_unchanged_on_timm() -> None:
     assert len(record) == 1  # no hyperparameters given: the original's 0.3/0.3/0.01, silently
     assert pnet.updated_modules[0] is backbone.bn1
     assert list(pnet.updated_modules[1:]) == list(backbone.blocks)
-    assert pnet.hyperparameters() == [Hyperparameters(0.3, 0.3, 0.01)] * 7 + [
+    assert pnet.hyperparameter_values() == [Hyperparameters(0.3, 0.3, 0.01)] * 7 + [
         Hyperparameters(0.3, 0.0, 0.01)
     ]
     # The automatic decoders of the original: Upsample x2 where the map doubles.
@@ -144,7 +144,7 @@ def test_shared_hyperparameters_take_the_first_pcoders_values() -> None:
         config = predify.load_config(data)
     assert config.hyperparameters == Hyperparameters(0.3, 0.2, 0.05)
     pnet = predify.predify(GoldenNet(), config)
-    assert pnet.hyperparameters() == [Hyperparameters(0.3, 0.2, 0.05)] * 2 + [
+    assert pnet.hyperparameter_values() == [Hyperparameters(0.3, 0.2, 0.05)] * 2 + [
         Hyperparameters(0.3, 0.0, 0.05)
     ]
 
@@ -187,7 +187,7 @@ def test_set_hyperparameters_accepts_the_originals_list_of_dicts() -> None:
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / "case_a.toml")
     # predify2021's scripts: 0.8/0.1/0.01 on every pcoder, the top one included.
     pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}] * 3)
-    assert pnet.hyperparameters() == [Hyperparameters(0.8, 0.1, 0.01)] * 2 + [
+    assert pnet.hyperparameter_values() == [Hyperparameters(0.8, 0.1, 0.01)] * 2 + [
         Hyperparameters(0.8, 0.0, 0.01)
     ]
     x = torch.rand(2, 3, 32, 32)
@@ -198,17 +198,17 @@ def test_set_hyperparameters_accepts_the_originals_list_of_dicts() -> None:
     torch.testing.assert_close(from_dicts, from_values, rtol=0, atol=0)
     # One dict for all (PNetSameHP.set_hyperparameters), tensors as the original stored them.
     pnet.set_hyperparameters({"ffm": torch.tensor(0.5), "fbm": 0.25, "erm": 0.02})
-    assert pnet.hyperparameters()[0] == Hyperparameters(0.5, 0.25, 0.02)
+    assert pnet.hyperparameter_values()[0] == Hyperparameters(0.5, 0.25, 0.02)
 
 
 def test_set_hyperparameters_dicts_are_checked() -> None:
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / "case_a.toml")
-    before = pnet.hyperparameters()
+    before = pnet.hyperparameter_values()
     with pytest.raises(ConfigError, match=r"hyperparameters\[1\].*'ffm', 'fbm', 'erm'"):
         pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}, {"ffm": 0.8}, {}])
     with pytest.raises(ConfigError, match=r"hyperparameters\[0\].*0\.8 \+ 0\.4"):
         pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.4, "erm": 0.01}] * 3)
-    assert pnet.hyperparameters() == before
+    assert pnet.hyperparameter_values() == before
 
 
 # ---------------------------------------------------------------------- presets
@@ -238,7 +238,7 @@ def test_presets_hold_the_values_of_the_papers_code() -> None:
 def test_preset_apply_and_refusals() -> None:
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / "case_a.toml")
     get_preset("paper-evaluation").apply(pnet)
-    assert pnet.hyperparameters()[1] == Hyperparameters(0.8, 0.1, 0.01)
+    assert pnet.hyperparameter_values()[1] == Hyperparameters(0.8, 0.1, 0.01)
     with pytest.raises(ConfigError, match=r"5 pcoders.*pvgg16.*has 3"):
         get_preset("pvgg16-class-defaults").apply(pnet)
     with pytest.raises(ConfigError, match="did you mean 'paper-evaluation'"):

@@ -206,19 +206,19 @@ def test_whole_network_state_dicts(
     ]
     path = tmp_path / "pnet.pth"
     torch.save(WRAPPERS[wrapper](network_state(pmodules, stored, values)), path)
-    before = pnet.hyperparameters()
+    before = pnet.hyperparameter_values()
     with pytest.warns(UserWarning, match=r"pcoders\[0\] 7\.25 \(exact 10\.3923\)"):
         report = load_original_feedback(pnet, path)
     assert report.layout == "network" and report.files == (path,)
     assert_decoders_equal(pnet, pmodules)
     assert [p.c_sqrt for p in pnet.pcoders] == stored
-    assert pnet.hyperparameters() == before  # not asked for
+    assert pnet.hyperparameter_values() == before  # not asked for
     with pytest.warns(UserWarning):
         report = load_original_feedback(pnet, path, hyperparameters=True)
     expected = [Hyperparameters(*v) for v in values]
     expected[-1] = Hyperparameters(values[-1][0], 0.0, values[-1][2])
-    assert pnet.hyperparameters() == expected
-    assert report.hyperparameters == pnet.hyperparameters()
+    assert pnet.hyperparameter_values() == expected
+    assert report.hyperparameters == pnet.hyperparameter_values()
 
 
 def test_unset_c_sqrt_is_not_adopted_and_unscaled_networks_say_they_ignore_it(
@@ -253,7 +253,7 @@ def test_shared_hyperparameter_buffers(tmp_path: Path) -> None:
     path = tmp_path / "same_hp.pt"
     torch.save(state, path)
     load_original_feedback(pnet, path, hyperparameters=True)
-    assert pnet.hyperparameters() == [Hyperparameters(0.6, 0.3, 0.05)] * 2 + [
+    assert pnet.hyperparameter_values() == [Hyperparameters(0.6, 0.3, 0.05)] * 2 + [
         Hyperparameters(0.6, 0.0, 0.05)
     ]
 

@@ -160,7 +160,7 @@ def test_peffnetb0_on_timm_matches_the_papers_equations(gradient_scaling: bool) 
     decoders = [paper_decoder(*layout).double() for layout in PAPER_DECODERS]
     for pcoder, decoder in zip(pnet.pcoders, decoders, strict=True):
         pcoder.decoder.load_state_dict(decoder.state_dict())  # strict: the same layout
-    assert pnet.hyperparameters() == values
+    assert pnet.hyperparameter_values() == values
 
     timesteps = 3
     logits, reps = reference_dynamics(backbone, decoders, values, c_sqrt, image, timesteps)
