@@ -5,6 +5,8 @@
 >>> recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.batch_size, recipe.epochs
 ('rmsprop', 0.001, 0.0005, 64, 50)
 >>> recipe.transform()  # Resize(224), CenterCrop(224), ToTensor(), Normalize  # doctest: +SKIP
+>>> train_run("runs/peffnetb0", recipe.settings(data="folder:/imagenet/train", pretrained=True))
+... # doctest: +SKIP
 
 Sources: github.com/miladmozafari/predify at eca7a74 (``examples/PVGG16/train_feedback_weights.py``
 and its ``train_config.toml``) for PVGG16, github.com/bhavinc/predify2021 at e968414
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
 from torchvision import transforms
 
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from .schedulers import SchedulerSettings
+from .settings import TrainSettings
 
 __all__ = ["RECIPES", "Preprocessing", "TrainingRecipe", "get_recipe", "list_recipes"]
 
@@ -86,6 +90,29 @@ class TrainingRecipe:
     def transform(self, normalize: bool = True) -> transforms.Compose:
         """The recipe's image pipeline (:meth:`Preprocessing.transform`)."""
         return self.preprocessing.transform(normalize)
+
+    def settings(self, **overrides: Any) -> TrainSettings:
+        """The :class:`TrainSettings` of this recipe, with ``overrides`` (``data=...``,
+        ``pretrained=True`` or ``backbone_weights=...``, ``epochs=...``) over them.
+
+        The images are normalised with ImageNet statistics and resized as the scripts did
+        (``resize``; image folders), at the crop size of the zoo network (224).
+        """
+        values: dict[str, Any] = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "scheduler": self.scheduler.spec(),
+            "timesteps": self.timesteps,
+            "normalization": "imagenet",
+            "resize": self.preprocessing.resize,
+            "recipe": self.name,
+        }
+        return TrainSettings(**{**values, **overrides})
 
 
 _SCHEDULER_NOTE = (
