@@ -323,3 +323,12 @@ def test_errors_name_the_files_own_keys_and_load_nothing(
     torch.save({"name": "x"}, odd)
     with pytest.raises(CheckpointError, match="not an original Predify feedback file"):
         load_original_feedback(pnet, odd)
+
+
+def test_training_checkpoints_load_into_the_torchvision_backend_too(tmp_path: Path) -> None:
+    """The same decoders on torchvision's EfficientNet-B0 (other module names, same shapes)."""
+    pnet = create_model("peffnetb0", weights=None, backend="torchvision", image_size=64)
+    pmodules = paper_pmodules(8)
+    report = load_original_feedback(pnet, save_training_checkpoints(tmp_path, pmodules, 49))
+    assert report.epoch == 49 and pnet.pcoders[0].module_path == "features[0]"
+    assert_decoders_equal(pnet, pmodules)
