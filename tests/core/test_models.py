@@ -22,6 +22,7 @@ from predify.models import (
     PVGG16_PREDICTORS,
     ShallowCNN,
     create_model,
+    default_modules,
     get_model_entry,
     list_models,
     pshallow,
@@ -123,6 +124,11 @@ def test_peffnetb0_is_the_papers_network_on_timm() -> None:
     assert pnet.updated_modules[0] is pnet.backbone.bn1
     assert "timm efficientnet_b0" in repr(pnet)
     assert get_model_entry("peffnetb0").backbone == "timm:efficientnet_b0"
+    # `predify train --backbone NAME` without a config finds the modules of either backbone.
+    assert default_modules("timm:efficientnet_b0") == ("bn1", *(f"blocks[{i}]" for i in range(7)))
+    assert default_modules("torchvision:efficientnet_b0") == tuple(
+        f"features[{i}]" for i in range(8)
+    )
     assert decoder_channels(pnet) == PAPER_PEFF_CHANNELS
     # The paper's network classes use the plain PCoder: no gradient scaling.
     assert not pnet.config.gradient_scaling

@@ -57,11 +57,13 @@ _ENTRY: dict[str, Any] = (
         "input_size": (3, 224, 224),
         "normalization": IMAGENET_NORMALIZATION,
         "options": (*ZOO_OPTIONS, "backend"),
+        "alternatives": [("torchvision:efficientnet_b0", PEFFNETB0_TORCHVISION_MODULES)],
     }
     if PEFFNETB0_BACKEND == "timm"
     else {
         **torchvision_entry("efficientnet_b0", PEFFNETB0_TORCHVISION_MODULES),
         "options": (*ZOO_OPTIONS, "backend"),
+        "alternatives": [("timm:efficientnet_b0", PEFFNETB0_TIMM_MODULES)],
     }
 )
 
