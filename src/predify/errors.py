@@ -7,9 +7,11 @@ traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import warnings
+from collections.abc import Iterable
 
 __all__ = [
     "CheckpointError",
@@ -20,6 +22,7 @@ __all__ = [
     "PredifyError",
     "TuningError",
     "UsageError",
+    "unknown_name",
     "warn_outside_predify",
 ]
 
@@ -71,3 +74,11 @@ def warn_outside_predify(message: str, category: type[Warning] = ConfigWarning) 
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> ConfigError:
+    """``ConfigError("unknown KIND 'NAME'; did you mean ...? (available: ...)")``."""
+    names = sorted(known)
+    near = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return ConfigError(f"unknown {kind} {name!r}{hint} (available: {', '.join(names)})")

@@ -15,13 +15,12 @@ On the top pcoder a feedback value is never used there (its ``PCoder`` has
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .config import Hyperparameters
-from .errors import ConfigError
+from .errors import ConfigError, unknown_name
 
 if TYPE_CHECKING:
     from .network import PredictiveNet
@@ -145,9 +144,5 @@ def get_preset(name: str) -> HyperparameterPreset:
     """
     preset = PRESETS.get(name)
     if preset is None:
-        near = difflib.get_close_matches(name, list(PRESETS), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(
-            f"unknown hyperparameter preset {name!r}{hint} (available: {', '.join(list_presets())})"
-        )
+        raise unknown_name("hyperparameter preset", name, PRESETS)
     return preset

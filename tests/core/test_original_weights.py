@@ -35,19 +35,8 @@ from predify.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from golden_net import GOLDEN_DIR, GoldenNet
+from paper_layouts import PEFF_DECODERS, paper_peff_decoder
 
-#: (upsample x2?, c_in, c_out) of the decoders of PEfficientNetB0_SeparateHP
-#: (predify2021/model_factory/peffficientnetb0_shared.py).
-PEFF_DECODERS = [
-    (True, 32, 3),
-    (False, 16, 32),
-    (True, 24, 16),
-    (True, 40, 24),
-    (True, 80, 40),
-    (False, 112, 80),
-    (True, 192, 112),
-    (False, 320, 192),
-]
 #: Exact C of those decoders at 224 x 224: an impulse spreads over 4 x 4 after the bilinear x2
 #: upsampling, 6 x 6 after the 3 x 3 transposed convolution (3 x 3 without upsampling), in
 #: every output channel.
@@ -82,13 +71,7 @@ def fresh(pnet: predify.PredictiveNet) -> predify.PredictiveNet:
 
 def paper_pmodules(seed: int) -> list[nn.Sequential]:
     torch.manual_seed(seed)
-    modules = []
-    for upsample, c_in, c_out in PEFF_DECODERS:
-        layers: list[nn.Module] = (
-            [nn.Upsample(scale_factor=(2.0, 2.0), mode="bilinear")] if upsample else []
-        )
-        modules.append(nn.Sequential(*layers, nn.ConvTranspose2d(c_in, c_out, 3, 1, 1)))
-    return modules
+    return [paper_peff_decoder(*layout) for layout in PEFF_DECODERS]
 
 
 def save_training_checkpoints(

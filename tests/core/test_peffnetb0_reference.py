@@ -17,6 +17,7 @@ TOML). Nothing here comes from predify's own implementation.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,34 +29,17 @@ from torch import Tensor, nn
 import predify
 from predify import Hyperparameters, PNetConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from paper_layouts import PEFF_DECODERS, paper_peff_decoder
+
 timm = pytest.importorskip("timm")
 
 ORIGINAL = Path(__file__).resolve().parents[1] / "data" / "original" / "predify2021"
 
-#: (upsample x2?, c_in, c_out) of the eight decoders of PEfficientNetB0_SeparateHP.
-PAPER_DECODERS = [
-    (True, 32, 3),
-    (False, 16, 32),
-    (True, 24, 16),
-    (True, 40, 24),
-    (True, 80, 40),
-    (False, 112, 80),
-    (True, 192, 112),
-    (False, 320, 192),
-]
 #: Distinct values per pcoder, so that a mix-up of pcoders shows.
 HYPERPARAMETERS = [
     Hyperparameters(0.5 + 0.04 * n, 0.3 - 0.03 * n, 0.01 + 0.005 * n) for n in range(8)
 ]
-
-
-def paper_decoder(upsample: bool, c_in: int, c_out: int) -> nn.Sequential:
-    layers: list[nn.Module] = (
-        [nn.Upsample(scale_factor=(2.0, 2.0), mode="bilinear")] if upsample else []
-    )
-    return nn.Sequential(
-        *layers, nn.ConvTranspose2d(c_in, c_out, kernel_size=3, stride=1, padding=1)
-    )
 
 
 def timm_b0() -> nn.Module:
@@ -157,7 +141,7 @@ def test_peffnetb0_on_timm_matches_the_papers_equations(gradient_scaling: bool) 
     assert pnet.updated_modules[0] is backbone.bn1
 
     torch.manual_seed(1)
-    decoders = [paper_decoder(*layout).double() for layout in PAPER_DECODERS]
+    decoders = [paper_peff_decoder(*layout).double() for layout in PEFF_DECODERS]
     for pcoder, decoder in zip(pnet.pcoders, decoders, strict=True):
         pcoder.decoder.load_state_dict(decoder.state_dict())  # strict: the same layout
     assert pnet.hyperparameter_values() == values

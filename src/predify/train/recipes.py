@@ -19,14 +19,13 @@ What those scripts did that a recipe does not copy is listed in :attr:`TrainingR
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from torchvision import transforms
 
 from ..data import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import ConfigError
+from ..errors import unknown_name
 from .schedulers import SchedulerSettings
 from .settings import TrainSettings
 
@@ -196,9 +195,5 @@ def get_recipe(name: str) -> TrainingRecipe:
     """
     recipe = RECIPES.get(name)
     if recipe is None:
-        near = difflib.get_close_matches(name, list(RECIPES), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(
-            f"unknown training recipe {name!r}{hint} (available: {', '.join(list_recipes())})"
-        )
+        raise unknown_name("training recipe", name, RECIPES)
     return recipe
