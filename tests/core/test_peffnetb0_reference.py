@@ -31,6 +31,7 @@ from predify import Hyperparameters, PNetConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from paper_layouts import PEFF_DECODERS, paper_peff_decoder
+from predify.models import create_model
 
 timm = pytest.importorskip("timm")
 
@@ -112,8 +113,14 @@ def reference_dynamics(
     return all_logits, all_reps
 
 
-@pytest.mark.parametrize("gradient_scaling", [False, True], ids=["paper-network", "pcodern"])
-def test_peffnetb0_on_timm_matches_the_papers_equations(gradient_scaling: bool) -> None:
+@pytest.mark.parametrize(
+    ("source", "gradient_scaling"),
+    [("zoo", False), ("original-toml", False), ("original-toml", True)],
+    ids=["zoo", "original-toml", "original-toml-pcodern"],
+)
+def test_peffnetb0_on_timm_matches_the_papers_equations(
+    source: str, gradient_scaling: bool
+) -> None:
     torch.set_num_threads(1)
     backbone = timm_b0()
     image = torch.rand(2, 3, 64, 64, dtype=torch.float64)
@@ -124,20 +131,26 @@ def test_peffnetb0_on_timm_matches_the_papers_equations(gradient_scaling: bool) 
             h = block(h)
         torch.testing.assert_close(head(backbone, h), backbone(image), rtol=0, atol=1e-12)
 
-    config = PNetConfig.from_toml(ORIGINAL / "config_PEfficientNetB0.toml")
     c_sqrt = [3.0 + n for n in range(8)] if gradient_scaling else None
     values = [*HYPERPARAMETERS[:-1], replace(HYPERPARAMETERS[-1], feedback=0.0)]
-    config = replace(
-        config,
-        input_size=(3, 64, 64),
-        gradient_scaling=gradient_scaling,
-        pcoders=tuple(
-            replace(p, hyperparameters=values[n], c_sqrt=c_sqrt[n] if c_sqrt else None)
-            for n, p in enumerate(config.pcoders)
-        ),
-    )
-    with pytest.warns(predify.ConfigWarning, match="'act1'.*'bn1'"):
-        pnet = predify.predify(backbone, config)
+    if source == "zoo":
+        pnet = create_model("peffnetb0", image_size=64).double()
+        pnet.backbone.load_state_dict(backbone.state_dict())
+        backbone = pnet.backbone.eval()
+        pnet.set_hyperparameters(values)
+    else:
+        config = PNetConfig.from_toml(ORIGINAL / "config_PEfficientNetB0.toml")
+        config = replace(
+            config,
+            input_size=(3, 64, 64),
+            gradient_scaling=gradient_scaling,
+            pcoders=tuple(
+                replace(p, hyperparameters=values[n], c_sqrt=c_sqrt[n] if c_sqrt else None)
+                for n, p in enumerate(config.pcoders)
+            ),
+        )
+        with pytest.warns(predify.ConfigWarning, match="'act1'.*'bn1'"):
+            pnet = predify.predify(backbone, config)
     assert pnet.updated_modules[0] is backbone.bn1
 
     torch.manual_seed(1)
