@@ -28,10 +28,10 @@ from torch import Tensor, nn
 
 import predify
 from predify import Hyperparameters, PNetConfig
+from predify.models import create_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from paper_layouts import PEFF_DECODERS, paper_peff_decoder
-from predify.models import create_model
 
 timm = pytest.importorskip("timm")
 
