@@ -9,7 +9,6 @@ predify/modules/base.py PCoder) and written here as literals.
 from __future__ import annotations
 
 import hashlib
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,7 @@ from torch import nn
 import predify
 from predify import ConfigError, ConfigWarning, Hyperparameters, PNetConfig
 from predify.presets import PRESETS, get_preset, list_presets
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet
+from testkit import GOLDEN_DIR, GoldenNet
 
 ORIGINAL = Path(__file__).resolve().parents[1] / "data" / "original"
 SHA256 = {  # tests/data/original/README.md

@@ -18,7 +18,6 @@ miladmozafari/predify@eca7a74 and bhavinc/predify2021@e968414):
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -29,26 +28,16 @@ import torch
 from torch import Tensor, nn
 
 import predify
+from paper_layouts import PEFF_DECODERS, paper_peff_decoder
 from predify import CheckpointError, Hyperparameters
 from predify.checkpoint import load_original_feedback
 from predify.models import create_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet
-from paper_layouts import PEFF_DECODERS, paper_peff_decoder
+from testkit import GOLDEN_DIR, GoldenNet
 
 #: Exact C of those decoders at 224 x 224: an impulse spreads over 4 x 4 after the bilinear x2
 #: upsampling, 6 x 6 after the 3 x 3 transposed convolution (3 x 3 without upsampling), in
 #: every output channel.
 PEFF_EXACT_C = [(36 if up else 9) * c_out for up, _, c_out in PEFF_DECODERS]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ TOML). Nothing here comes from predify's own implementation.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,11 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import predify
+from paper_layouts import PEFF_DECODERS, paper_peff_decoder
 from predify import Hyperparameters, PNetConfig
 from predify.models import create_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from paper_layouts import PEFF_DECODERS, paper_peff_decoder
 
 timm = pytest.importorskip("timm")
 
@@ -121,7 +118,6 @@ def reference_dynamics(
 def test_peffnetb0_on_timm_matches_the_papers_equations(
     source: str, gradient_scaling: bool
 ) -> None:
-    torch.set_num_threads(1)
     backbone = timm_b0()
     image = torch.rand(2, 3, 64, 64, dtype=torch.float64)
     # The reference network: timm's forward is the stages then the head.
