@@ -1,6 +1,9 @@
 """Faults a long job meets: SIGKILL at any moment, a truncated or corrupt file, two processes on
 one output folder.
 
+The reference runs here and the children run on one thread (tests/conftest.py; the children get
+OMP_NUM_THREADS=1), so that reductions round the same way in both.
+
 The kills are real: ``predify`` runs in a subprocess (tests/kill_child.py) that SIGKILLs itself
 at an event drawn from a seeded RNG (a torn write of a checkpoint or result, right after a file
 was replaced, after an optimiser step), so a failure reproduces. After each kill the job is
@@ -32,6 +35,7 @@ from predify.errors import OutputInUseError
 from predify.evaluate import robustness
 from predify.outputs import LOCK_NAME, prepare_output_dir, read_lock
 from predify.runs import feedback_path, load_run
+from testkit import error_line
 
 CHILD = Path(__file__).with_name("kill_child.py")
 SEED = 9  # issue #9; change it to draw other kill points
@@ -50,26 +54,11 @@ TUNE = ["--noise", "gaussian:0.3", "--noise", "gaussian:0.6", "--timesteps", "2"
 TIMING_KEYS = {"elapsed_seconds", "seconds", "wall_seconds", "cells_evaluated_now"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The subprocesses run on one thread (OMP_NUM_THREADS=1); the reference runs here must too,
-    # or reductions split over threads round differently.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory of `predify train` (one epoch of feedback on mnist5k:val)."""
     out = tmp_path_factory.mktemp("faults") / "run"
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main([*TRAIN, "--epochs", "1", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(previous)
+    assert main([*TRAIN, "--epochs", "1", "--out", str(out)]) == 0
     return out
 
 
@@ -300,15 +289,6 @@ def _not_an_object(path: Path) -> None:
     path.write_text("[1, 2, 3]\n")
 
 
-def _error_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    assert lines[0].startswith(f"predify {command}: error: ")
-    return lines[0]
-
-
 # (command, file in the run directory or its outputs, damage, what the line must say)
 CORRUPTIONS = [
     ("train", "checkpoint.pt", _truncate, "cannot read training checkpoint"),
@@ -361,7 +341,7 @@ def test_a_corrupt_file_is_one_line_naming_it_and_exit_2(
     capsys.readouterr()
     damage(run / name)
     assert main(arguments) == 2
-    line = _error_line(capsys, command)
+    line = error_line(capsys, command)
     assert str(run / name) in line and expected in line
 
 
@@ -428,7 +408,7 @@ def test_a_second_process_on_the_same_out_is_refused_and_nothing_is_corrupted(
     assert main(args) == 2
     assert evaluated == []  # refused before any work
     monkeypatch.undo()
-    line = _error_line(capsys, "evaluate")
+    line = error_line(capsys, "evaluate")
     assert str(out) in line and f"pid {pid}" in line and "in use" in line
     assert {p.name: p.read_bytes() for p in (out / "progress").iterdir()} == before
     marker.unlink()
