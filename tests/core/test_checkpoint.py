@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import stat
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,7 @@ def test_a_tensor_of_another_shape_is_refused_naming_it_and_both_shapes(tmp_path
     path = save_feedback(fresh_pnet(), tmp_path / "feedback.pt")
     payload = torch.load(path, weights_only=True)
     payload["state"]["1.decoder.1.weight"] = torch.zeros(16, 8, 5, 5)
+    del payload["metadata"]["sha256"]  # a file made by hand, without the checksum
     torch.save(payload, path)
     target = fresh_pnet()
     before = feedback_state_dict(target)
@@ -216,7 +218,18 @@ def test_original_converter_refuses_what_does_not_fit(tmp_path: Path) -> None:
     torch.save({"pcoder1.pmodule.weight": torch.zeros(3, 3, 4, 4)}, path)
     with pytest.raises(CheckpointError) as info:
         load_original_feedback(fresh_pnet("case_a"), path)
-    assert "0.decoder.weight" in str(info.value) and "[3, 3, 4, 4]" in str(info.value)
+    # The file's own key, not an internal one.
+    assert "pcoder1.pmodule.weight" in str(info.value) and "[3, 3, 4, 4]" in str(info.value)
     torch.save({"pcoder1.pmodule.weight": torch.zeros(8, 3, 4, 4)}, path)
-    with pytest.raises(CheckpointError, match="missing tensors"):
+    with pytest.raises(CheckpointError, match=r"no pcoder2\.pmodule\.\*"):
         load_original_feedback(fresh_pnet("case_a"), path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_saved_files_get_the_mode_a_plain_open_gives(tmp_path: Path, suffix: str) -> None:
+    # Written through a private temporary file (and safetensors makes its own, 0600); the
+    # result must get what a plain open() gives under this process's umask.
+    path = save_feedback(fresh_pnet(), tmp_path / f"feedback{suffix}")
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

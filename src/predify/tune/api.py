@@ -318,8 +318,6 @@ def _tune(
 ) -> TuneReport:
     device = device_for_rank(device, distributed)
     main = distributed is None or distributed.is_main
-    world = 1 if distributed is None else distributed.world_size
-    rank = 0 if distributed is None else distributed.rank
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     loaded.pnet.to(device)
     prepare_network(loaded.pnet, device, execution)
@@ -331,9 +329,36 @@ def _tune(
     pnet = loaded.pnet
     timesteps = settings.timesteps if settings.timesteps is not None else pnet.config.timesteps
     shared = settings.shared if settings.shared is not None else pnet.config.shared_hyperparameters
-    out = Path(settings.out if settings.out is not None else run_dir / "tune")
-    if main:
-        out = prepare_output_dir(out)
+    out_dir = Path(settings.out if settings.out is not None else run_dir / "tune")
+    # Rank 0 owns (creates, locks, cleans) the folder; the other ranks only send it results.
+    with prepare_output_dir(out_dir, is_main=main) as out:
+        return _tune_levels(
+            settings, loaded, parsed, tuning, evaluation, data, normalize, timesteps, shared,
+            device, out, execution, distributed,
+        )  # fmt: skip
+
+
+def _tune_levels(
+    settings: TuneSettings,
+    loaded: LoadedRun,
+    parsed: Sequence[NoiseSpec],
+    tuning: tuple[Tensor, Tensor],
+    evaluation: tuple[Tensor, Tensor],
+    data: dict[str, Any],
+    normalize: Normalize | None,
+    timesteps: int,
+    shared: bool,
+    device: torch.device,
+    out: Path,
+    execution: Execution,
+    distributed: DistributedInfo | None,
+) -> TuneReport:
+    """The levels, figures, tables and results.json of :func:`tune_run`, in the locked ``out``
+    (under torchrun: this rank's share of the levels, and on rank 0 everything else)."""
+    pnet, run_dir = loaded.pnet, loaded.path
+    main = distributed is None or distributed.is_main
+    world = 1 if distributed is None else distributed.world_size
+    rank = 0 if distributed is None else distributed.rank
     modules = [pcoder.module_path for pcoder in pnet.pcoders]
     run_settings: dict[str, Any] = {
         "method": settings.method,
