@@ -286,15 +286,18 @@ def error_gradient(
 def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
     """C: how many prediction elements of one sample depend on one element of the representation.
 
-    Measured for the element of channel 0 at the spatial centre, on a copy of the decoder whose
-    weights are all ones and biases zero, in float64 and eval mode. With non-negative weights
-    nothing cancels and every ReLU passes its (non-negative) input, so the count is the structural
-    fan-out with ReLUs counted as active: exact and deterministic, unlike the reference, which
-    estimated it by random perturbation for decoders ending in a ReLU.
+    Measured for the element of channel 0 at the spatial centre (for token maps: feature 0 of the
+    middle token, a patch token), on a copy of the decoder whose weights are all ones and biases
+    zero, in float64 and eval mode. With non-negative weights nothing cancels and every ReLU
+    passes its (non-negative) input, so the count is the structural fan-out with ReLUs counted as
+    active: exact and deterministic, unlike the reference, which estimated it by random
+    perturbation for decoders ending in a ReLU. A token-wise ``Linear(dim, dim_below)`` gives
+    dim_below; a transposed patch embedding with p x q patches and C channels gives C * p * q.
 
     Args:
         decoder: the decoder module (left unchanged).
-        rep_shape: shape of one representation sample, (C, H, W) or (C, D, H, W).
+        rep_shape: shape of one representation sample, (C, H, W), (C, D, H, W) or
+            (tokens, dim).
     """
     probe = copy.deepcopy(decoder).to(device="cpu", dtype=torch.float64).eval()
     with torch.no_grad():
@@ -306,8 +309,13 @@ def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
             elif name.endswith("running_var"):
                 buffer.fill_(1.0)
         impulse = torch.zeros(1, *rep_shape, dtype=torch.float64)
-        centre = tuple(size // 2 for size in rep_shape[1:])
-        impulse[(0, 0, *centre)] = 1.0
+        if len(rep_shape) == 2:
+            # Token maps are [tokens, dim]: the leading tokens may be prefix tokens that a
+            # decoder of the image ignores, the middle one is a patch token.
+            impulse[0, rep_shape[0] // 2, 0] = 1.0
+        else:
+            centre = tuple(size // 2 for size in rep_shape[1:])
+            impulse[(0, 0, *centre)] = 1.0
         response = probe(impulse) - probe(torch.zeros_like(impulse))
     count = int((response != 0).sum())
     if count == 0:
