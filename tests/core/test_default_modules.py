@@ -110,4 +110,4 @@ def test_what_cannot_be_automatic_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="fails on an input of size"):
         predify.auto_config(timm.create_model("resnet10t", pretrained=False), (1, 64, 64))
     with pytest.raises(ConfigError, match="no feature stages found"):
-        default_modules(torch.nn.Linear(4, 2), (4, 1, 1))
+        default_modules(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)), (4, 1, 1))

@@ -254,7 +254,7 @@ def test_tokens_to_grid_layout_and_errors() -> None:
 
 
 def test_token_decoders_that_cannot_be_automatic_are_refused() -> None:
-    with pytest.raises(ConfigError, match="49 tokens and the layer below .* 196"):
+    with pytest.raises(ConfigError, match=r"49 tokens and the layer below .* 196"):
         predify.auto_predictor((49, 256), (196, 128), "stages.1")
     # 5 tokens with 1 prefix token leave 4 patches, which no square patch of 7x7 gives.
     with pytest.raises(ConfigError, match="cannot lay 5 tokens out as patches"):
