@@ -26,6 +26,7 @@ from predify.data.normalization import (
     MNIST_MEAN,
     MNIST_STD,
     InputNormalization,
+    pretrained_normalization,
 )
 from predify.data.spec import DATASET_NAMES, DatasetInfo, dataset_info, load_dataset
 from predify.data.splits import check_disjoint, split_indices, stratified_split
@@ -55,6 +56,7 @@ __all__ = [
     "load_dataset",
     "load_mnist5k",
     "mnist5k_splits",
+    "pretrained_normalization",
     "split_indices",
     "stratified_split",
     "torchvision_dataset",
