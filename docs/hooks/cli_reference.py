@@ -56,10 +56,10 @@ def on_config(config: Any) -> Any:
         if isinstance(entry, list):
             kept = [keep(item) for item in entry]
             return [item for item in kept if item not in (None, {}, [])]
-        if isinstance(entry, str) and entry in PAGES_WRITTEN_ELSEWHERE:
-            if not (docs / entry).is_file():
-                log.info("%s is not written yet: left out of the nav", entry)
-                return None
+        written_elsewhere = isinstance(entry, str) and entry in PAGES_WRITTEN_ELSEWHERE
+        if written_elsewhere and not (docs / entry).is_file():
+            log.info("%s is not written yet: left out of the nav", entry)
+            return None
         return entry
 
     config["nav"] = keep(config["nav"])

@@ -10,6 +10,7 @@ PNGs land in ``docs/images/`` and are committed, so building the site does not r
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import tempfile
 from pathlib import Path
@@ -56,7 +57,7 @@ def dynamics_diagram(path: Path) -> None:
     levels = [(1.0, "image x"), (2.8, "e_1(t)"), (4.6, "e_2(t)"), (6.4, "e_3(t)  (top)")]
     for y, text in levels:
         _box(axis, 3.0, y, text, "#dde8f5" if y > 1 else "#eeeeee")
-    for n, ((y0, _), (y1, _)) in enumerate(zip(levels, levels[1:]), start=1):
+    for n, ((y0, _), (y1, _)) in enumerate(itertools.pairwise(levels), start=1):
         _arrow(axis, (2.7, y0 + 0.32), (2.7, y1 - 0.32), "black")
         axis.text(2.6, (y0 + y1) / 2, f"ff_{n}(t): backbone\nlayers (beta)", fontsize=7,
                   ha="right", va="center")  # fmt: skip
@@ -65,8 +66,8 @@ def dynamics_diagram(path: Path) -> None:
         use = "its error drives e_1" if n == 1 else f"feedback into e_{n - 1} (lambda)"
         axis.text(3.6, (y0 + y1) / 2, f"d_{n}(e_{n}) predicts {below}:\n{use}", fontsize=7,
                   color="#c0392b", va="center")  # fmt: skip
-        axis.text(6.6, y1, f"- alpha * gradient of\n  MSE(d_{n}(e_{n}), {below if n == 1 else below})"
-                  f"\n  with respect to e_{n}", fontsize=7, color="#27ae60", va="center")  # fmt: skip
+        gradient = f"- alpha * gradient of\n  MSE(d_{n}(e_{n}), {below})\n  with respect to e_{n}"
+        axis.text(6.6, y1, gradient, fontsize=7, color="#27ae60", va="center")
         _arrow(axis, (6.5, y1), (3.8, y1), "#27ae60")
         axis.text(0.1, y1, f"memory e_{n}(t-1)\n(1 - beta - lambda)", fontsize=7,
                   color="#7f8c8d", va="center")  # fmt: skip
@@ -85,7 +86,8 @@ def demo_plots(quick: bool) -> None:
     from predify.cli import main as predify_main
 
     with tempfile.TemporaryDirectory() as directory:
-        status = predify_main(["demo", "--out", str(Path(directory) / "demo")] + ["--quick"] * quick)
+        arguments = ["demo", "--out", str(Path(directory) / "demo"), *["--quick"] * quick]
+        status = predify_main(arguments)
         if status != 0:
             raise SystemExit(f"predify demo failed with status {status}")
         for name in DEMO_PLOTS:

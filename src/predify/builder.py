@@ -30,12 +30,16 @@ def auto_predictor(
     *,
     patch_size: Sequence[int] | None = None,
     prefix_tokens: int | None = None,
+    channels_last: bool = False,
+    target_channels_last: bool | None = None,
 ) -> str:
     """The automatic decoder from a representation to what it predicts, as a predictor string.
 
     - Feature maps (the reference's decoder): ``Sequential(Upsample(scale_factor=(r, r),
       mode="bilinear"), ConvTranspose2d(c_in, c_out, 3, 1, 1))`` when the target is r times
       larger, else ``Sequential(ConvTranspose2d(...))``; trilinear and ConvTranspose3d for volumes.
+      Channels-last maps (H, W, C) get the same decoder between ``Permute(0, 3, 1, 2)`` and
+      ``Permute(0, 2, 3, 1)`` (the latter left out when the target is channels-first: the image).
     - Token maps [tokens, dim] predicting token maps with as many tokens (transformer blocks):
       ``Linear(dim, dim_below)``, applied token-wise, prefix tokens included.
     - Token maps predicting the image (the first pcoder of a vision transformer): the transposed
@@ -49,6 +53,8 @@ def auto_predictor(
         patch_size: (p, q) of a vision transformer's patch embedding; inferred from the shapes
             when None (the smallest patch whose grid fits in the tokens).
         prefix_tokens: class and register tokens before the patch tokens; inferred when None.
+        channels_last: ``rep_shape`` is (H, W, C) (timm's Swin, MambaOut).
+        target_channels_last: the same for ``target_shape``; default ``channels_last``.
     """
     label = f"{where}: " if where else ""
     if len(rep_shape) == 2:
@@ -58,6 +64,28 @@ def auto_predictor(
             f"{label}automatic decoders need feature maps of the same rank (or token maps), got "
             f"{list(rep_shape)} predicting {list(target_shape)}; give a predictor string"
         )
+    if target_channels_last is None:
+        target_channels_last = channels_last
+    if channels_last or target_channels_last:
+        if len(rep_shape) != 3:
+            raise ConfigError(f"{label}channels-last decoders are 2-D only, got {list(rep_shape)}")
+        first = _channels_first(rep_shape) if channels_last else tuple(rep_shape)
+        below = _channels_first(target_shape) if target_channels_last else tuple(target_shape)
+        inner = _conv_layers(first, below)
+        if channels_last:
+            inner.insert(0, "Permute(0, 3, 1, 2)")
+        if target_channels_last:
+            inner.append("Permute(0, 2, 3, 1)")
+        return f"Sequential({', '.join(inner)})"
+    return f"Sequential({', '.join(_conv_layers(rep_shape, target_shape))})"
+
+
+def _channels_first(shape: Sequence[int]) -> tuple[int, ...]:
+    return (shape[-1], *shape[:-1])
+
+
+def _conv_layers(rep_shape: Sequence[int], target_shape: Sequence[int]) -> list[str]:
+    """Upsampling (if the target is larger) and a 3x3 transposed convolution, channels first."""
     c_in, c_out = rep_shape[0], target_shape[0]
     ratios = [t / r for t, r in zip(target_shape[1:], rep_shape[1:], strict=True)]
     volumetric = len(rep_shape) == 4
@@ -76,7 +104,7 @@ def auto_predictor(
             size = ", ".join(str(int(t)) for t in target_shape[1:])
             layers.append(f"Upsample(size=({size}), mode='{mode}')")
     layers.append(f"{conv}({c_in}, {c_out}, kernel_size=3, stride=1, padding=1)")
-    return f"Sequential({', '.join(layers)})"
+    return layers
 
 
 def _token_predictor(
@@ -249,11 +277,18 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
 
     hyperparameters = _hyperparameter_modules(config)
+    nhwc = channels_last(backbone)
     pcoders = []
     for index, pcoder_config in enumerate(config.pcoders):
         where = f"pcoders[{index}]"
         rep_shape, target_shape = sample_shapes[index + 1], sample_shapes[index]
-        predictor = pcoder_config.predictor or auto_predictor(rep_shape, target_shape, where)
+        predictor = pcoder_config.predictor or auto_predictor(
+            rep_shape,
+            target_shape,
+            where,
+            channels_last=nhwc,
+            target_channels_last=nhwc and index > 0,
+        )
         decoder = parse_predictor(predictor, f"{where}.predictor")
         _make_out_of_place(decoder)
         decoder.to(device=device, dtype=dtype)
@@ -312,8 +347,9 @@ def auto_config(
     predictor strings, :func:`auto_predictor`), so the saved TOML says exactly what is built.
 
     Args:
-        backbone: the network to add feedback to: a CNN (feature maps) or a vision transformer
-            (token maps [tokens, dim], prefix tokens included).
+        backbone: the network to add feedback to: a CNN (feature maps, channels first, or
+            channels last as timm's Swin), or a vision transformer (token maps [tokens, dim],
+            prefix tokens included).
         input_size: one input sample, (C, H, W).
         modules: module paths, bottom first (``["layer1", "layer2", ...]``); None picks the
             backbone's feature stages (:func:`predify.stages.default_modules`: timm's
@@ -321,24 +357,20 @@ def auto_config(
 
     Raises:
         ConfigError: a module is not found or does not fit; no decoder can be made automatically
-            (token maps whose token count changes, channels-last feature maps such as timm's
-            Swin); the message names the pcoder and says what to write instead.
+            (token maps whose token count changes); the message names the pcoder and says what
+            to write instead.
         gradient_scaling: scale error gradients by numel / sqrt(C).
         hyperparameters: one set for all pcoders or one per pcoder; default: the paper's beta 0.8,
             lambda 0.1, alpha 0.01 (lambda 0 on the top pcoder).
         shared_hyperparameters: one shared (optionally learnable) set for all pcoders.
     """
-    if channels_last(backbone):
-        raise ConfigError(
-            f"{type(backbone).__name__} has channels-last (NHWC) feature maps, which automatic "
-            "decoders do not handle; write a config with predictor strings"
-        )
     if modules is None:
         modules = default_modules(backbone, input_size)
     if not modules:
         raise ConfigError("modules: expected at least one module path")
     paths = list(modules)
     patch_size, prefix_tokens = _token_layout(backbone)
+    nhwc = channels_last(backbone)
     resolved = _resolve_modules(backbone, paths)
     shapes = dry_run(backbone, resolved, paths, tuple(input_size))
     sample_shapes = [tuple(input_size)] + [tuple(s[1:]) for s in shapes.output_shapes]
@@ -367,6 +399,8 @@ def auto_config(
                     path,
                     patch_size=patch_size,
                     prefix_tokens=prefix_tokens,
+                    channels_last=nhwc,
+                    target_channels_last=nhwc and index > 0,
                 ),
                 hyperparameters=None if shared_hyperparameters else values,
             )

@@ -1,5 +1,11 @@
 """Layers that predictor strings may use besides ``torch.nn``'s, for token representations.
 
+Channels-last feature maps [B, H, W, C] (timm's Swin and MambaOut) are decoded between two
+:class:`Permute` layers::
+
+    Sequential(Permute(0, 3, 1, 2), Upsample(scale_factor=(2.0, 2.0), mode='bilinear'),
+               ConvTranspose2d(192, 96, kernel_size=3, stride=1, padding=1), Permute(0, 2, 3, 1))
+
 A vision transformer's block outputs are token maps [B, tokens, dim]: ``prefix_tokens`` class or
 register tokens first, then one token per image patch in row-major order (timm's layout). The
 first pcoder of such a network predicts the image from them, which takes the patch tokens back to
@@ -15,7 +21,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["TokensToGrid"]
+__all__ = ["Permute", "TokensToGrid"]
 
 
 class TokensToGrid(nn.Module):
@@ -53,3 +59,25 @@ class TokensToGrid(nn.Module):
 
     def extra_repr(self) -> str:
         return f"prefix_tokens={self.prefix_tokens}, grid_size={self.grid_size}"
+
+
+class Permute(nn.Module):
+    """``x.permute(*dims)``: reorder the dimensions, batch included (``Permute(0, 3, 1, 2)``
+    takes [B, H, W, C] to [B, C, H, W])."""
+
+    def __init__(self, *dims: int) -> None:
+        super().__init__()
+        if sorted(dims) != list(range(len(dims))) or not all(type(d) is int for d in dims):
+            raise ValueError(f"Permute: expected a permutation of 0..n-1, got {list(dims)}")
+        self.dims = tuple(dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != len(self.dims):
+            raise ValueError(
+                f"Permute{self.dims}: expected a {len(self.dims)}-dimensional tensor, "
+                f"got {list(x.shape)}"
+            )
+        return x.permute(*self.dims)
+
+    def extra_repr(self) -> str:
+        return ", ".join(map(str, self.dims))

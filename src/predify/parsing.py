@@ -8,8 +8,9 @@ constructors with literal arguments is accepted::
     nn.Upsample(scale_factor=2, mode="bilinear")
     torch.nn.ConvTranspose2d(8, 3, 3, padding=1)
 
-Besides ``torch.nn`` layers, predify's own :class:`~predify.layers.TokensToGrid` (written without
-a prefix) takes a vision transformer's patch tokens back to a grid. Nothing is imported or
+Besides ``torch.nn`` layers, predify's own :class:`~predify.layers.TokensToGrid` and
+:class:`~predify.layers.Permute` (written without a prefix) take a vision transformer's patch
+tokens back to a grid and channels-last maps to channels-first. Nothing is imported or
 evaluated: the constructors are looked up in the whitelists below and called with the parsed
 literals.
 """
@@ -23,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from .errors import ConfigError
-from .layers import TokensToGrid
+from .layers import Permute, TokensToGrid
 
 __all__ = ["ALLOWED_LAYERS", "PREDIFY_LAYERS", "check_import_line", "parse_predictor"]
 
@@ -94,7 +95,10 @@ ALLOWED_LAYERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 #: predify's own layers, called by their bare name only (they are not in torch.nn).
-PREDIFY_LAYERS: dict[str, Callable[..., nn.Module]] = {"TokensToGrid": TokensToGrid}
+PREDIFY_LAYERS: dict[str, Callable[..., nn.Module]] = {
+    "Permute": Permute,
+    "TokensToGrid": TokensToGrid,
+}
 
 # Spellings a config may use for torch.nn: `X`, `nn.X`, `torch.nn.X`.
 _MODULE_PREFIXES = ((), ("nn",), ("torch", "nn"))

@@ -286,8 +286,8 @@ def error_gradient(
 def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
     """C: how many prediction elements of one sample depend on one element of the representation.
 
-    Measured for the element of channel 0 at the spatial centre (for token maps: feature 0 of the
-    middle token, a patch token), on a copy of the decoder whose weights are all ones and biases
+    Measured for the element at the centre of every dimension (for token maps: of the middle
+    token, a patch token), on a copy of the decoder whose weights are all ones and biases
     zero, in float64 and eval mode. With non-negative weights nothing cancels and every ReLU
     passes its (non-negative) input, so the count is the structural fan-out with ReLUs counted as
     active: exact and deterministic, unlike the reference, which estimated it by random
@@ -296,7 +296,7 @@ def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
 
     Args:
         decoder: the decoder module (left unchanged).
-        rep_shape: shape of one representation sample, (C, H, W), (C, D, H, W) or
+        rep_shape: shape of one representation sample, (C, H, W), (C, D, H, W), (H, W, C) or
             (tokens, dim).
     """
     probe = copy.deepcopy(decoder).to(device="cpu", dtype=torch.float64).eval()
@@ -309,13 +309,10 @@ def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
             elif name.endswith("running_var"):
                 buffer.fill_(1.0)
         impulse = torch.zeros(1, *rep_shape, dtype=torch.float64)
-        if len(rep_shape) == 2:
-            # Token maps are [tokens, dim]: the leading tokens may be prefix tokens that a
-            # decoder of the image ignores, the middle one is a patch token.
-            impulse[0, rep_shape[0] // 2, 0] = 1.0
-        else:
-            centre = tuple(size // 2 for size in rep_shape[1:])
-            impulse[(0, 0, *centre)] = 1.0
+        # The centre of every dimension: spatially away from the borders whatever the layout
+        # (channels first or last), and for token maps a patch token, not a leading prefix token
+        # that a decoder of the image ignores. With all-ones weights every channel counts alike.
+        impulse[(0, *(size // 2 for size in rep_shape))] = 1.0
         response = probe(impulse) - probe(torch.zeros_like(impulse))
     count = int((response != 0).sum())
     if count == 0:

@@ -17,7 +17,9 @@ import torchvision
 
 import predify
 from predify import ConfigError
+from predify.layers import Permute
 from predify.models import ShallowCNN
+from predify.pcoder import decoder_fan_out
 from predify.stages import default_modules, isotropic_choice
 
 timm = pytest.importorskip("timm")
@@ -103,10 +105,35 @@ def test_isotropic_choice() -> None:
     assert isotropic_choice(1) == [0]
 
 
+def test_channels_last_feature_maps() -> None:
+    # timm's MambaOut (like Swin) has [B, H, W, C] stages (output_fmt "NHWC").
+    torch.manual_seed(0)
+    backbone = timm.create_model("mambaout_femto", pretrained=False, num_classes=5).eval()
+    config = predify.auto_config(backbone, SIZE)
+    assert [p.module for p in config.pcoders] == ["stages.0", "stages.1", "stages.2", "stages.3"]
+    assert config.pcoders[0].predictor == (
+        "Sequential(Permute(0, 3, 1, 2), Upsample(scale_factor=(4.0, 4.0), mode='bilinear'), "
+        "ConvTranspose2d(48, 3, kernel_size=3, stride=1, padding=1))"
+    )
+    assert config.pcoders[1].predictor.endswith("Permute(0, 2, 3, 1))")
+    pnet = predify.predify(backbone, config)
+    images = torch.rand(2, *SIZE)
+    with torch.no_grad():
+        out = pnet(images, timesteps=2, record=True)
+        torch.testing.assert_close(out.logits[0], backbone(images))
+    assert out.reps is not None and out.preds is not None
+    assert out.reps[0].shape == (3, 2, 16, 16, 48)  # channels last
+    assert out.preds[1].shape == out.reps[0].shape
+    assert out.preds[0].shape == (3, 2, *SIZE)
+    # C is the same as for the channels-first decoder on the channels-first map.
+    for index, (pcoder, shape) in enumerate(zip(pnet.pcoders, out.reps, strict=True)):
+        height, width, channels = shape.shape[2:]
+        layers = [m for m in pcoder.decoder if not isinstance(m, Permute)]
+        expected = decoder_fan_out(torch.nn.Sequential(*layers), (channels, height, width))
+        assert pcoder.c_sqrt**2 == pytest.approx(expected), index
+
+
 def test_what_cannot_be_automatic_is_a_clear_error() -> None:
-    swin = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False)
-    with pytest.raises(ConfigError, match=r"channels-last \(NHWC\)"):
-        predify.auto_config(swin, (3, 224, 224))
     with pytest.raises(ConfigError, match="fails on an input of size"):
         predify.auto_config(timm.create_model("resnet10t", pretrained=False), (1, 64, 64))
     with pytest.raises(ConfigError, match="no feature stages found"):
