@@ -263,3 +263,22 @@ def test_token_decoders_that_cannot_be_automatic_are_refused() -> None:
     assert predify.auto_predictor((197, 192), (3, 224, 224)).startswith(
         "Sequential(TokensToGrid(prefix_tokens=1, grid_size=(14, 14))"
     )
+
+
+def test_a_config_without_predictors_gets_the_same_decoders() -> None:
+    # A hand-written config naming only the modules: predify() infers the token layout from the
+    # shapes alone (3 prefix tokens + a 4x4 grid of 8x8 patches) and builds the same decoders.
+    backbone = tiny_vit()
+    written = predify.auto_config(backbone, (3, IMAGE, IMAGE))
+    bare = predify.PNetConfig.from_dict(
+        {
+            "input_size": [3, IMAGE, IMAGE],
+            "gradient_scaling": True,
+            "pcoders": [{"module": f"blocks.{index}"} for index in range(DEPTH)],
+        }
+    )
+    built = predify.predify(backbone, bare)
+    reference = predify.predify(tiny_vit(), written)
+    for ours, theirs in zip(built.pcoders, reference.pcoders, strict=True):
+        assert repr(ours.decoder) == repr(theirs.decoder)
+        assert ours.c_sqrt == theirs.c_sqrt
