@@ -22,6 +22,7 @@ from torch.nn.grad import conv2d_input
 
 from .config import Hyperparameters
 from .errors import ConfigError, DataError
+from .layers import Permute, TokensToGrid
 
 __all__ = [
     "HyperparameterModule",
@@ -158,7 +159,7 @@ def _flatten(decoder: nn.Module) -> list[nn.Module] | None:
                 return None
             layers.extend(inner)
         return layers
-    if isinstance(decoder, (nn.ReLU, nn.Identity)):
+    if isinstance(decoder, (nn.ReLU, nn.Identity, nn.Linear, TokensToGrid, Permute)):
         return [decoder]
     if isinstance(decoder, (nn.ConvTranspose2d, nn.Conv2d)) and decoder.padding_mode == "zeros":
         if isinstance(decoder, nn.ConvTranspose2d) or isinstance(decoder.padding, tuple):
@@ -230,6 +231,14 @@ def _analytic_decode_and_vjp(
             grad = _conv2d_adjoint(layer, grad, shape)
         elif isinstance(layer, nn.Upsample):
             grad = _upsample_adjoint(layer, grad, shape)
+        elif isinstance(layer, nn.Linear):
+            grad = grad @ layer.weight
+        elif isinstance(layer, TokensToGrid):
+            # [B, D, H, W] -> the patch tokens [B, H*W, D]; the prefix tokens get zero.
+            patches = grad.flatten(2).transpose(1, 2)
+            grad = F.pad(patches, (0, 0, layer.prefix_tokens, 0))
+        elif isinstance(layer, Permute):
+            grad = grad.permute(*sorted(range(len(layer.dims)), key=layer.dims.__getitem__))
     return activation, difference, grad
 
 
@@ -246,8 +255,13 @@ def error_gradient(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Predict from ``rep`` and compute the scaled gradient of the prediction error.
 
+    Decoders built of transposed and plain 2-D convolutions, upsampling, ReLUs, ``Linear``,
+    :class:`~predify.layers.TokensToGrid` and :class:`~predify.layers.Permute` get their
+    transposed Jacobian applied by hand; others through autograd.
+
     Args:
-        decoder: maps ``rep`` [B, C, H, W] to a prediction of ``target``'s shape.
+        decoder: maps ``rep`` ([B, C, H, W], [B, H, W, C] or tokens [B, N, D]) to a prediction
+            of ``target``'s shape.
         rep: the representation e_n.
         target: what the decoder predicts, e_{n-1} or the image.
         coefficient: multiplies d - target before the transposed Jacobian; ``2 / numel`` gives the
@@ -259,8 +273,17 @@ def error_gradient(
         gradient term with its second-order dependence); otherwise no graph is kept.
     """
     layers = _flatten(decoder)
-    if layers is not None and rep.dim() == 4:
+    # Token maps [B, tokens, dim] are decoded by layers that start with a token-wise or layout
+    # layer; convolutions alone assume [B, C, H, W].
+    if layers is not None and (
+        rep.dim() == 4
+        or (bool(layers) and isinstance(layers[0], (nn.Linear, TokensToGrid, Permute)))
+    ):
         return _analytic_decode_and_vjp(layers, rep, target, coefficient)
+    if torch.is_inference_mode_enabled():
+        # Autograd does not run on inference tensors: compute on copies outside the mode.
+        with torch.inference_mode(False):
+            return error_gradient(decoder, rep.clone(), target.clone(), coefficient)
     differentiable = torch.is_grad_enabled() and (
         rep.requires_grad
         or target.requires_grad

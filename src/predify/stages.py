@@ -181,11 +181,12 @@ def _run_on_zeros(backbone: nn.Module, input_size: Sequence[int], hooks: Sequenc
     with torch.no_grad(), eval_mode(backbone), forward_hooks(hooks):
         try:
             backbone(sample)
-        except Exception as error:
+        except (RuntimeError, ValueError, IndexError) as error:
+            # A shape mismatch: the input_size does not fit the backbone. Others are bugs.
             raise ConfigError(
                 f"the backbone fails on an input of size {list(input_size)} (input_size): "
                 f"{type(error).__name__}: {error}"
-            ) from None
+            ) from error
 
 
 def default_modules(backbone: nn.Module, input_size: Sequence[int]) -> list[str]:

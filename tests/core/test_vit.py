@@ -282,3 +282,46 @@ def test_a_config_without_predictors_gets_the_same_decoders() -> None:
     for ours, theirs in zip(built.pcoders, reference.pcoders, strict=True):
         assert repr(ours.decoder) == repr(theirs.decoder)
         assert ours.c_sqrt == theirs.c_sqrt
+
+
+class _Opaque(torch.nn.Module):
+    """Hides a decoder from the analytic path, so autograd computes its transposed Jacobian."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x)
+
+
+def test_analytic_token_and_channels_last_adjoints_equal_autograd() -> None:
+    from predify.pcoder import _flatten, error_gradient
+
+    torch.manual_seed(0)
+    decoders = [
+        (vit_pnet().pcoders[0].decoder, (2, PREFIX + GRID * GRID, DIM), (2, 3, IMAGE, IMAGE)),
+        (vit_pnet().pcoders[1].decoder, (2, PREFIX + GRID * GRID, DIM), (2, PREFIX + 16, DIM)),
+        (
+            parse_predictor(
+                "Sequential(Permute(0, 3, 1, 2), Upsample(scale_factor=(2.0, 2.0), "
+                "mode='bilinear'), ConvTranspose2d(6, 4, 3, 1, 1), ReLU(), Permute(0, 2, 3, 1))"
+            ).double(),
+            (2, 5, 5, 6),
+            (2, 10, 10, 4),
+        ),
+    ]
+    for decoder, rep_shape, target_shape in decoders:
+        assert _flatten(decoder) is not None  # the analytic path
+        rep = torch.randn(rep_shape, dtype=torch.float64)
+        target = torch.randn(target_shape, dtype=torch.float64)
+        with torch.no_grad():
+            analytic = error_gradient(decoder, rep, target, 0.3)
+        generic = error_gradient(_Opaque(decoder), rep, target, 0.3)
+        for ours, reference in zip(analytic, generic, strict=True):
+            torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+        # Evaluation runs under inference mode, where autograd cannot run: both paths still do.
+        with torch.inference_mode():
+            for path in (decoder, _Opaque(decoder)):
+                _, _, grad = error_gradient(path, rep, target, 0.3)
+                torch.testing.assert_close(grad, generic[2], rtol=0, atol=1e-12)
