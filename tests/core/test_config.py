@@ -8,7 +8,6 @@ pcoder or field and the offending value.
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ import torch
 
 import predify
 from predify import ConfigError, Hyperparameters, PCoderConfig, PNetConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, load_case
+from testkit import GOLDEN_DIR, GoldenNet, load_case
 
 GOLDEN_TOMLS = [GOLDEN_DIR / "case_a.toml", GOLDEN_DIR / "case_b.toml"]
 

@@ -22,14 +22,6 @@ from predify.models import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_lists_the_papers_networks() -> None:
     assert list_models() == ["peffnetb0", "presnet18", "pshallow", "pvgg16"]
     with pytest.raises(ConfigError, match="did you mean 'presnet18'"):
