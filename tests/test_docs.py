@@ -8,13 +8,10 @@ parsers; the test checks that the generator covers every subcommand.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Pages whose code is predify's to keep running; migration.md belongs to another issue.
@@ -34,16 +31,9 @@ def python_blocks(page: str) -> list[str]:
 
 
 @pytest.fixture
-def _in_tmp(tmp_path: Path) -> Iterator[Path]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        os.chdir(previous)
-        torch.set_num_threads(threads)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # whatever a page writes lands here
+    return tmp_path
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -9,8 +9,6 @@ PEfficientNetB0) and the last layer of each resolution.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torchvision
@@ -35,14 +33,6 @@ TIMM_FAMILIES = {
     "mobilenetv3_small_050": ["bn1", "blocks.0", "blocks.1", "blocks.3", "blocks.5"],
     "ghostnet_050": ["conv_stem", "blocks.1", "blocks.3", "blocks.5", "blocks.7"],
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_FAMILIES))

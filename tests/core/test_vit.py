@@ -10,7 +10,6 @@ comparison can be tight.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,20 +19,13 @@ import predify
 from predify import ConfigError
 from predify.layers import TokensToGrid
 from predify.parsing import parse_predictor
+from testkit import OpaqueDecoder
 
 timm = pytest.importorskip("timm")
 
 DIM, PATCH, IMAGE, DEPTH, PREFIX = 32, 8, 32, 4, 3
 GRID = IMAGE // PATCH
 HYPERPARAMETERS = predify.Hyperparameters(feedforward=0.6, feedback=0.25, pc=0.05)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_vit(seed: int = 0) -> torch.nn.Module:
@@ -284,17 +276,6 @@ def test_a_config_without_predictors_gets_the_same_decoders() -> None:
         assert ours.c_sqrt == theirs.c_sqrt
 
 
-class _Opaque(torch.nn.Module):
-    """Hides a decoder from the analytic path, so autograd computes its transposed Jacobian."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.inner(x)
-
-
 def test_analytic_token_and_channels_last_adjoints_equal_autograd() -> None:
     from predify.pcoder import _flatten, error_gradient
 
@@ -317,11 +298,11 @@ def test_analytic_token_and_channels_last_adjoints_equal_autograd() -> None:
         target = torch.randn(target_shape, dtype=torch.float64)
         with torch.no_grad():
             analytic = error_gradient(decoder, rep, target, 0.3)
-        generic = error_gradient(_Opaque(decoder), rep, target, 0.3)
+        generic = error_gradient(OpaqueDecoder(decoder), rep, target, 0.3)
         for ours, reference in zip(analytic, generic, strict=True):
             torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
         # Evaluation runs under inference mode, where autograd cannot run: both paths still do.
         with torch.inference_mode():
-            for path in (decoder, _Opaque(decoder)):
+            for path in (decoder, OpaqueDecoder(decoder)):
                 _, _, grad = error_gradient(path, rep, target, 0.3)
                 torch.testing.assert_close(grad, generic[2], rtol=0, atol=1e-12)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from predify.cli import main
 from predify.runs import load_run, read_run_info
+from testkit import error_line
 
 pytest.importorskip("timm")
 
@@ -117,8 +118,7 @@ def test_tune_reads_a_timm_run_on_mnist5k(tmp_path: Path, capsys: pytest.Capture
     ]  # fmt: skip
     # timm's pretrained config normalises RGB; these images are grey: say how, in one line.
     assert main(base) == 2
-    error = capsys.readouterr().err.strip()
-    assert "normalises 3 channels but the images have 1" in error and len(error.splitlines()) == 1
+    assert "normalises 3 channels but the images have 1" in error_line(capsys, "train")
     assert main([*base, "--normalization", "mnist"]) == 0
     assert read_run_info(run_dir).normalization == {"mean": [0.1307], "std": [0.3081]}
     code = main([
@@ -135,5 +135,5 @@ def test_unknown_timm_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
         str(tmp_path / "run"), "--no-progress",
     ])  # fmt: skip
     assert code == 2
-    error = capsys.readouterr().err.strip()
+    error = error_line(capsys, "train")
     assert "unknown timm model 'resnet10x'" in error and "resnet10t" in error

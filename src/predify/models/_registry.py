@@ -7,7 +7,8 @@ pcoder modules and decoders, the input size and the normalisation pretrained wei
 ``predify train --backbone NAME`` without ``--config`` takes its pcoder modules from the entry
 whose backbone matches NAME (:func:`default_modules`), or, for backbones no entry knows (timm's,
 say), the feature stages :func:`predify.stages.default_modules` finds.
-:func:`predify.runs.build_backbone` rebuilds a run's backbone from the same entries. Registering a name twice is an error.
+:func:`predify.runs.build_backbone` rebuilds a run's backbone from the same entries. Registering
+a name twice is an error.
 """
 
 from __future__ import annotations
