@@ -53,6 +53,7 @@ from ..errors import ConfigError
 from ..outputs import prepare_output_dir, run_fingerprint
 from ..runs import LoadedRun, load_run
 from .attacks import AttackReport
+from .corruptions import frost_source
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
 from .robustness import CorruptionSummary
 
@@ -153,6 +154,9 @@ class EvaluationReport:
     analysis: dict[str, Any] | None = None
     reconstructions: Any = None
     """The first decoder's reconstructions of a few images (not in the JSON)."""
+    frost_source: str | None = None
+    """Where frost's images came from (``"imagecorruptions"``: the published photographs;
+    ``"generated"``: predify's textures); None when frost was not evaluated."""
     elapsed_seconds: float = 0.0
     tables: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
@@ -163,6 +167,8 @@ class EvaluationReport:
         results.update((name, getattr(self, name)) for name in head)
         if self.corruption is not None:
             results["corruption"] = self.corruption.to_json()
+        if self.frost_source is not None:
+            results["frost_source"] = self.frost_source
         # Also at the top level: {corruption: {"<severity>": [error at t = 0..T]}}.
         results["corruption_error"] = (
             self.corruption.corruption_error if self.corruption is not None else {}
@@ -401,6 +407,11 @@ def evaluate_run(
         "batch_size": settings.batch_size,
         "seed": settings.seed,
     }
+    frost = frost_source() if "frost" in checked.corruptions else None
+    if frost is not None:
+        # The photographs and the generated textures give other frost images: cells made with
+        # one are not reused with the other.
+        store_settings["frost_source"] = frost
     with _store_folder(settings.out) as folder:
         store = _open_store(folder, store_settings, settings.restart)
         report = EvaluationReport(
@@ -416,6 +427,7 @@ def evaluate_run(
                 "dataset_size": data.dataset_size,
                 "benchmark": settings.benchmark,
             },
+            frost_source=frost,
         )
         if checked.corruptions:
             report.corruption = _corruption_section(

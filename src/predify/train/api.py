@@ -35,6 +35,7 @@ from ..outputs import prepare_output_dir
 from ..runs import RunInfo, build_backbone, feedback_path, load_run, read_run_info, save_run
 from .callbacks import Callback, MetricsLogging, ModelCheckpoint, ProgressBar
 from .distributed import init_distributed, shutdown_distributed
+from .schedulers import parse_scheduler
 from .settings import TrainSettings
 from .state import seed_everything
 from .trainer import FeedbackTrainer, check_count
@@ -110,10 +111,13 @@ def _load_training_data(
     download: bool,
     image_size: int | None,
     normalization: dict[str, list[float]] | None,
+    resize: int | None = None,
 ) -> Dataset[Any]:
     from ..data import load_dataset
 
-    dataset = load_dataset(spec, root=root, download=download, train=True, image_size=image_size)
+    dataset = load_dataset(
+        spec, root=root, download=download, train=True, image_size=image_size, resize=resize
+    )
     return dataset if normalization is None else _normalized(dataset, normalization)
 
 
@@ -179,6 +183,10 @@ def _new_run(
     from ..data import dataset_info
     from ..models import entry_for_backbone
 
+    if settings.model is not None:
+        return _new_zoo_run(settings)
+    if settings.pretrained:
+        raise ConfigError("--pretrained applies to a zoo network (--model or --recipe)")
     seed_everything(settings.seed)
     config = load_config(settings.config) if settings.config else None
     image_size = _image_size(config)
@@ -192,7 +200,12 @@ def _new_run(
         image_size = settings.image_size
     # Normalised below, once the backbone (whose pretrained config may say how) is built.
     dataset = _load_training_data(
-        settings.data, settings.data_root, settings.download, image_size, None
+        settings.data,
+        settings.data_root,
+        settings.download,
+        image_size,
+        None,
+        settings.resize,
     )
     image_shape = tuple(dataset_info(dataset).image_shape)
     kwargs = dict(settings.backbone_kwargs)
@@ -232,6 +245,78 @@ def _new_run(
     return pnet, info, training, dataset
 
 
+def _new_zoo_run(
+    settings: TrainSettings,
+) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+    """A new run of a zoo network (``settings.model``): its backbone, pcoders and input size."""
+    from ..data import dataset_info
+    from ..models import create_model, get_model_entry
+
+    assert settings.model is not None and settings.data is not None
+    entry = get_model_entry(settings.model)
+    if settings.config is not None or settings.backbone != TrainSettings.backbone:
+        raise ConfigError(
+            f"--model {settings.model} builds its own backbone ({entry.backbone}) and pcoders; "
+            "drop --config and --backbone"
+        )
+    options = dict(settings.backbone_kwargs)
+    if "backend" in options or "feedback_weights" in options:
+        raise ConfigError(
+            f"--backbone-kwargs: {sorted(set(options) & {'backend', 'feedback_weights'})} cannot "
+            f"be set for a training run (the backbone is {entry.backbone})"
+        )
+    if settings.recipe is not None and not (settings.pretrained or settings.backbone_weights):
+        raise ConfigError(
+            f"recipe {settings.recipe} trains the feedback of a pretrained backbone: pass "
+            "--pretrained (downloads its published weights) or --backbone-weights PATH"
+        )
+    seed_everything(settings.seed)
+    pnet = create_model(
+        settings.model, weights="DEFAULT" if settings.pretrained else None, **options
+    )
+    if settings.backbone_weights:
+        load_backbone_weights(pnet.backbone, settings.backbone_weights)
+    normalization = (
+        _normalization(settings.normalization)
+        if settings.normalization is not None
+        else entry.normalization
+    )
+    pnet.normalization = normalization
+    input_size = tuple(pnet.config.input_size)
+    image_size = input_size[-1]
+    if settings.image_size is not None and settings.image_size != image_size:
+        raise ConfigError(
+            f"--image-size {settings.image_size} differs from --model {settings.model}'s input "
+            f"size {image_size}; set its image_size in --backbone-kwargs instead"
+        )
+    dataset = _load_training_data(
+        settings.data,
+        settings.data_root,
+        settings.download,
+        image_size,
+        normalization,
+        settings.resize,
+    )
+    image_shape = tuple(dataset_info(dataset).image_shape)
+    if image_shape != input_size:
+        raise ConfigError(
+            f"--model {settings.model}: takes images of {list(input_size)}, the data's are "
+            f"{list(image_shape)}"
+        )
+    num_classes = _output_width(pnet.backbone, input_size)
+    spec = {"name": entry.backbone, "kwargs": {"num_classes": num_classes}}
+    training = settings.run_json(image_size)
+    info = RunInfo(
+        backbone=spec,
+        data={"spec": settings.data, "root": settings.data_root},
+        num_classes=num_classes,
+        normalization=normalization,
+        seed=settings.seed,
+        extra={"training": training, "network": pnet.config.name},
+    )
+    return pnet, info, training, dataset
+
+
 def _resumed_run(
     run_dir: Path, settings: TrainSettings, epochs: int | None
 ) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
@@ -248,7 +333,12 @@ def _resumed_run(
         training["epochs"] = epochs
     root = settings.data_root if settings.data_root is not None else training.get("data_root")
     dataset = _load_training_data(
-        training["data"], root, settings.download, training.get("image_size"), info.normalization
+        training["data"],
+        root,
+        settings.download,
+        training.get("image_size"),
+        info.normalization,
+        training.get("resize"),
     )
     return pnet, info, training, dataset
 
@@ -320,8 +410,10 @@ def _train(
         # The run's own settings (from run.json when resuming), how it runs from `settings`.
         own = {key: value for key, value in training.items() if hasattr(settings, key)}
         run = replace(settings, **own)
+        scheduler = parse_scheduler(run.scheduler).factory(epochs=run.epochs)
         trainer = FeedbackTrainer(
             pnet,
+            scheduler=scheduler,
             lr=run.lr,
             weight_decay=run.weight_decay,
             optimizer_name=run.optimizer,
