@@ -2,8 +2,9 @@
 the command line (random weights, 32x32 images, one short epoch), with timm's pretrained-config
 normalisation recorded; ``evaluate`` and ``tune`` read such run directories.
 
-Expected modules are timm 1.0's ``feature_info`` lists; expected normalisations are timm's
-pretrained configs (ImageNet statistics, or 0.5/0.5 for the AugReg ViTs).
+Expected modules are timm 1.0's ``feature_info`` lists (the zoo's, for the backbone a zoo network
+wraps); expected normalisations are timm's pretrained configs (ImageNet statistics, or 0.5/0.5 for
+the AugReg ViTs).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ HALF = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 # backbone spec -> (extra backbone kwargs, default modules, pretrained-config normalisation)
 FAMILIES = {
     "timm:resnet10t": ({}, ["act1", "layer1", "layer2", "layer3", "layer4"], IMAGENET),
-    "timm:efficientnet_b0": (
+    # The zoo's PEfficientNetB0 wraps this backbone: its modules (the stem and all seven stages,
+    # Choksi et al. 2021) win over timm's feature_info.
+    "timm:efficientnet_b0": ({}, ["bn1", *(f"blocks[{i}]" for i in range(7))], IMAGENET),
+    "timm:ghostnet_050": (
         {},
-        ["blocks.0", "blocks.1", "blocks.2", "blocks.4", "blocks.6"],
+        ["conv_stem", "blocks.1", "blocks.3", "blocks.5", "blocks.7"],
         IMAGENET,
     ),
     "timm:convnext_atto": ({}, ["stages.0", "stages.1", "stages.2", "stages.3"], IMAGENET),
