@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._io import atomic_path, load_weights_only
+from ._io import atomic_path, content_digest, load_weights_only
 from .config import PNetConfig
 from .errors import CheckpointError, ConfigError
 from .network import PredictiveNet
@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 FORMAT = "predify-feedback-v1"
+_CHECKSUM = "sha256"  # metadata: content_digest of the config text and the tensors
 
 
 def feedback_state_dict(pnet: PredictiveNet) -> dict[str, Tensor]:
@@ -68,6 +69,7 @@ def save_feedback(
     tensors = {key: value.cpu() for key, value in feedback_state_dict(pnet).items()}
     config_text = pnet.resolved_config().to_toml()
     extra = {str(k): str(v) for k, v in (metadata or {}).items()}
+    extra[_CHECKSUM] = content_digest({"config": config_text, "tensors": tensors})
     with atomic_path(path) as temporary:
         if path.suffix == ".safetensors":
             save_file = _safetensors().save_file
@@ -119,6 +121,14 @@ def read_feedback_file(
         raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from error
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: not a predify feedback checkpoint")
+    # Files of earlier versions have no checksum; they are read as they are.
+    stored = metadata.pop(_CHECKSUM, None)
+    if stored is not None and stored != content_digest(
+        {"config": metadata["config"], "tensors": tensors}
+    ):
+        raise CheckpointError(
+            f"{path}: corrupt feedback checkpoint (its content does not match its checksum)"
+        )
     try:
         config = PNetConfig.from_toml_string(metadata.pop("config"), source=f"{path} (config)")
     except ConfigError as error:

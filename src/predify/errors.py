@@ -19,6 +19,7 @@ __all__ = [
     "ConfigWarning",
     "DataError",
     "NonFiniteLossError",
+    "OutputInUseError",
     "PredifyError",
     "TuningError",
     "UsageError",
@@ -41,6 +42,10 @@ class DataError(PredifyError, ValueError):
 
 class CheckpointError(PredifyError, ValueError):
     """A checkpoint file that is missing, unreadable or does not fit the network."""
+
+
+class OutputInUseError(DataError):
+    """An output folder another live process is writing into (it holds the folder's lock)."""
 
 
 class UsageError(ConfigError):

@@ -384,21 +384,21 @@ def run_demo(
         raise ConfigError(
             f"noise_levels: expected finite values >= 0, got {list(settings.noise_levels)}"
         )
-    out = prepare_output_dir(out_dir)
     target_device = resolve_device(settings.device)
     progress = resolve_progress(settings.progress)
-    if target_device.type != "cpu":
-        return _run_demo(out, settings, steps, seed, levels, target_device, progress, workers=1)
-    # Ops run single-threaded on the CPU: the numbers are then the same on any number of cores
-    # (reductions split over threads round differently), and a busy machine does not stall the
-    # small steps of this demo on threads waiting for each other. The cores are used instead by
-    # evaluating several settings at once.
-    workers = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run_demo(out, settings, steps, seed, levels, target_device, progress, workers)
-    finally:
-        torch.set_num_threads(workers)
+    with prepare_output_dir(out_dir) as out:
+        if target_device.type != "cpu":
+            return _run_demo(out, settings, steps, seed, levels, target_device, progress, workers=1)
+        # Ops run single-threaded on the CPU: the numbers are then the same on any number of
+        # cores (reductions split over threads round differently), and a busy machine does not
+        # stall the small steps of this demo on threads waiting for each other. The cores are
+        # used instead by evaluating several settings at once.
+        workers = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _run_demo(out, settings, steps, seed, levels, target_device, progress, workers)
+        finally:
+            torch.set_num_threads(workers)
 
 
 def _run_demo(

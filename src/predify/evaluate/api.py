@@ -448,13 +448,13 @@ def evaluate_run(
             report.analysis, report.reconstructions = _analysis_section(
                 settings, model, data, timesteps, store
             )
-    report.elapsed_seconds = round(time.perf_counter() - started, 2)
-    if settings.out is not None:
-        out = Path(settings.out)
-        report.tables = write_tables(out, report.to_json())
-        if settings.plots:
-            report.plots = write_plots(out, report.to_json(), report.reconstructions)
-        atomic_write_json(out / "results.json", report.to_json())
+        report.elapsed_seconds = round(time.perf_counter() - started, 2)
+        # Still inside the folder's lock: results.json last, so that it means "all written".
+        if settings.out is not None:
+            report.tables = write_tables(folder, report.to_json())
+            if settings.plots:
+                report.plots = write_plots(folder, report.to_json(), report.reconstructions)
+            atomic_write_json(folder / "results.json", report.to_json())
     return report
 
 
@@ -462,7 +462,8 @@ def evaluate_run(
 def _store_folder(out: str | os.PathLike[str] | None) -> Iterator[Path]:
     """``out`` prepared for writing; without ``out``, a temporary folder removed afterwards."""
     if out is not None:
-        yield prepare_output_dir(out)
+        with prepare_output_dir(out) as folder:
+            yield folder
         return
     with tempfile.TemporaryDirectory(prefix="predify-evaluate-") as temporary:
         yield Path(temporary)

@@ -14,6 +14,7 @@ each process trains its shard; rank 0 writes the files.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,12 +175,13 @@ def _new_run(
     """Build the network, the data and the run description of a new run."""
     if not settings.data:
         raise ConfigError("--data is required (e.g. --data mnist5k), unless --resume is given")
-    for name in (CHECKPOINT_NAME, "run.json"):
-        if (out / name).exists():
-            raise DataError(
-                f"{out} already holds a run ({name}); continue it with --resume {out}, or choose "
-                "another --out"
-            )
+    # run.json is written last when a run starts: without it, the folder holds at most the
+    # files of a start that was killed, which a new start replaces.
+    if (out / "run.json").exists():
+        raise DataError(
+            f"{out} already holds a run (run.json); continue it with --resume {out}, or choose "
+            "another --out"
+        )
     from ..data import dataset_info
     from ..models import entry_for_backbone
 
@@ -389,14 +391,17 @@ def _train(
     out: Path, settings: TrainSettings, *, resume: bool, epochs: int | None
 ) -> TrainingReport:
     device = resolve_device(settings.device)
+    if resume:
+        read_run_info(out)  # a missing run directory is named before anything is created
     distributed = init_distributed(device)
+    # The output folder's lock (rank 0's), held until this function returns or raises.
+    outputs = ExitStack()
     try:
         if distributed is not None and device.type == "cuda":
             device = torch.device("cuda", distributed.local_rank)
             torch.cuda.set_device(device)
         is_main = distributed is None or distributed.is_main
-        if is_main:
-            prepare_output_dir(out)
+        outputs.enter_context(prepare_output_dir(out, is_main=is_main))
         # With download, rank 0 fetches the data before the others read it.
         download_first = distributed is not None and settings.download
         if download_first and not is_main:
@@ -435,13 +440,18 @@ def _train(
             if resume:
                 atomic_write_json(out / "run.json", asdict(info))
             else:
+                # A checkpoint at step 0 before run.json: whenever this run is killed from now
+                # on, --resume finds a checkpoint to continue from.
+                trainer.save_checkpoint(out / CHECKPOINT_NAME)
                 save_run(out, pnet, info)
         callbacks: list[Callback] = [
+            # The step's row is logged before a checkpoint at that step is written: a kill
+            # between the two must not leave a checkpoint whose last row is missing.
+            MetricsLogging(out),
             ModelCheckpoint(
                 out / CHECKPOINT_NAME, settings.checkpoint_every, verbose=settings.handle_interrupt
             ),
             _ExportFeedback(feedback_path(out) if is_main else None),
-            MetricsLogging(out),
             ProgressBar(settings.progress),
         ]
         means = trainer.fit(
@@ -455,6 +465,9 @@ def _train(
         training["status"] = "finished"
         training["steps"] = trainer.global_step
         if is_main:
+            # Also when a resumed fit had nothing left: a kill between the last checkpoint and
+            # its export must not leave older decoders in the feedback file.
+            save_feedback(trainer.pnet, feedback_path(out))
             atomic_write_json(out / "run.json", asdict(info))
         if distributed is not None:
             dist.barrier()
@@ -466,4 +479,5 @@ def _train(
             resumed=resume,
         )
     finally:
+        outputs.close()
         shutdown_distributed()
