@@ -53,6 +53,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(temporary_path, 0o666 & ~_UMASK)
     try:
         yield temporary_path
+        # Again: a writer may have replaced the file (safetensors creates its own, 0600).
+        os.chmod(temporary_path, 0o666 & ~_UMASK)
         with open(temporary_path, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary_path, target)

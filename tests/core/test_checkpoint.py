@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import stat
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,13 @@ def test_original_converter_refuses_what_does_not_fit(tmp_path: Path) -> None:
     torch.save({"pcoder1.pmodule.weight": torch.zeros(8, 3, 4, 4)}, path)
     with pytest.raises(CheckpointError, match=r"no pcoder2\.pmodule\.\*"):
         load_original_feedback(fresh_pnet("case_a"), path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_saved_files_get_the_mode_a_plain_open_gives(tmp_path: Path, suffix: str) -> None:
+    # Written through a private temporary file (and safetensors makes its own, 0600); the
+    # result must get what a plain open() gives under this process's umask.
+    path = save_feedback(fresh_pnet(), tmp_path / f"feedback{suffix}")
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
