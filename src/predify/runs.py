@@ -9,7 +9,7 @@ A run directory holds::
     feedback.safetensors   decoders + hyperparameters (or feedback.pt without safetensors)
 
 The backbone is rebuilt from a spec naming a registered architecture (never an import path):
-``shallow_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with literal keyword
+``shallow_cnn``, ``small_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with literal keyword
 arguments.
 """
 
@@ -85,6 +85,12 @@ def _shallow_cnn(**kwargs: Any) -> nn.Module:
     return ShallowCNN(**kwargs)
 
 
+def _small_cnn(**kwargs: Any) -> nn.Module:
+    from .models.small_cnn import SmallCNN
+
+    return SmallCNN(**kwargs)
+
+
 def _torchvision_model(name: str, **kwargs: Any) -> nn.Module:
     import torchvision
 
@@ -103,7 +109,10 @@ def _timm_model(name: str, **kwargs: Any) -> nn.Module:
     return timm.create_model(name, pretrained=False, **kwargs)
 
 
-_BACKBONES: dict[str, Callable[..., nn.Module]] = {"shallow_cnn": _shallow_cnn}
+_BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "shallow_cnn": _shallow_cnn,
+    "small_cnn": _small_cnn,
+}
 
 
 def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
@@ -124,7 +133,7 @@ def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
         raise ConfigError(f"backbone {name!r}: bad arguments {kwargs}: {error}") from None
     raise ConfigError(
         f"backbone: unknown architecture {name!r}; "
-        "expected shallow_cnn, torchvision:NAME or timm:NAME"
+        "expected shallow_cnn, small_cnn, torchvision:NAME or timm:NAME"
     )
 
 
