@@ -138,6 +138,8 @@ class SeedResult:
     correlation_distance: dict[float, np.ndarray]
     """[n_pcoders, T+1] mean correlation distance between each test image's representation
     with noise sigma and without (main setting, paper hyperparameters), for sigma > 0."""
+    distance_ends: dict[float, np.ndarray]
+    """[n_pcoders, 2, N] the same per test image, at t = 0 and t = T."""
     tuned: dict[float, list[dict[str, float]]]
     """Per sigma, per pcoder: the tuned feedforward, feedback, memory, pc."""
     tuning: dict[float, dict[str, Any]]
@@ -241,22 +243,27 @@ def evaluate_main(
     batch_size: int,
     device: torch.device,
     on_setting: Callable[[], None],
-) -> tuple[dict[float, np.ndarray], dict[float, np.ndarray], dict[float, np.ndarray], Any]:
+) -> tuple[Any, ...]:
     """The main setting (paper hyperparameters, unclipped noise) at every level, the levels in
     lockstep so that each noisy representation meets its clean one at the same timestep.
 
     Returns correct {sigma: bool [T+1, N]}, prediction errors {sigma: [T+1, P]}, correlation
-    distances {sigma > 0: [P, T+1]}, and (reconstructions, shown inputs) of the first image.
+    distances {sigma > 0: [P, T+1]} (image means) and {sigma > 0: [P, 2, N]} (per image at
+    t = 0 and T), and (reconstructions, shown inputs) of the first image.
     """
     correct: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
     errors = {
         sigma: torch.zeros(timesteps + 1, pnet.num_pcoders, dtype=torch.float64) for sigma in levels
     }
+    noisy_levels = [sigma for sigma in levels if sigma > 0]
+    if noisy_levels and 0.0 not in levels:
+        raise DataError("the correlation distance needs sigma 0 among the noise levels")
     distance_sums = {
         sigma: torch.zeros(pnet.num_pcoders, timesteps + 1, dtype=torch.float64)
-        for sigma in levels
-        if sigma > 0
+        for sigma in noisy_levels
     }
+    # Per image at t = 0 and t = T: [batches] of [P, 2, b].
+    distance_ends: dict[float, list[Tensor]] = {sigma: [] for sigma in noisy_levels}
     shown: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
     shown_inputs: dict[float, np.ndarray] = {}
     with torch.no_grad():
@@ -281,13 +288,19 @@ def evaluate_main(
                     assert state.errors is not None
                     errors[sigma][t] += state.errors.double().cpu() * len(target)
                     if sigma > 0 and reference is not None:
+                        if t == 0:
+                            distance_ends[sigma].append(
+                                torch.empty(pnet.num_pcoders, 2, len(target), dtype=torch.float64)
+                            )
                         for index in range(pnet.num_pcoders):
-                            distance_sums[sigma][index, t] += (
+                            distance = (
                                 correlation_distance(reference.reps[index], state.reps[index])
                                 .double()
-                                .sum()
                                 .cpu()
                             )
+                            distance_sums[sigma][index, t] += distance.sum()
+                            if t in (0, timesteps):
+                                distance_ends[sigma][-1][index, int(t > 0)] = distance
                     if start == 0:
                         first_prediction = state.preds[0]
                         assert first_prediction is not None
@@ -301,6 +314,7 @@ def evaluate_main(
         {sigma: torch.cat(parts, dim=1).numpy() for sigma, parts in correct.items()},
         {sigma: (total / count).numpy() for sigma, total in errors.items()},
         {sigma: (total / count).numpy() for sigma, total in distance_sums.items()},
+        {sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in distance_ends.items()},
         ({sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()}, shown_inputs),
     )
 
@@ -471,7 +485,7 @@ def run_seed(
     for sigma in levels:
         result = tune_gradient(
             pnet,
-            tuning_data.tensors,
+            tuning_data,
             parse_noise(f"gaussian:{sigma}"),
             timesteps=steps,
             epochs=1_000,  # max_steps ends it first
@@ -499,7 +513,7 @@ def run_seed(
     timings["tuning"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
-    correct_main, errors, distances, (reconstructions, shown) = evaluate_main(
+    correct_main, errors, distances, distance_ends, (reconstructions, shown) = evaluate_main(
         pnet,
         images,
         labels,
@@ -531,6 +545,7 @@ def run_seed(
         correct=correct,
         prediction_error=errors,
         correlation_distance=distances,
+        distance_ends=distance_ends,
         tuned={sigma: [_hyperparameter_dict(v) for v in values] for sigma, values in tuned.items()},
         tuning=tuning,
         backbone_val_accuracy=val_accuracy,
@@ -579,9 +594,9 @@ def run_seeds(
     workers: int,
     progress: bool,
 ) -> list[SeedResult]:
-    """Run every seed, ``workers`` at once, each in its own worker process; the run directory
-    of seed s is ``out / f"seed-{s}"``. Returns the results in the order of ``seeds``."""
-    context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+    """Run every seed, ``workers`` at once, each in its own worker process (0: in this process,
+    one after the other); the run directory of seed s is ``out / f"seed-{s}"``. A progress bar
+    per stage counts the work of all seeds. Returns the results in the order of ``seeds``."""
     totals = stage_totals(settings, len(seeds))
     bars = {
         stage: tqdm(
@@ -589,29 +604,59 @@ def run_seeds(
             desc=f"{index + 1}/{len(STAGES)} {stage}",
             position=index,
             disable=not progress,
-            leave=True,
         )
         for index, stage in enumerate(STAGES)
     }
     results: dict[int, SeedResult] = {}
+    threads = torch.get_num_threads()
     try:
-        with context.Manager() as manager, ProcessPoolExecutor(workers, context) as pool:
-            events = manager.Queue()
-            pending: set[Future[SeedResult]] = {
-                pool.submit(run_seed, seed, settings, str(out / f"seed-{seed}"), device, events)
-                for seed in seeds
-            }
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(events, bars)
-                for future in finished:
-                    result = future.result()  # a worker's exception is raised here
-                    results[result.seed] = result
-            _drain(events, bars)
+        if workers == 0:
+            direct = _BarUpdates(bars)
+            for seed in seeds:
+                results[seed] = run_seed(seed, settings, str(out / f"seed-{seed}"), device, direct)
+        else:
+            _run_in_processes(seeds, settings, out, device, workers, bars, results)
     finally:
+        torch.set_num_threads(threads)  # run_seed makes ops single-threaded
         for bar in bars.values():
             bar.close()
     return [results[seed] for seed in seeds]
+
+
+class _BarUpdates:
+    """The progress-event queue's ``put``, applied to the bars at once (seeds in this process)."""
+
+    def __init__(self, bars: dict[str, Any]) -> None:
+        self.bars = bars
+
+    def put(self, event: tuple[int, str, int]) -> None:
+        _, stage, amount = event
+        self.bars[stage].update(amount)
+
+
+def _run_in_processes(
+    seeds: Sequence[int],
+    settings: DemoSettings,
+    out: Path,
+    device: str,
+    workers: int,
+    bars: dict[str, Any],
+    results: dict[int, SeedResult],
+) -> None:
+    context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+    with context.Manager() as manager, ProcessPoolExecutor(workers, context) as pool:
+        events = manager.Queue()
+        pending: set[Future[SeedResult]] = {
+            pool.submit(run_seed, seed, settings, str(out / f"seed-{seed}"), device, events)
+            for seed in seeds
+        }
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(events, bars)
+            for future in finished:
+                result = future.result()  # a worker's exception is raised here
+                results[result.seed] = result
+        _drain(events, bars)
 
 
 def _drain(events: Any, bars: dict[str, Any]) -> None:
