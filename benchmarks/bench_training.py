@@ -128,6 +128,7 @@ def bench_case(case: Case, size: int, batch: int, rounds: int, warmup: int) -> d
     pnet = case.build(size)
     images = torch.rand(batch, 3, size, size)
     trainer = FeedbackTrainer(pnet, lr=1e-4, weight_decay=0.0)
+    trainer.prepare()  # frozen backbone in eval mode for every variant, as in training
     decoders = [pcoder.decoder for pcoder in pnet.pcoders]
     floor_optimizer = torch.optim.Adam(pnet.decoder_parameters(), lr=1e-4)
     naive_optimizer = torch.optim.Adam(pnet.decoder_parameters(), lr=1e-4)

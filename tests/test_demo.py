@@ -14,7 +14,8 @@ import torch
 
 from predify.cli import main
 from predify.data import mnist5k_splits
-from predify.demo import QUICK, SPLIT_SEED, _subset
+from predify.demo import QUICK, SPLIT_SEED
+from predify.demo.experiment import _subset
 from predify.runs import load_run
 
 NOISE_KEYS = ["0.0", "0.25", "0.5", "1.0"]

@@ -12,7 +12,7 @@ from .checkpoint import load_feedback, load_predictive_net, save_feedback
 from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import CheckpointError, ConfigError, DataError, PredifyError
 from .network import PNetOutput, PNetState, PredictiveNet
-from .pcoder import PCHyperparameters, PCoder
+from .pcoder import HyperparameterModule, PCoder
 from .train import FeedbackTrainer
 
 __version__ = "0.1.0"
@@ -23,8 +23,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FeedbackTrainer",
+    "HyperparameterModule",
     "Hyperparameters",
-    "PCHyperparameters",
     "PCoder",
     "PCoderConfig",
     "PNetConfig",

@@ -6,7 +6,11 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["resolve_device"]
+__all__ = ["DEFAULT_DEVICE", "resolve_device"]
+
+#: The device of every command and API function when none is given: CUDA when available, else
+#: the CPU.
+DEFAULT_DEVICE = "auto"
 
 
 def resolve_device(spec: str | torch.device) -> torch.device:

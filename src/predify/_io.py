@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,7 +106,8 @@ def load_weights_only(path: str | os.PathLike[str], what: str) -> Any:
         raise CheckpointError(f"{file}: {what} not found")
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        # What a truncated, corrupt or code-carrying file raises; anything else is a bug.
         lines = str(error).strip().splitlines()
         detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-        raise CheckpointError(f"{file}: cannot read {what}: {detail}") from None
+        raise CheckpointError(f"{file}: cannot read {what}: {detail}") from error

@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .modules import dry_run, eval_mode, resolve_module
 from .network import PredictiveNet
 from .parsing import parse_predictor
-from .pcoder import PCHyperparameters, PCoder, decoder_fan_out
+from .pcoder import HyperparameterModule, PCoder, decoder_fan_out
 
 __all__ = ["auto_config", "auto_predictor", "predify"]
 
@@ -85,15 +85,15 @@ def _make_out_of_place(decoder: nn.Module) -> None:
             setattr(module, "inplace", False)  # noqa: B010
 
 
-def _hyperparameter_modules(config: PNetConfig) -> list[PCHyperparameters]:
+def _hyperparameter_modules(config: PNetConfig) -> list[HyperparameterModule]:
     count = len(config.pcoders)
     if config.shared_hyperparameters:
-        shared = PCHyperparameters(
+        shared = HyperparameterModule(
             config.shared(), has_feedback=True, learnable=config.learnable_hyperparameters
         )
         return [shared] * count
     return [
-        PCHyperparameters(
+        HyperparameterModule(
             config.hyperparameters_of(index),
             has_feedback=index < count - 1,
             learnable=config.learnable_hyperparameters,
@@ -143,11 +143,12 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
             sample = torch.zeros(1, *rep_shape, device=device, dtype=dtype or torch.float32)
             try:
                 predicted = tuple(decoder(sample).shape[1:])
-            except Exception as error:
+            except (RuntimeError, ValueError, IndexError) as error:
+                # A decoder that does not fit the representation's shape; others are bugs.
                 raise ConfigError(
                     f"{where}.predictor: fails on the representation of {pcoder_config.module!r} "
                     f"of shape {list(rep_shape)}: {type(error).__name__}: {error}"
-                ) from None
+                ) from error
         if predicted != target_shape:
             below = (
                 "the input"

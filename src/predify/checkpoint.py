@@ -32,6 +32,7 @@ __all__ = [
     "convert_original_state_dict",
     "feedback_state_dict",
     "load_feedback",
+    "load_feedback_state",
     "load_original_feedback",
     "load_predictive_net",
     "read_feedback_file",
@@ -108,8 +109,13 @@ def read_feedback_file(
             tensors = payload["state"]
     except CheckpointError:
         raise
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from error
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from None
+        # safetensors' own SafetensorError (a malformed file); anything else is a bug.
+        if type(error).__name__ != "SafetensorError":
+            raise
+        raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from error
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: not a predify feedback checkpoint")
     try:
@@ -155,17 +161,22 @@ def load_feedback(
     shapes when the file does not fit.
     """
     config, tensors, metadata = read_feedback_file(path)
-    _load_into(pnet, config, tensors, str(path), hyperparameters=hyperparameters)
+    load_feedback_state(pnet, config, tensors, str(path), hyperparameters=hyperparameters)
     return metadata
 
 
-def _load_into(
+def load_feedback_state(
     pnet: PredictiveNet,
     config: PNetConfig,
     tensors: Mapping[str, Tensor],
     source: str,
     hyperparameters: bool = True,
 ) -> None:
+    """Load decoder (and, with ``hyperparameters``, hyperparameter) tensors saved with
+    ``config`` into ``pnet``, refusing tensors that do not fit and naming ``source`` in errors.
+
+    What :func:`load_feedback` and the trainer's checkpoints use once the file is read.
+    """
     if len(config.pcoders) != pnet.num_pcoders:
         raise CheckpointError(
             f"{source}: holds {len(config.pcoders)} pcoders, the network has {pnet.num_pcoders}"
@@ -191,7 +202,7 @@ def load_predictive_net(backbone: nn.Module, path: str | os.PathLike[str]) -> Pr
         pnet = predify(backbone, config)
     except ConfigError as error:
         raise CheckpointError(f"{path}: its config does not fit the backbone: {error}") from None
-    _load_into(pnet, config, tensors, str(path))
+    load_feedback_state(pnet, config, tensors, str(path))
     return pnet
 
 

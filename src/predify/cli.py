@@ -1,8 +1,11 @@
 """The ``predify`` command line: ``predify demo|train|evaluate|tune|models``.
 
 Each subcommand lives in its own subpackage as a module with ``add_arguments(parser)`` and
-``run(args) -> int``; this file only wires them. User errors (:class:`predify.PredifyError`)
-print one line on stderr and exit with status 2; Ctrl-C exits with 130.
+``run(args) -> int`` that builds the settings of the command's Python function and calls it
+(``predify.train.api.train_run``, ``predify.evaluate.api.evaluate_run``,
+``predify.tune.api.tune_run``, ``predify.demo.run_demo``); this file only wires them. User errors
+(:class:`predify.PredifyError`, malformed options included) print one line on stderr and exit
+with status 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
-from .errors import PredifyError
+from .errors import PredifyError, UsageError
 
 __all__ = ["main"]
 
 # name -> (module, one-line help)
 _COMMANDS = {
-    "demo": ("predify.demo", "train a small CNN and its feedback on embedded MNIST-5k and report"),
+    "demo": (
+        "predify.demo.cli",
+        "train a small CNN and its feedback on embedded MNIST-5k and report",
+    ),
     "train": ("predify.train.cli", "train the feedback (decoders) of a network, backbone frozen"),
     "evaluate": (
         "predify.evaluate.cli",
@@ -43,8 +50,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one-line :class:`UsageError`s, like every other
+    user error, instead of a usage text and ``SystemExit``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self.prog)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="predify",
         description="Predictive-coding feedback for feed-forward CNNs, and its robustness.",
     )
@@ -61,7 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``predify`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        message, prog = error.args
+        words = list(sys.argv[1:] if argv is None else argv)
+        if prog == parser.prog and words and words[0] in _COMMANDS:
+            prog = f"{prog} {words[0]}"  # unknown options are found by the top-level parser
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2

@@ -7,7 +7,15 @@ traceback. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "PredifyError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "NonFiniteLossError",
+    "PredifyError",
+    "TuningError",
+    "UsageError",
+]
 
 
 class PredifyError(Exception):
@@ -24,3 +32,15 @@ class DataError(PredifyError, ValueError):
 
 class CheckpointError(PredifyError, ValueError):
     """A checkpoint file that is missing, unreadable or does not fit the network."""
+
+
+class UsageError(ConfigError):
+    """A command line that does not parse (an unknown option, a missing or malformed value)."""
+
+
+class NonFiniteLossError(PredifyError, FloatingPointError):
+    """A training loss became NaN or infinite; the optimiser step was not taken."""
+
+
+class TuningError(PredifyError):
+    """Tuning cannot go on: the loss or a gradient became NaN or infinite."""

@@ -143,13 +143,14 @@ def dry_run(
         with forward_hooks([(m, recorder(i)) for i, m in enumerate(modules)]):
             try:
                 backbone(sample)
-            except ConfigError:
-                raise
-            except Exception as error:
+            except (RuntimeError, ValueError, IndexError) as error:
+                # A shape mismatch: the input_size does not fit the backbone. Others are bugs.
+                if isinstance(error, ConfigError):
+                    raise
                 raise ConfigError(
                     f"the backbone fails on an input of size {list(input_size)} (input_size): "
                     f"{type(error).__name__}: {error}"
-                ) from None
+                ) from error
         for index, outputs in enumerate(calls):
             if len(outputs) != 1:
                 raise ConfigError(

@@ -108,6 +108,9 @@ class PredictiveNet(nn.Module):
         self._modules_to_update: tuple[nn.Module, ...] = tuple(modules)
         self._clone_outputs = tuple(clone_outputs or (False,) * len(pcoders))
         self.config = config
+        #: ``{"mean": [...], "std": [...]}`` that images in [0, 1] get before this network (the
+        #: pretrained weights' normalisation; set by the zoo builders and by load_run), or None.
+        self.normalization: dict[str, list[float]] | None = None
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -135,7 +138,7 @@ class PredictiveNet(nn.Module):
         self.check_input(x)
         return self._pass(x, None, with_predictions=False, with_errors=False).reps
 
-    def hyperparameters(self) -> list[Hyperparameters]:
+    def hyperparameter_values(self) -> list[Hyperparameters]:
         """The hyperparameters each pcoder uses, bottom first (the top one's feedback is 0)."""
         values = []
         for pcoder in self.pcoders:

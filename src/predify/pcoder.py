@@ -24,7 +24,7 @@ from .config import Hyperparameters
 from .errors import ConfigError, DataError
 
 __all__ = [
-    "PCHyperparameters",
+    "HyperparameterModule",
     "PCoder",
     "decoder_fan_out",
     "error_gradient",
@@ -34,7 +34,7 @@ __all__ = [
 _MIN_LEARNABLE_WEIGHT = 1e-6
 
 
-class PCHyperparameters(nn.Module):
+class HyperparameterModule(nn.Module):
     """beta (feedforward), lambda (feedback), memory = 1 - beta - lambda and alpha (pc).
 
     Fixed values are buffers. Learnable ones are parameterised so that the update stays a convex
@@ -333,7 +333,7 @@ class PCoder(nn.Module):
     def __init__(
         self,
         decoder: nn.Module,
-        hyperparameters: PCHyperparameters,
+        hyperparameters: HyperparameterModule,
         *,
         has_feedback: bool,
         gradient_scaling: bool = False,

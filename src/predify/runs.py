@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,62 +79,34 @@ class RunInfo:
             raise DataError(f"{source}: malformed run description: {error}") from None
 
 
-def _shallow_cnn(**kwargs: Any) -> nn.Module:
-    from .models.shallow import ShallowCNN
-
-    return ShallowCNN(**kwargs)
-
-
-def _small_cnn(**kwargs: Any) -> nn.Module:
-    from .models.small_cnn import SmallCNN
-
-    return SmallCNN(**kwargs)
-
-
-def _torchvision_model(name: str, **kwargs: Any) -> nn.Module:
-    import torchvision
-
-    if name not in torchvision.models.list_models():
-        raise ConfigError(f"backbone: unknown torchvision model {name!r}")
-    return torchvision.models.get_model(name, weights=None, **kwargs)
-
-
-def _timm_model(name: str, **kwargs: Any) -> nn.Module:
-    try:
-        import timm
-    except ImportError:
-        raise ConfigError(
-            "backbone: timm models need the timm extra: pip install 'predify[timm]'"
-        ) from None
-    return timm.create_model(name, pretrained=False, **kwargs)
-
-
-_BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    "shallow_cnn": _shallow_cnn,
-    "small_cnn": _small_cnn,
-}
-
-
 def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
-    """An untrained backbone from a spec: ``{"name": "torchvision:resnet18", "kwargs": {}}``."""
+    """An untrained backbone from a spec: ``{"name": "torchvision:resnet18", "kwargs": {}}``.
+
+    ``torchvision:NAME`` and ``timm:NAME`` build any model of those libraries; other names are
+    the backbones of the model registry (:class:`predify.models.ModelEntry`, e.g.
+    ``shallow_cnn``).
+    """
+    from .models import entry_for_backbone, timm_backbone, torchvision_backbone
+
     name = spec.get("name")
     kwargs = dict(spec.get("kwargs") or {})
     if not isinstance(name, str):
         raise ConfigError(f"backbone: expected a name, got {name!r}")
     family, _, model = name.partition(":")
+    if family == "torchvision" and model:
+        return torchvision_backbone(model, **kwargs)
+    if family == "timm" and model:
+        return timm_backbone(model, **kwargs)
+    entry = entry_for_backbone(name)
+    if entry is None or entry.backbone != name:
+        raise ConfigError(
+            f"backbone: unknown architecture {name!r}; "
+            "expected shallow_cnn, small_cnn, torchvision:NAME or timm:NAME"
+        )
     try:
-        if family == "torchvision" and model:
-            return _torchvision_model(model, **kwargs)
-        if family == "timm" and model:
-            return _timm_model(model, **kwargs)
-        if name in _BACKBONES:
-            return _BACKBONES[name](**kwargs)
+        return entry.build_backbone(**kwargs)
     except TypeError as error:
         raise ConfigError(f"backbone {name!r}: bad arguments {kwargs}: {error}") from None
-    raise ConfigError(
-        f"backbone: unknown architecture {name!r}; "
-        "expected shallow_cnn, small_cnn, torchvision:NAME or timm:NAME"
-    )
 
 
 def feedback_path(run_dir: str | os.PathLike[str]) -> Path:
@@ -224,6 +196,7 @@ def load_run(
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{backbone_file}: cannot load backbone weights: {first}") from None
     pnet = predify(backbone, config)
+    pnet.normalization = info.normalization
     if with_feedback:
         load_feedback(pnet, feedback_path(run_dir))
     pnet.to(device).eval()

@@ -36,7 +36,7 @@ def assert_same_feedback(a: predify.PredictiveNet, b: predify.PredictiveNet) -> 
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0, msg=key)
     assert [p.c_sqrt for p in a.pcoders] == [p.c_sqrt for p in b.pcoders]
-    assert a.hyperparameters() == b.hyperparameters()
+    assert a.hyperparameter_values() == b.hyperparameter_values()
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
@@ -67,7 +67,7 @@ def test_learnable_hyperparameters_load_as_learnable(tmp_path: Path) -> None:
     load_feedback(target, path)
     assert target.pcoders[0].hyperparameters.learnable
     assert len(target.hyperparameter_parameters()) == len(source.hyperparameter_parameters())
-    assert target.hyperparameters() == source.hyperparameters()
+    assert target.hyperparameter_values() == source.hyperparameter_values()
 
 
 def test_decoders_only_keeps_the_networks_hyperparameters(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_decoders_only_keeps_the_networks_hyperparameters(tmp_path: Path) -> Non
     ]
     target.set_hyperparameters(tuned)
     load_feedback(target, path, hyperparameters=False)
-    assert target.hyperparameters() == tuned
+    assert target.hyperparameter_values() == tuned
     for a, b in zip(source.pcoders, target.pcoders, strict=True):
         for (key, x), (_, y) in zip(
             a.decoder.state_dict().items(), b.decoder.state_dict().items(), strict=True

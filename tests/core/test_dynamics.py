@@ -383,12 +383,12 @@ def test_learnable_hyperparameters_stay_valid_after_large_steps() -> None:
 @pytest.mark.parametrize("name", ["case_a", "case_b"])
 def test_values_survive_learnable_round_trip(name: str) -> None:
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / f"{name}.toml")
-    before = pnet.hyperparameters()
+    before = pnet.hyperparameter_values()
     pnet.set_hyperparameters_learnable(True)
     assert_valid(pnet)
-    during = pnet.hyperparameters()
+    during = pnet.hyperparameter_values()
     pnet.set_hyperparameters_learnable(False)
-    after = pnet.hyperparameters()
+    after = pnet.hyperparameter_values()
     assert pnet.hyperparameter_parameters() == []
     for values in (during, after):
         for expected, actual in zip(before, values, strict=True):
@@ -689,7 +689,7 @@ def test_set_hyperparameters_on_shared_module_keeps_feedback() -> None:
     pnet = shared_pnet()
     pnet.set_hyperparameters(Hyperparameters(0.6, 0.3, 0.02))
     assert all(pcoder.hyperparameters is pnet.pcoders[0].hyperparameters for pcoder in pnet.pcoders)
-    for index, values in enumerate(pnet.hyperparameters()[:-1]):
+    for index, values in enumerate(pnet.hyperparameter_values()[:-1]):
         assert values.feedforward == pytest.approx(0.6, abs=1e-6), index
         assert values.feedback == pytest.approx(0.3, abs=1e-6), index
         assert values.pc == pytest.approx(0.02, abs=1e-6), index
@@ -698,7 +698,7 @@ def test_set_hyperparameters_on_shared_module_keeps_feedback() -> None:
 def test_set_hyperparameters_per_pcoder() -> None:
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / "case_a.toml")
     pnet.set_hyperparameters(Hyperparameters(0.5, 0.2, 0.03))
-    values = pnet.hyperparameters()
+    values = pnet.hyperparameter_values()
     assert values[0].feedback == pytest.approx(0.2) and values[2].feedback == 0.0
     with pytest.raises(ConfigError, match=r"pcoders\[1\]"):
         pnet.set_hyperparameters(

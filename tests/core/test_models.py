@@ -50,7 +50,7 @@ def test_zoo_models_build_and_run(
 ) -> None:
     pnet = create_model(name, image_size=image_size, timesteps=2)
     assert [pcoder.module_path for pcoder in pnet.pcoders] == list(modules)
-    values = pnet.hyperparameters()
+    values = pnet.hyperparameter_values()
     assert values[:-1] == [Hyperparameters(0.8, 0.1, 0.01)] * (len(modules) - 1)
     assert values[-1] == Hyperparameters(0.8, 0.0, 0.01)
     pnet.eval()

@@ -164,7 +164,8 @@ def test_plots_are_png_files(model, images, tmp_path) -> None:
 
 def test_importing_the_package_does_not_import_matplotlib() -> None:
     code = (
-        "import sys, predify.evaluate, predify.evaluate.cli, predify.evaluate.plots; "
+        "import sys, predify.evaluate, predify.evaluate.cli, predify.evaluate.api, "
+        "predify.evaluate.plots; "
         "print('matplotlib' in sys.modules)"
     )
     result = subprocess.run(

@@ -99,7 +99,7 @@ def test_success_grows_with_epsilon(model, batch) -> None:
     results = run_attacks(
         model, images, labels, attacks=["pgd", "bim"], epsilons=epsilons, timesteps=T,
         readouts=[0, T], steps=8, n_resamples=0, progress=False,
-    )  # fmt: skip
+    ).to_json()  # fmt: skip
     clean = results["clean_success"]
     for attack in ("pgd", "bim"):
         for index, readout in enumerate([0, T]):
@@ -225,7 +225,7 @@ def test_transfer_reuses_the_feedforward_attack_and_reports_every_timestep(model
     results = run_attacks(
         model, images, labels, attacks=["pgd", "square", "transfer"], epsilons=[0.1, 0.3],
         timesteps=T, steps=6, square_queries=20, n_resamples=50, progress=False,
-    )  # fmt: skip
+    ).to_json()  # fmt: skip
     assert results["readouts"] == list(range(T + 1))
     assert results["square"]["readouts"] == [0, T]
     for key in ("0.1", "0.3"):

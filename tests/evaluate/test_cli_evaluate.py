@@ -17,7 +17,8 @@ from predify.cli import main
 from predify.data import mnist5k_splits
 from predify.data.mnist5k import Splits
 from predify.evaluate import robustness
-from predify.evaluate.cli import _parse_readouts, load_evaluation_data
+from predify.evaluate.api import parse_readouts
+from predify.evaluate.data import load_evaluation_data
 from predify.models import pshallow
 from predify.runs import RunInfo, load_run, save_run
 
@@ -212,9 +213,9 @@ def test_defaults_evaluate_the_runs_test_split(run_dir) -> None:
     assert torch.equal(data.images, split.tensors[0][data.indices])
     # A random subset in random order: even its first few images cover several classes.
     assert len(set(data.labels[:10].tolist())) >= 4
-    assert _parse_readouts("auto", 10) == [0, 2, 4, 6, 8, 10]
-    assert _parse_readouts("auto", 3) == [0, 1, 2, 3]
-    assert _parse_readouts("ends", 10) == [0, 10]
+    assert parse_readouts("auto", 10) == [0, 2, 4, 6, 8, 10]
+    assert parse_readouts("auto", 3) == [0, 1, 2, 3]
+    assert parse_readouts("ends", 10) == [0, 10]
 
 
 def test_benchmark_arrays_with_a_folder_as_clean_data(tmp_path) -> None:

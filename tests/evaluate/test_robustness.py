@@ -21,7 +21,6 @@ from predify.evaluate.metrics import (
     top1_error,
 )
 from predify.evaluate.pixel_space import PixelSpaceNet
-from predify.evaluate.progress import ProgressStore
 from predify.evaluate.robustness import (
     CLEAN,
     BenchmarkCorruptions,
@@ -33,6 +32,7 @@ from predify.evaluate.robustness import (
     summarize_sweep,
 )
 from predify.models import pshallow
+from predify.store import ResultStore
 
 T = TIMESTEPS
 
@@ -115,22 +115,22 @@ def test_restart_reuses_finished_cells_and_refuses_other_settings(model, data, t
     settings = {"timesteps": T, "seed": 0}
     first = corruption_sweep(
         model, source, ["contrast"], [1, 2], timesteps=T,
-        store=ProgressStore(tmp_path, settings), progress=False,
+        store=ResultStore(tmp_path, settings), progress=False,
     )  # fmt: skip
     assert first.evaluated == 3
-    assert ProgressStore(tmp_path, settings).keys() == [
+    assert ResultStore(tmp_path, settings).keys() == [
         "clean", "corruption-contrast-1", "corruption-contrast-2",
     ]  # fmt: skip
     # A new severity: only its cell is evaluated.
     second = corruption_sweep(
         model, source, ["contrast"], [1, 2, 3], timesteps=T,
-        store=ProgressStore(tmp_path, settings), progress=False,
+        store=ResultStore(tmp_path, settings), progress=False,
     )  # fmt: skip
     assert second.evaluated == 1
     assert np.array_equal(second.cells["contrast", 2].wrong, first.cells["contrast", 2].wrong)
     with pytest.raises(ConfigError, match=r"different settings \(changed: timesteps\).*--restart"):
-        ProgressStore(tmp_path, {"timesteps": T + 1, "seed": 0})
-    fresh = ProgressStore(tmp_path, {"timesteps": T + 1, "seed": 0}, restart=True)
+        ResultStore(tmp_path, {"timesteps": T + 1, "seed": 0})
+    fresh = ResultStore(tmp_path, {"timesteps": T + 1, "seed": 0}, restart=True)
     assert fresh.keys() == []
 
 
@@ -162,7 +162,9 @@ def test_summary_follows_the_metric_definitions() -> None:
     }
     clean = rng.random((3, 50)) < 0.1
     sweep = _synthetic_sweep(wrong, clean)
-    summary = summarize_sweep(sweep, alexnet=True, n_resamples=200)
+    result = summarize_sweep(sweep, alexnet=True, n_resamples=200)
+    assert result.clean_error == result.to_json()["clean_error"]  # fields are the JSON
+    summary = result.to_json()
     assert summary["clean_error"] == pytest.approx(clean.mean(axis=1).tolist())
     for name in ("gaussian_noise", "fog"):
         table = np.stack([wrong[name, s].mean(axis=1) for s in (1, 2, 3)], axis=1)  # [T+1, S]
@@ -194,13 +196,13 @@ def test_summary_follows_the_metric_definitions() -> None:
         assert low <= summary["mean_corruption_error"][t] <= high
         low, high = summary["corruption_error_ci"]["fog"]["3"][t]
         assert low <= summary["corruption_error"]["fog"]["3"][t] <= high
-    assert summarize_sweep(sweep)["alexnet"] is None
+    assert summarize_sweep(sweep).to_json()["alexnet"] is None
 
 
 def test_undefined_relative_errors_are_none() -> None:
     never_wrong = [[False] * 4, [False] * 4]
     sweep = _synthetic_sweep({("contrast", 1): never_wrong}, never_wrong)
-    summary = summarize_sweep(sweep, n_resamples=20)
+    summary = summarize_sweep(sweep, n_resamples=20).to_json()
     assert summary["ce_relative_to_t0"]["contrast"] == [None, None]
     assert summary["mce_relative_to_t0"] == [None, None]
     assert summary["relative_ce_vs_t0"]["contrast"] == [None, None]

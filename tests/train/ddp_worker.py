@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from predify.models import ShallowCNN, pshallow
-from predify.train import FeedbackTrainer, init_distributed
+from predify.train import FeedbackTrainer, MetricsLogging, ModelCheckpoint, init_distributed
 from predify.train.distributed import shutdown_distributed
 
 WIDTHS = (4, 8, 8)
@@ -58,10 +58,10 @@ def main(out: Path) -> None:
         data,
         epochs=2,
         batch_size=5,
-        checkpoint_path=own_dir / "checkpoint.pt",
-        log_dir=own_dir,
-        tensorboard=False,
-        progress=False,
+        callbacks=[
+            ModelCheckpoint(own_dir / "checkpoint.pt"),
+            MetricsLogging(own_dir, tensorboard=False),
+        ],
     )
     after_fit = decoders(pnet)
 

@@ -21,7 +21,14 @@ from predify.errors import CheckpointError, ConfigError
 from predify.models import PRESNET18_MODULES, ShallowCNN, pshallow
 from predify.modules import forward_hooks
 from predify.network import PNetState, PredictiveNet
-from predify.train import FeedbackTrainer, NonFiniteLossError, seed_everything
+from predify.train import (
+    FeedbackTrainer,
+    LambdaCallback,
+    MetricsLogging,
+    ModelCheckpoint,
+    NonFiniteLossError,
+    seed_everything,
+)
 from predify.train.state import TRAIN_CHECKPOINT_FORMAT, read_training_checkpoint
 
 WIDTHS = (4, 8, 8)
@@ -244,7 +251,9 @@ def test_resume_after_ctrl_c_continues_exactly(tmp_path: Path) -> None:
     data = dataset(60)  # 6 batches of 10 per epoch
     reference: dict[int, dict[str, float]] = {}
     uninterrupted = make_trainer()
-    uninterrupted.fit(data, epochs=2, batch_size=10, progress=False, callback=reference.__setitem__)
+    uninterrupted.fit(
+        data, epochs=2, batch_size=10, callbacks=[LambdaCallback(reference.__setitem__)]
+    )
     assert sorted(reference) == list(range(1, 13))
 
     checkpoint = tmp_path / "checkpoint.pt"
@@ -257,8 +266,9 @@ def test_resume_after_ctrl_c_continues_exactly(tmp_path: Path) -> None:
 
     interrupted = make_trainer()
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(data, epochs=2, batch_size=10, progress=False,
-                        checkpoint_path=checkpoint, callback=interrupt_at_step_8)  # fmt: skip
+        interrupted.fit(data, epochs=2, batch_size=10, handle_interrupt=True,
+                        callbacks=[LambdaCallback(interrupt_at_step_8),
+                                   ModelCheckpoint(checkpoint)])  # fmt: skip
     assert first_part == {step: reference[step] for step in range(1, 9)}  # same seed, same losses
     progress = read_training_checkpoint(checkpoint)["progress"]
     assert progress == {"step": 8, "epoch": 1, "batch_in_epoch": 2, "seed": 7}
@@ -268,8 +278,8 @@ def test_resume_after_ctrl_c_continues_exactly(tmp_path: Path) -> None:
     )  # other initial decoders: everything must come from the file
     resumed.load_checkpoint(checkpoint)
     second_part: dict[int, dict[str, float]] = {}
-    resumed.fit(data, epochs=2, batch_size=10, progress=False,
-                callback=second_part.__setitem__)  # fmt: skip
+    resumed.fit(data, epochs=2, batch_size=10,
+                callbacks=[LambdaCallback(second_part.__setitem__)])  # fmt: skip
     assert second_part == {step: reference[step] for step in range(9, 13)}
     assert resumed.lr == uninterrupted.lr == pytest.approx(3e-3 / 4)
     for a, b in zip(
@@ -326,7 +336,7 @@ def test_a_checkpoint_of_another_objective_is_refused(tmp_path: Path) -> None:
 def test_fit_accepts_a_data_loader_and_logs_csv(tmp_path: Path) -> None:
     trainer = make_trainer()
     loader = DataLoader(dataset(30), batch_size=10, shuffle=False)
-    means = trainer.fit(loader, epochs=2, log_dir=tmp_path, tensorboard=False, progress=False)
+    means = trainer.fit(loader, epochs=2, callbacks=[MetricsLogging(tmp_path, tensorboard=False)])
     assert len(means) == 2 and means[1]["total"] < means[0]["total"]
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,epoch,lr,pcoder1,pcoder2,pcoder3,total"

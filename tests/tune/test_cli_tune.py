@@ -51,7 +51,7 @@ def test_tune_writes_configs_trajectories_plots_and_resumes(run_dir, tmp_path, c
         assert set(rows[0]) >= {"step", "loss", "pcoder2_memory", "pcoder2_alpha"}
         # The tuned config is a complete predify config holding the tuned values.
         rebuilt = predify.predify(ShallowCNN(in_channels=1, widths=WIDTHS), folder / "tuned.toml")
-        for got, want in zip(rebuilt.hyperparameters(), level["effective"], strict=True):
+        for got, want in zip(rebuilt.hyperparameter_values(), level["effective"], strict=True):
             assert got.feedforward == pytest.approx(want["beta"], abs=1e-6)
             assert got.feedback == pytest.approx(want["lambda"], abs=1e-6)
             assert got.pc == pytest.approx(want["alpha"], rel=1e-5)
@@ -61,7 +61,7 @@ def test_tune_writes_configs_trajectories_plots_and_resumes(run_dir, tmp_path, c
     # untuned values must not come back).
     tuned = load_tuned(run_dir, out / "gaussian-0.6" / "tuned.toml")
     level = results["levels"][1]
-    for got, want in zip(tuned.hyperparameters(), level["effective"], strict=True):
+    for got, want in zip(tuned.hyperparameter_values(), level["effective"], strict=True):
         assert got.feedforward == pytest.approx(want["beta"], abs=1e-6)
         assert got.pc == pytest.approx(want["alpha"], rel=1e-5)
     original = load_run(run_dir).pnet

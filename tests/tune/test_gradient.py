@@ -56,7 +56,7 @@ def test_tuning_lowers_the_loss_keeps_values_valid_and_weights_frozen(pnet, val_
     pnet.backbone.classifier.weight.requires_grad_(False)
     flags = {name: p.requires_grad for name, p in pnet.named_parameters()}
     before_weights = _snapshot(pnet)
-    before_values = pnet.hyperparameters()
+    before_values = pnet.hyperparameter_values()
     pnet.train()
 
     result = tune_gradient(
@@ -88,11 +88,11 @@ def test_tuning_lowers_the_loss_keeps_values_valid_and_weights_frozen(pnet, val_
     assert all(torch.equal(before_weights[k], after_weights[k]) for k in before_weights)
     assert {name: p.requires_grad for name, p in pnet.named_parameters()} == flags
     assert all(p.grad is None for p in pnet.parameters())
-    assert pnet.hyperparameters() == before_values
+    assert pnet.hyperparameter_values() == before_values
     assert pnet.training and pnet.backbone.training
     # The trajectory's CSV has one row per step and a final row.
     lines = trajectory_csv(result.trajectory).splitlines()
-    assert lines[0].split(",")[:5] == ["step", "loss", "note", "pcoder0_beta", "pcoder0_lambda"]
+    assert lines[0].split(",")[:5] == ["step", "loss", "note", "pcoder1_beta", "pcoder1_lambda"]
     assert len(lines) == 1 + 9 and lines[-1].split(",")[2] == "final"
 
 
@@ -111,12 +111,12 @@ def test_applying_the_result_changes_the_dynamics_and_the_config_loads(pnet, val
     path = tmp_path / "tuned.toml"
     result.config_for(pnet).save(path)
     result.apply_to(pnet)
-    for got, want in zip(pnet.hyperparameters(), result.effective, strict=True):
+    for got, want in zip(pnet.hyperparameter_values(), result.effective, strict=True):
         assert got.feedforward == pytest.approx(want.feedforward, abs=1e-6)
         assert got.feedback == pytest.approx(want.feedback, abs=1e-6)
         assert got.pc == pytest.approx(want.pc, rel=1e-5)
     rebuilt = predify.predify(ShallowCNN(in_channels=1, widths=WIDTHS), path)
-    for got, want in zip(rebuilt.hyperparameters(), result.effective, strict=True):
+    for got, want in zip(rebuilt.hyperparameter_values(), result.effective, strict=True):
         assert got.feedforward == pytest.approx(want.feedforward, abs=1e-6)
         assert got.pc == pytest.approx(want.pc, rel=1e-5)
 
@@ -209,7 +209,7 @@ def test_temporary_values_are_validated(pnet):
     invalid = [Hyperparameters(0.9, 0.5, 0.1)] * 3
     with pytest.raises(ConfigError), temporary_hyperparameters(pnet, invalid, shared=False):
         pass
-    assert pnet.hyperparameters()[0].feedforward == pytest.approx(0.8)
+    assert pnet.hyperparameter_values()[0].feedforward == pytest.approx(0.8)
 
 
 def test_tune_and_evaluate_reports_held_out_accuracy_and_refuses_seen_images(pnet, val_data):

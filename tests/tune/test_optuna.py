@@ -18,7 +18,7 @@ pytest.importorskip("optuna")
 
 
 def test_search_is_valid_starts_from_the_network_and_never_ends_worse(trained_pnet, val_data):
-    before = trained_pnet.hyperparameters()
+    before = trained_pnet.hyperparameter_values()
     result = tune_optuna(
         trained_pnet,
         val_data,
@@ -47,7 +47,7 @@ def test_search_is_valid_starts_from_the_network_and_never_ends_worse(trained_pn
     assert result.tuning_loss_before == pytest.approx(first.loss)
     assert {point.note for point in result.trajectory} <= {"complete", "pruned", "diverged"}
     assert all(math.isfinite(p.loss) for p in result.trajectory if p.note != "diverged")
-    assert trained_pnet.hyperparameters() == before
+    assert trained_pnet.hyperparameter_values() == before
 
 
 def test_shared_search_has_one_set(trained_pnet, val_data):

@@ -5,6 +5,7 @@ backbone expects is a model layer (:class:`InputNormalization`), because corrupt
 applied in pixel space.
 """
 
+from predify.data import normalization
 from predify.data.datasets import (
     TORCHVISION_DATASETS,
     TransformedDataset,
@@ -14,37 +15,21 @@ from predify.data.datasets import (
     torchvision_dataset,
 )
 from predify.data.mnist5k import Splits, load_mnist5k, mnist5k_splits
-from predify.data.normalization import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
-    FASHIONMNIST_MEAN,
-    FASHIONMNIST_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MNIST_MEAN,
-    MNIST_STD,
-    InputNormalization,
-)
+from predify.data.noise import NOISE_FORMS, NoiseSpec, add_gaussian_noise, add_noise, parse_noise
+from predify.data.normalization import *  # noqa: F403  (the constants and InputNormalization)
 from predify.data.spec import DATASET_NAMES, DatasetInfo, dataset_info, load_dataset
 from predify.data.splits import check_disjoint, split_indices, stratified_split
 
 __all__ = [
-    "CIFAR10_MEAN",
-    "CIFAR10_STD",
-    "CIFAR100_MEAN",
-    "CIFAR100_STD",
+    *normalization.__all__,
+    "NOISE_FORMS",
+    "NoiseSpec",
+    "add_gaussian_noise",
+    "add_noise",
+    "parse_noise",
     "DATASET_NAMES",
-    "FASHIONMNIST_MEAN",
-    "FASHIONMNIST_STD",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "MNIST_MEAN",
-    "MNIST_STD",
     "TORCHVISION_DATASETS",
     "DatasetInfo",
-    "InputNormalization",
     "Splits",
     "TransformedDataset",
     "check_disjoint",

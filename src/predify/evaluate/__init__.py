@@ -9,6 +9,9 @@
 * :mod:`~predify.evaluate.analysis`: correlation distance of clean vs noisy representations,
   prediction errors, reconstructions.
 * :mod:`~predify.evaluate.plots`: the PNG plots (matplotlib is imported only when drawing).
+* :mod:`~predify.evaluate.api`: :func:`evaluate_run` (``predify evaluate`` from Python), with
+  :mod:`~predify.evaluate.data` (the evaluated images) and :mod:`~predify.evaluate.report`
+  (tables, plots and summary of ``results.json``).
 
 The names below are imported on first use, so ``import predify.evaluate`` stays cheap (the
 ``predify`` command imports it for every subcommand).
@@ -29,8 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
         reconstructions,
         representation_analysis,
     )
+    from .api import EvaluateSettings, EvaluationReport, evaluate_run
     from .attacks import (
         ATTACKS,
+        AttackReport,
         attack_loss,
         bim,
         gradient_masking_checks,
@@ -47,15 +52,16 @@ if TYPE_CHECKING:  # pragma: no cover
         ce_relative_to_t0,
         corruption_error,
         mean_corruption_error,
+        misclassified,
         paired_bootstrap_diff,
         relative_corruption_error,
         top1_error,
     )
     from .pixel_space import PixelSpaceNet, check_pixel_range
-    from .progress import ProgressStore
     from .robustness import (
         BenchmarkCorruptions,
         CellResult,
+        CorruptionSummary,
         CorruptionSweep,
         OnTheFlyCorruptions,
         corruption_sweep,
@@ -67,12 +73,15 @@ __all__ = [
     "ALL_CORRUPTIONS",
     "ATTACKS",
     "NOISE_SIGMAS",
+    "AttackReport",
     "BenchmarkCorruptions",
     "CellResult",
+    "CorruptionSummary",
     "CorruptionSweep",
+    "EvaluateSettings",
+    "EvaluationReport",
     "OnTheFlyCorruptions",
     "PixelSpaceNet",
-    "ProgressStore",
     "Reconstructions",
     "RepresentationAnalysis",
     "add_gaussian_noise",
@@ -86,9 +95,11 @@ __all__ = [
     "corruption_error",
     "corruption_sweep",
     "evaluate_cell",
+    "evaluate_run",
     "gradient_masking_checks",
     "input_gradient",
     "mean_corruption_error",
+    "misclassified",
     "paired_bootstrap_diff",
     "parse_severities",
     "pgd",
@@ -104,64 +115,24 @@ __all__ = [
     "top1_error",
 ]
 
-# public name -> submodule that defines it (kept equal to __all__ by a test)
+# public name -> submodule that defines it (kept equal to __all__ by a test); one line of names
+# per submodule.
+_NAMES_BY_MODULE = {
+    "analysis": "NOISE_SIGMAS Reconstructions RepresentationAnalysis add_gaussian_noise "
+    "correlation_distance reconstructions representation_analysis",
+    "attacks": "ATTACKS AttackReport attack_loss bim gradient_masking_checks input_gradient pgd "
+    "run_attacks square success_mask target_labels",
+    "corruptions": "ALL_CORRUPTIONS corrupt parse_severities resolve_corruptions",
+    "metrics": "bootstrap_ci ce_relative_to_t0 corruption_error mean_corruption_error "
+    "misclassified paired_bootstrap_diff relative_corruption_error top1_error",
+    "pixel_space": "PixelSpaceNet check_pixel_range",
+    "robustness": "BenchmarkCorruptions CellResult CorruptionSummary CorruptionSweep "
+    "OnTheFlyCorruptions "
+    "corruption_sweep evaluate_cell summarize_sweep",
+    "api": "EvaluateSettings EvaluationReport evaluate_run",
+}
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "NOISE_SIGMAS",
-            "Reconstructions",
-            "RepresentationAnalysis",
-            "add_gaussian_noise",
-            "correlation_distance",
-            "reconstructions",
-            "representation_analysis",
-        ),
-        "analysis",
-    ),
-    **dict.fromkeys(
-        (
-            "ATTACKS",
-            "attack_loss",
-            "bim",
-            "gradient_masking_checks",
-            "input_gradient",
-            "pgd",
-            "run_attacks",
-            "square",
-            "success_mask",
-            "target_labels",
-        ),
-        "attacks",
-    ),
-    **dict.fromkeys(
-        ("ALL_CORRUPTIONS", "corrupt", "parse_severities", "resolve_corruptions"), "corruptions"
-    ),
-    **dict.fromkeys(
-        (
-            "bootstrap_ci",
-            "ce_relative_to_t0",
-            "corruption_error",
-            "mean_corruption_error",
-            "paired_bootstrap_diff",
-            "relative_corruption_error",
-            "top1_error",
-        ),
-        "metrics",
-    ),
-    **dict.fromkeys(("PixelSpaceNet", "check_pixel_range"), "pixel_space"),
-    "ProgressStore": "progress",
-    **dict.fromkeys(
-        (
-            "BenchmarkCorruptions",
-            "CellResult",
-            "CorruptionSweep",
-            "OnTheFlyCorruptions",
-            "corruption_sweep",
-            "evaluate_cell",
-            "summarize_sweep",
-        ),
-        "robustness",
-    ),
+    name: module for module, names in _NAMES_BY_MODULE.items() for name in names.split()
 }
 
 

@@ -8,8 +8,9 @@
 * Reconstructions: the first decoder's prediction of the image at each timestep, in pixel space.
 
 Noise is added in pixel space to images in [0, 1], with sigma in pixel units; like the tuning
-noise (:mod:`predify.tune.noise`) it is not clipped by default, so large sigmas keep the image as
-a signal under the noise instead of turning it into random black-and-white pixels.
+noise (:mod:`predify.data.noise`, whose kernel this uses) it is not clipped by default, so
+large sigmas keep the image as a signal under the noise instead of turning it into random
+black-and-white pixels.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.noise import add_gaussian_noise
 from ..errors import ConfigError
 from .metrics import bootstrap_ci
 from .pixel_space import PixelSpaceNet, check_pixel_range
@@ -64,15 +66,6 @@ def correlation_distance(first: Tensor, second: Tensor) -> Tensor:
     distance = 1.0 - correlation
     identical = (first.flatten(1) == second.flatten(1)).all(dim=1)
     return torch.where(identical, torch.zeros_like(distance), distance).float()
-
-
-def add_gaussian_noise(
-    images: Tensor, sigma: float, generator: torch.Generator, clip: bool = False
-) -> Tensor:
-    """``images + N(0, sigma^2)`` per value (drawn on the generator's device); [B, C, H, W]."""
-    noise = torch.randn(images.shape, generator=generator, device=generator.device)
-    noisy = images + sigma * noise.to(images)
-    return noisy.clamp(0.0, 1.0) if clip else noisy
 
 
 def _noise_seed(seed: int, sigma: float) -> int:

@@ -38,14 +38,16 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..outputs import resolve_progress
+from ..store import ResultStore, pack_bits, unpack_bits
 from .metrics import bootstrap_ci
 from .pixel_space import PixelSpaceNet, check_pixel_range
-from .progress import ProgressStore, pack_bits, unpack_bits
 
 __all__ = [
     "ATTACKS",
     "FULL_SUCCESS",
     "NORMS",
+    "AttackReport",
     "Readout",
     "attack_loss",
     "bim",
@@ -504,7 +506,7 @@ def _attack_cell(
     labels: Tensor,
     targets: Tensor | None,
     budget: _Budget,
-    store: ProgressStore | None,
+    store: ResultStore | None,
 ) -> np.ndarray:
     """bool [T+1, N]: success at every timestep of the images one (attack, epsilon, readout)
     cell crafts; read from ``store`` when it holds the cell, else computed and stored."""
@@ -544,6 +546,54 @@ def _readout_list(readouts: Sequence[int] | Literal["sum"] | None, timesteps: in
     return chosen
 
 
+@dataclass
+class AttackReport:
+    """What :func:`run_attacks` measured; :meth:`to_json` is ``results.json``'s ``attacks``
+    block (the attack blocks at its top level).
+
+    Attributes:
+        readouts: the timesteps PGD/BIM attacked (``objective`` ``"sum"``: all at once).
+        clean_success: the success rate at every timestep before any attack.
+        attacks: per attack (``pgd``, ``bim``, ``square``, ``transfer``): ``success[eps]`` per
+            readout (per timestep for ``transfer``), with ``success_ci`` and
+            ``success_all_timesteps`` for PGD/BIM.
+        checks: the gradient-masking diagnostics (:func:`gradient_masking_checks`).
+    """
+
+    norm: str
+    targeted: bool
+    target_shift: int | None
+    epsilons: list[float]
+    timesteps: int
+    num_images: int
+    objective: str
+    readouts: list[int]
+    steps: int
+    success_definition: str
+    clean_success: list[float]
+    attacks: dict[str, dict[str, Any]]
+    checks: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        header = {name: getattr(self, name) for name in _REPORT_HEADER}
+        return {**header, **self.attacks, "checks": self.checks}
+
+
+_REPORT_HEADER = (
+    "norm",
+    "targeted",
+    "target_shift",
+    "epsilons",
+    "timesteps",
+    "num_images",
+    "objective",
+    "readouts",
+    "steps",
+    "success_definition",
+    "clean_success",
+)
+
+
 def run_attacks(
     model: PixelSpaceNet,
     images: Tensor,
@@ -564,9 +614,9 @@ def run_attacks(
     seed: int = 0,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-    store: ProgressStore | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
+    store: ResultStore | None = None,
+    progress: bool | None = None,
+) -> AttackReport:
     """White-box PGD/BIM at each readout, Square and transfer from t = 0, for every epsilon.
 
     Args:
@@ -587,11 +637,11 @@ def run_attacks(
             under keys that include a digest of the other settings.
 
     Returns:
-        JSON-ready results. ``<attack>["success"][eps]`` lists the success rate at each readout
-        of ``readouts`` (for PGD/BIM) or ``square_readouts`` (Square), and at every timestep
-        0..T for ``transfer``. PGD/BIM also give ``success_all_timesteps[eps][readout]``: the
-        rate at every timestep of the images crafted against that readout. ``checks`` holds the
-        gradient-masking diagnostics.
+        An :class:`AttackReport` (JSON-ready values). ``attacks[<attack>]["success"][eps]``
+        lists the success rate at each readout of ``readouts`` (for PGD/BIM) or
+        ``square_readouts`` (Square), and at every timestep 0..T for ``transfer``. PGD/BIM also
+        give ``success_all_timesteps[eps][readout]``: the rate at every timestep of the images
+        crafted against that readout. ``checks`` holds the gradient-masking diagnostics.
     """
     unknown = [name for name in attacks if name not in ATTACKS]
     if unknown:
@@ -627,7 +677,7 @@ def run_attacks(
             model, attack, eps, readout, images, labels, targets, budget, store
         )
         for attack, eps, readout in tqdm(
-            plan, desc="attacks", unit="cell", disable=None if progress else True
+            plan, desc="attacks", unit="cell", disable=not resolve_progress(progress)
         )
     }
     clean = _success_all_timesteps(model, images, labels, targets, budget)
@@ -707,7 +757,11 @@ def run_attacks(
                 },
             }
     results["checks"] = gradient_masking_checks(results)
-    return results
+    return AttackReport(
+        **{name: results[name] for name in _REPORT_HEADER},
+        attacks={name: results[name] for name in attacks if name in results},
+        checks=results["checks"],
+    )
 
 
 def gradient_masking_checks(results: Mapping[str, Any]) -> dict[str, Any]:

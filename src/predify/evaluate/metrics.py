@@ -41,6 +41,7 @@ __all__ = [
     "ce_relative_to_t0",
     "corruption_error",
     "mean_corruption_error",
+    "misclassified",
     "paired_bootstrap_diff",
     "relative_corruption_error",
     "top1_error",
@@ -169,19 +170,16 @@ def _to_error_rate(value: float, name: str) -> float:
     return number
 
 
-def top1_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Fraction of images whose highest logit is not the label.
+def misclassified(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """bool [..., B]: whether each image's highest logit is not its label, at every leading
+    index (every timestep of [T+1, B, K]). The one per-timestep scoring kernel: error rates,
+    per-image outcomes for bootstrap intervals and accuracies all come from it.
 
     Ties go to the lowest class index (``argmax``), so a constant output is right only for class 0.
 
     Args:
-        logits: [..., B, K] scores for K classes, e.g. [B, K] or [T+1, B, K] for the outputs of
-            every timestep of a predictive network.
+        logits: [..., B, K] scores for K classes, e.g. [B, K] or [T+1, B, K].
         labels: int [B] (shared by all leading dims) or [..., B] class indices in [0, K).
-
-    Returns:
-        float32 [...] error rates in [0, 1] on the logits' device: a 0-dim tensor for [B, K],
-        [T+1] per-timestep errors for [T+1, B, K].
 
     Raises:
         DataError: fewer than 2 dims, no images or classes, labels of the wrong shape, dtype or
@@ -208,8 +206,22 @@ def top1_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise DataError(
             f"labels range over [{low}, {high}]; expected class indices in [0, {num_classes - 1}]"
         )
-    wrong = logits.argmax(dim=-1) != labels.to(logits.device)
-    return wrong.to(torch.float32).mean(dim=-1)
+    return logits.argmax(dim=-1) != labels.to(logits.device)
+
+
+def top1_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of images whose highest logit is not the label (:func:`misclassified`).
+
+    Args:
+        logits: [..., B, K] scores for K classes, e.g. [B, K] or [T+1, B, K] for the outputs of
+            every timestep of a predictive network.
+        labels: int [B] (shared by all leading dims) or [..., B] class indices in [0, K).
+
+    Returns:
+        float32 [...] error rates in [0, 1] on the logits' device: a 0-dim tensor for [B, K],
+        [T+1] per-timestep errors for [T+1, B, K].
+    """
+    return misclassified(logits, labels).to(torch.float32).mean(dim=-1)
 
 
 def corruption_error(errors_by_severity: ArrayLike, baseline_by_severity: ArrayLike) -> float:

@@ -50,17 +50,22 @@ class PixelSpaceNet(nn.Module):
 
     Args:
         pnet: the predictive network (its input is whatever the backbone expects).
-        normalization: ``{"mean": [...], "std": [...]}`` (a run's ``info.normalization``), an
-            :class:`InputNormalization`, or None when the backbone takes [0, 1] images as they are.
+        normalization: ``{"mean": [...], "std": [...]}``, an :class:`InputNormalization`, or
+            None when the backbone takes [0, 1] images as they are; by default the one the
+            network carries (``pnet.normalization``, set by the zoo and by ``load_run``).
     """
 
     def __init__(
         self,
         pnet: PredictiveNet,
-        normalization: Mapping[str, Sequence[float]] | InputNormalization | None = None,
+        normalization: Mapping[str, Sequence[float]] | InputNormalization | str | None = "network",
     ) -> None:
         super().__init__()
         self.pnet = pnet
+        if isinstance(normalization, str):
+            if normalization != "network":
+                raise ConfigError(f"normalization: unknown {normalization!r}")
+            normalization = getattr(pnet, "normalization", None)
         if isinstance(normalization, Mapping):
             missing = {"mean", "std"} - set(normalization)
             if missing:

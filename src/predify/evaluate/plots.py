@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._io import atomic_path
+from ..plotting import new_figure, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -32,9 +32,8 @@ __all__ = [
 
 
 def _figure(rows: int, cols: int, width: float = 3.2, height: float = 2.6) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(cols * width, rows * height), layout="constrained")
+    figure: Figure = new_figure(cols * width, rows * height, constrained=True)
+    return figure
 
 
 def _axes(figure: Figure, count: int) -> list[Axes]:
@@ -53,10 +52,7 @@ def _grid_shape(count: int) -> tuple[int, int]:
 
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    target = Path(path)
-    with atomic_path(target) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
-    return target
+    return save_figure(figure, path)
 
 
 def _colors(count: int) -> list[Any]:

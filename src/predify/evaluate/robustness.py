@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,6 +35,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..outputs import resolve_progress
+from ..store import ResultStore, pack_bits, unpack_bits
 from .corruptions import corrupt
 from .metrics import (
     ALEXNET_CLEAN_ERROR,
@@ -43,15 +45,16 @@ from .metrics import (
     bootstrap_ci,
     ce_relative_to_t0,
     corruption_error,
+    misclassified,
     relative_corruption_error,
 )
 from .pixel_space import PixelSpaceNet, check_pixel_range
-from .progress import ProgressStore, pack_bits, unpack_bits
 
 __all__ = [
     "CLEAN",
     "BenchmarkCorruptions",
     "CellResult",
+    "CorruptionSummary",
     "CorruptionSweep",
     "ImageSource",
     "OnTheFlyCorruptions",
@@ -233,7 +236,7 @@ def evaluate_cell(
         for images, labels in source.batches(corruption, severity):
             logits = model(images, timesteps=timesteps).logits  # [T+1, b, K]
             # Per-image outcomes (not only the rate) so bootstrap intervals can be computed.
-            wrong.append((logits.argmax(dim=-1) != labels.to(logits.device)).cpu())
+            wrong.append(misclassified(logits, labels).cpu())
     if not wrong:
         raise DataError(f"{corruption} severity {severity}: no images")
     return CellResult(corruption, severity, torch.cat(wrong, dim=1).numpy())
@@ -277,9 +280,7 @@ class CorruptionSweep:
         }
 
 
-def _restore(
-    store: ProgressStore | None, key: str, timesteps: int, count: int
-) -> CellResult | None:
+def _restore(store: ResultStore | None, key: str, timesteps: int, count: int) -> CellResult | None:
     payload = store.get(key) if store is not None else None
     if payload is None:
         return None
@@ -297,8 +298,8 @@ def corruption_sweep(
     severities: Sequence[int],
     *,
     timesteps: int,
-    store: ProgressStore | None = None,
-    progress: bool = True,
+    store: ResultStore | None = None,
+    progress: bool | None = None,
 ) -> CorruptionSweep:
     """Evaluate the clean cell and every (corruption, severity) cell at timesteps 0..T.
 
@@ -315,7 +316,7 @@ def corruption_sweep(
     plan = [(CLEAN, 0)] + [(name, severity) for name in corruptions for severity in severities]
     results: dict[tuple[str, int], CellResult] = {}
     evaluated = 0
-    bar = tqdm(plan, desc="corruptions", unit="cell", disable=None if progress else True)
+    bar = tqdm(plan, desc="corruptions", unit="cell", disable=not resolve_progress(progress))
     for corruption, severity in bar:
         bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
         key = cell_key(corruption, severity)
@@ -389,6 +390,49 @@ def _safe(metric: Callable[..., float], *args: Any) -> float | None:
         return None
 
 
+@dataclass
+class CorruptionSummary:
+    """What :func:`summarize_sweep` computes; :meth:`to_json` is ``results.json``'s
+    ``corruption`` block. Lists indexed by timestep have T+1 entries; undefined values (a zero
+    t = 0 error) are None; intervals are ``[low, high]`` pairs. The fields after
+    ``corruption_error`` are None when there are no corruptions (or, for ``*_ci``, no resamples).
+    """
+
+    timesteps: int
+    num_images: int
+    corruptions: list[str]
+    severities: list[int]
+    clean_error: list[float]
+    corruption_error: dict[str, dict[str, list[float]]]
+    """Per corruption, per severity (``"1"``..): the error at t = 0..T."""
+    confidence: float | None = None
+    bootstrap_resamples: int | None = None
+    clean_error_ci: list[list[float | None]] | None = None
+    mean_error_by_corruption: dict[str, list[float]] | None = None
+    mean_corruption_error: list[float] | None = None
+    ce_relative_to_t0: dict[str, list[float | None]] | None = None
+    mce_relative_to_t0: list[float | None] | None = None
+    relative_ce_vs_t0: dict[str, list[float | None]] | None = None
+    relative_mce_vs_t0: list[float | None] | None = None
+    mean_error_by_corruption_ci: dict[str, list[list[float | None]]] | None = None
+    corruption_error_ci: dict[str, dict[str, list[list[float | None]]]] | None = None
+    mean_corruption_error_ci: list[list[float | None]] | None = None
+    mce_relative_to_t0_ci: list[list[float | None]] | None = None
+    alexnet: dict[str, Any] | None = None
+    """AlexNet-normalised CE/mCE (ImageNet models on ImageNet-like data only)."""
+    cells_evaluated_now: int | None = None
+    """How many cells the sweep computed (the others came from the result store)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that apply, in order (``alexnet`` always once there are corruptions)."""
+        result: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is not None or (item.name == "alexnet" and self.corruptions):
+                result[item.name] = value
+        return result
+
+
 def summarize_sweep(
     sweep: CorruptionSweep,
     *,
@@ -396,8 +440,8 @@ def summarize_sweep(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Error rates, corruption errors and their bootstrap intervals, as JSON-ready values.
+) -> CorruptionSummary:
+    """Error rates, corruption errors and their bootstrap intervals.
 
     Args:
         sweep: the evaluated cells.
@@ -408,24 +452,23 @@ def summarize_sweep(
         seed: seed of the bootstrap.
 
     Returns:
-        A dict; lists indexed by timestep have T+1 entries. Undefined values (a zero t = 0 error)
-        are None. Intervals are ``[low, high]`` pairs.
+        A :class:`CorruptionSummary` (JSON-ready values).
     """
     steps = range(sweep.timesteps + 1)
     clean = sweep.clean.errors
-    summary: dict[str, Any] = {
-        "timesteps": sweep.timesteps,
-        "num_images": sweep.clean.num_images,
-        "corruptions": list(sweep.corruptions),
-        "severities": list(sweep.severities),
-        "clean_error": [float(v) for v in clean],
-        "corruption_error": sweep.corruption_error(),
-    }
+    summary = CorruptionSummary(
+        timesteps=sweep.timesteps,
+        num_images=sweep.clean.num_images,
+        corruptions=list(sweep.corruptions),
+        severities=list(sweep.severities),
+        clean_error=[float(v) for v in clean],
+        corruption_error=sweep.corruption_error(),
+    )
     with_ci = n_resamples > 0
     if with_ci:
-        summary["confidence"] = confidence
-        summary["bootstrap_resamples"] = n_resamples
-        summary["clean_error_ci"] = [
+        summary.confidence = confidence
+        summary.bootstrap_resamples = n_resamples
+        summary.clean_error_ci = [
             _ci(sweep.clean.wrong[t].astype(np.float64), n_resamples, confidence, seed)
             for t in steps
         ]
@@ -449,25 +492,25 @@ def summarize_sweep(
         relative_t0[name] = [
             _safe(relative_corruption_error, table[t], clean[t], table[0], clean[0]) for t in steps
         ]
-    summary["mean_error_by_corruption"] = mean_error
-    summary["mean_corruption_error"] = [
+    summary.mean_error_by_corruption = mean_error
+    summary.mean_corruption_error = [
         float(np.mean([mean_error[name][t] for name in sweep.corruptions])) for t in steps
     ]
-    summary["ce_relative_to_t0"] = ce_t0
-    summary["mce_relative_to_t0"] = _mean_or_none([ce_t0[name] for name in sweep.corruptions])
-    summary["relative_ce_vs_t0"] = relative_t0
-    summary["relative_mce_vs_t0"] = _mean_or_none([relative_t0[n] for n in sweep.corruptions])
+    summary.ce_relative_to_t0 = ce_t0
+    summary.mce_relative_to_t0 = _mean_or_none([ce_t0[name] for name in sweep.corruptions])
+    summary.relative_ce_vs_t0 = relative_t0
+    summary.relative_mce_vs_t0 = _mean_or_none([relative_t0[n] for n in sweep.corruptions])
 
     if with_ci:
         per_severity = len(sweep.severities)
-        summary["mean_error_by_corruption_ci"] = {
+        summary.mean_error_by_corruption_ci = {
             name: [
                 _ci(wrong_counts[index, t] / per_severity, n_resamples, confidence, seed)
                 for t in steps
             ]
             for index, name in enumerate(sweep.corruptions)
         }
-        summary["corruption_error_ci"] = {
+        summary.corruption_error_ci = {
             name: {
                 str(severity): [
                     _ci(
@@ -482,15 +525,15 @@ def summarize_sweep(
             }
             for name in sweep.corruptions
         }
-        summary["mean_corruption_error_ci"] = [
+        summary.mean_corruption_error_ci = [
             _ci(wrong_counts[:, t].mean(axis=0) / per_severity, n_resamples, confidence, seed)
             for t in steps
         ]
-        summary["mce_relative_to_t0_ci"] = [
+        summary.mce_relative_to_t0_ci = [
             _ratio_ci(wrong_counts[:, t], wrong_counts[:, 0], n_resamples, confidence, seed)
             for t in steps
         ]
-    summary["alexnet"] = _alexnet_summary(sweep) if alexnet else None
+    summary.alexnet = _alexnet_summary(sweep) if alexnet else None
     return summary
 
 

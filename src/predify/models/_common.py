@@ -1,19 +1,58 @@
-"""What the zoo's builders share: hyperparameter defaults and loading feedback weights."""
+"""What the zoo's builders share: hyperparameter defaults, backbone builders and assembling the
+predictive network from a registry entry."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from functools import partial
+from typing import Any
 
 from torch import nn
 
 from ..builder import PAPER_HYPERPARAMETERS, predify
 from ..checkpoint import load_feedback
 from ..config import Hyperparameters, PCoderConfig, PNetConfig
+from ..errors import ConfigError
 from ..network import PredictiveNet
+from ._registry import get_model_entry
 
-__all__ = ["build_zoo_model", "paper_hyperparameters"]
+__all__ = [
+    "ZOO_OPTIONS",
+    "ZooOptions",
+    "build_torchvision_zoo_model",
+    "build_zoo_model",
+    "paper_hyperparameters",
+    "timm_backbone",
+    "torchvision_backbone",
+    "torchvision_entry",
+]
+
+
+@dataclass(frozen=True)
+class ZooOptions:
+    """The keyword arguments every zoo builder takes besides ``weights``.
+
+    Attributes:
+        feedback_weights: a local feedback checkpoint (:func:`predify.checkpoint.save_feedback`).
+        hyperparameters: beta, lambda, alpha of every pcoder (lambda is 0 on the top one).
+        gradient_scaling: scale the error gradient by numel/sqrt(C) (None: the model's default).
+        timesteps: the default T of a forward call.
+        image_size: H = W of the inputs (224 for ImageNet).
+        num_classes: outputs of the backbone's classifier.
+    """
+
+    feedback_weights: str | os.PathLike[str] | None = None
+    hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS
+    gradient_scaling: bool | None = None
+    timesteps: int = 10
+    image_size: int = 224
+    num_classes: int = 1000
+
+
+#: The names of :class:`ZooOptions`, which the registry accepts as keyword arguments.
+ZOO_OPTIONS = tuple(field.name for field in fields(ZooOptions))
 
 
 def paper_hyperparameters(
@@ -23,30 +62,106 @@ def paper_hyperparameters(
     return [values] * (count - 1) + [replace(values, feedback=0.0)]
 
 
+def torchvision_backbone(name: str, weights: Any = None, **kwargs: Any) -> nn.Module:
+    """``torchvision.models.get_model(name, weights=weights, **kwargs)``, with one-line errors
+    for an unknown name or arguments the model does not take."""
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise ConfigError(f"backbone: unknown torchvision model {name!r}")
+    try:
+        return torchvision.models.get_model(name, weights=weights, **kwargs)
+    except TypeError as error:
+        raise ConfigError(f"backbone torchvision:{name}: bad arguments {kwargs}: {error}") from None
+
+
+def timm_backbone(name: str, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, pretrained=False, **kwargs)`` (timm is an optional extra)."""
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError(
+            "backbone: timm models need the timm extra: pip install 'predify[timm]'"
+        ) from None
+    try:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    except TypeError as error:
+        raise ConfigError(f"backbone timm:{name}: bad arguments {kwargs}: {error}") from None
+
+
 def build_zoo_model(
-    backbone: nn.Module,
     name: str,
-    input_size: Sequence[int],
-    modules: Sequence[str],
-    predictors: Sequence[str | None],
+    title: str,
+    backbone: nn.Module,
     *,
+    input_size: tuple[int, int, int],
+    pretrained: bool,
     hyperparameters: Hyperparameters,
     gradient_scaling: bool,
     timesteps: int,
     feedback_weights: str | os.PathLike[str] | None,
 ) -> PredictiveNet:
-    per_pcoder = paper_hyperparameters(len(modules), hyperparameters)
+    """The network of zoo entry ``name`` (config name ``title``) on ``backbone``: the entry's
+    modules and decoders, the paper's hyperparameter layout, and the entry's normalisation when
+    ``pretrained``."""
+    entry = get_model_entry(name)
+    per_pcoder = paper_hyperparameters(len(entry.modules), hyperparameters)
     config = PNetConfig(
         pcoders=tuple(
             PCoderConfig(module=module, predictor=predictor, hyperparameters=values)
-            for module, predictor, values in zip(modules, predictors, per_pcoder, strict=True)
+            for module, predictor, values in zip(
+                entry.modules, entry.predictors, per_pcoder, strict=True
+            )
         ),
-        input_size=tuple(input_size),
-        name=name,
+        input_size=input_size,
+        name=title,
         gradient_scaling=gradient_scaling,
         timesteps=timesteps,
     )
     pnet = predify(backbone, config)
+    pnet.normalization = entry.normalization if pretrained else None
     if feedback_weights is not None:
         load_feedback(pnet, feedback_weights)
     return pnet
+
+
+def torchvision_entry(architecture: str, modules: Sequence[str], **fields: Any) -> dict[str, Any]:
+    """The :func:`register_model` arguments of a zoo network on torchvision's ``architecture``
+    (ImageNet input size and normalisation, :data:`ZOO_OPTIONS`), plus ``fields``."""
+    from ._registry import IMAGENET_NORMALIZATION
+
+    return {
+        "backbone": f"torchvision:{architecture}",
+        "build_backbone": partial(torchvision_backbone, architecture),
+        "modules": modules,
+        "input_size": (3, 224, 224),
+        "normalization": IMAGENET_NORMALIZATION,
+        "options": ZOO_OPTIONS,
+        **fields,
+    }
+
+
+def build_torchvision_zoo_model(
+    name: str,
+    title: str,
+    architecture: Callable[..., nn.Module],
+    weights: Any,
+    options: dict[str, Any],
+    *,
+    gradient_scaling: bool,
+) -> PredictiveNet:
+    """A torchvision-backed zoo network: ``architecture(weights=..., num_classes=...)`` with the
+    entry ``name``'s pcoders; ``gradient_scaling`` is the model's default."""
+    chosen = ZooOptions(**options)
+    scaling = chosen.gradient_scaling if chosen.gradient_scaling is not None else gradient_scaling
+    return build_zoo_model(
+        name,
+        title,
+        architecture(weights=weights, num_classes=chosen.num_classes),
+        input_size=(3, chosen.image_size, chosen.image_size),
+        pretrained=weights is not None,
+        hyperparameters=chosen.hyperparameters,
+        gradient_scaling=scaling,
+        timesteps=chosen.timesteps,
+        feedback_weights=chosen.feedback_weights,
+    )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torchvision
 
-from ..builder import PAPER_HYPERPARAMETERS
-from ..config import Hyperparameters
 from ..network import PredictiveNet
-from ._common import build_zoo_model
+from ._common import build_torchvision_zoo_model, torchvision_entry
 from ._registry import register_model
 
 __all__ = ["PVGG16_MODULES", "PVGG16_PREDICTORS", "pvgg16"]
@@ -28,35 +25,18 @@ PVGG16_PREDICTORS = (
 )
 
 
-@register_model
-def pvgg16(
-    weights: Any = None,
-    feedback_weights: str | os.PathLike[str] | None = None,
-    *,
-    hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
-    gradient_scaling: bool = False,
-    timesteps: int = 10,
-    image_size: int = 224,
-    **backbone_kwargs: Any,
-) -> PredictiveNet:
+@register_model(**torchvision_entry("vgg16", PVGG16_MODULES, predictors=PVGG16_PREDICTORS))
+def pvgg16(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PVGG16 (Choksi et al., 2021).
 
     Args:
         weights: backbone weights, as for ``torchvision.models.vgg16`` (``None``, ``"DEFAULT"``
-            or a ``VGG16_Weights``). Inputs are then expected normalised with ImageNet statistics.
-        feedback_weights: a local feedback checkpoint (:func:`predify.checkpoint.save_feedback`).
-        hyperparameters: beta, lambda, alpha of every pcoder (lambda is 0 on the top one).
-        image_size: H = W of the inputs, 224 for ImageNet.
+            or a ``VGG16_Weights``). Inputs are then expected normalised with ImageNet statistics
+            (``pnet.normalization``).
+        options: those of :class:`predify.models.ZooOptions` (``feedback_weights``,
+            ``hyperparameters``, ``gradient_scaling`` (off in the paper's PVGG16), ``timesteps``,
+            ``image_size``, ``num_classes``); any other name is refused with a ConfigError.
     """
-    backbone = torchvision.models.vgg16(weights=weights, **backbone_kwargs)
-    return build_zoo_model(
-        backbone,
-        "PVGG16",
-        (3, image_size, image_size),
-        PVGG16_MODULES,
-        PVGG16_PREDICTORS,
-        hyperparameters=hyperparameters,
-        gradient_scaling=gradient_scaling,
-        timesteps=timesteps,
-        feedback_weights=feedback_weights,
+    return build_torchvision_zoo_model(
+        "pvgg16", "PVGG16", torchvision.models.vgg16, weights, options, gradient_scaling=False
     )

@@ -44,11 +44,17 @@ class ShallowCNN(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-@register_model
+@register_model(
+    backbone="shallow_cnn",
+    build_backbone=ShallowCNN,
+    modules=SHALLOW_MODULES,
+    input_size=(3, 32, 32),
+)
 def pshallow(
     backbone: ShallowCNN | None = None,
-    feedback_weights: str | os.PathLike[str] | None = None,
     *,
+    weights: None = None,
+    feedback_weights: str | os.PathLike[str] | None = None,
     in_channels: int = 3,
     num_classes: int = 10,
     image_size: int = 32,
@@ -56,16 +62,16 @@ def pshallow(
     hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
     gradient_scaling: bool = True,
     timesteps: int = 10,
-    weights: None = None,
 ) -> PredictiveNet:
     """A predictive :class:`ShallowCNN` with automatic decoders.
 
     Args:
         backbone: a (trained) ShallowCNN; a new one is built from ``in_channels``,
             ``num_classes`` and ``widths`` when None.
-        image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
         weights: only None: there are no published weights of this network (the argument exists
             so that every zoo builder takes it).
+        image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
+        others: as :func:`predify.models.pvgg16`.
     """
     if weights is not None:
         raise ConfigError(f"pshallow: no published weights exist, got weights={weights!r}")
@@ -73,15 +79,9 @@ def pshallow(
         backbone = ShallowCNN(in_channels, num_classes, widths)
     first_conv = backbone.features[0]
     assert isinstance(first_conv, nn.Conv2d)
-    channels = first_conv.in_channels
+    size = (first_conv.in_channels, image_size, image_size)
     return build_zoo_model(
-        backbone,
-        "PShallowCNN",
-        (channels, image_size, image_size),
-        SHALLOW_MODULES,
-        [None] * len(SHALLOW_MODULES),
-        hyperparameters=hyperparameters,
-        gradient_scaling=gradient_scaling,
-        timesteps=timesteps,
+        "pshallow", "PShallowCNN", backbone, input_size=size, pretrained=False,
+        hyperparameters=hyperparameters, gradient_scaling=gradient_scaling, timesteps=timesteps,
         feedback_weights=feedback_weights,
-    )
+    )  # fmt: skip

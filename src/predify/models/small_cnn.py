@@ -65,11 +65,17 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model
+@register_model(
+    backbone="small_cnn",
+    build_backbone=SmallCNN,
+    modules=SMALL_CNN_MODULES,
+    input_size=(3, 32, 32),
+)
 def psmallcnn(
     backbone: SmallCNN | None = None,
-    feedback_weights: str | os.PathLike[str] | None = None,
     *,
+    weights: None = None,
+    feedback_weights: str | os.PathLike[str] | None = None,
     in_channels: int = 3,
     num_classes: int = 10,
     image_size: int = 32,
@@ -78,16 +84,16 @@ def psmallcnn(
     hyperparameters: Hyperparameters = PAPER_HYPERPARAMETERS,
     gradient_scaling: bool = True,
     timesteps: int = 10,
-    weights: None = None,
 ) -> PredictiveNet:
     """A predictive :class:`SmallCNN` with automatic decoders (three pcoders).
 
     Args:
         backbone: a (trained) SmallCNN; a new one is built from ``in_channels``, ``num_classes``,
             ``image_size``, ``widths`` and ``hidden`` when None.
-        image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
         weights: only None: there are no published weights of this network (the argument exists
             so that every zoo builder takes it).
+        image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
+        others: as :func:`predify.models.pvgg16`.
     """
     if weights is not None:
         raise ConfigError(f"psmallcnn: no published weights exist, got weights={weights!r}")
@@ -95,14 +101,9 @@ def psmallcnn(
         backbone = SmallCNN(in_channels, num_classes, image_size, widths, hidden)
     first_conv = backbone.features[0]
     assert isinstance(first_conv, nn.Conv2d)
+    size = (first_conv.in_channels, image_size, image_size)
     return build_zoo_model(
-        backbone,
-        "PSmallCNN",
-        (first_conv.in_channels, image_size, image_size),
-        SMALL_CNN_MODULES,
-        [None] * len(SMALL_CNN_MODULES),
-        hyperparameters=hyperparameters,
-        gradient_scaling=gradient_scaling,
-        timesteps=timesteps,
+        "psmallcnn", "PSmallCNN", backbone, input_size=size, pretrained=False,
+        hyperparameters=hyperparameters, gradient_scaling=gradient_scaling, timesteps=timesteps,
         feedback_weights=feedback_weights,
-    )
+    )  # fmt: skip

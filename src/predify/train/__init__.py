@@ -1,25 +1,40 @@
 """Feedback training: the decoders learn to predict the layer below, the backbone stays frozen.
 
->>> from predify.train import FeedbackTrainer
+>>> from predify.train import FeedbackTrainer, ModelCheckpoint, ProgressBar
 >>> trainer = FeedbackTrainer(pnet, lr=1e-3)                   # doctest: +SKIP
->>> trainer.fit(dataset, epochs=10, batch_size=64)             # doctest: +SKIP
+>>> trainer.fit(dataset, epochs=10, batch_size=64,
+...             callbacks=[ModelCheckpoint("run/checkpoint.pt"), ProgressBar()])  # doctest: +SKIP
 
-``predify train`` (:mod:`predify.train.cli`) runs the same from the command line and writes a run
-directory that ``predify evaluate`` and ``predify tune`` read.
+:func:`~predify.train.api.train_run` trains a whole run from :class:`TrainSettings` and writes a
+run directory that ``predify evaluate`` and ``predify tune`` read; ``predify train``
+(:mod:`predify.train.cli`) is a thin layer over it.
 """
 
+from ..errors import NonFiniteLossError
+from .api import TrainingReport, resume_run, train_run
+from .callbacks import Callback, LambdaCallback, MetricsLogging, ModelCheckpoint, ProgressBar
 from .distributed import DistributedInfo, distributed_from_env, init_distributed
 from .logs import MetricsLogger
+from .settings import TrainSettings
 from .state import seed_everything
-from .trainer import OPTIMIZERS, FeedbackTrainer, NonFiniteLossError
+from .trainer import OPTIMIZERS, FeedbackTrainer
 
 __all__ = [
     "OPTIMIZERS",
+    "Callback",
     "DistributedInfo",
     "FeedbackTrainer",
+    "LambdaCallback",
     "MetricsLogger",
+    "MetricsLogging",
+    "ModelCheckpoint",
     "NonFiniteLossError",
+    "ProgressBar",
+    "TrainSettings",
+    "TrainingReport",
     "distributed_from_env",
     "init_distributed",
+    "resume_run",
     "seed_everything",
+    "train_run",
 ]

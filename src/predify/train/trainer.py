@@ -44,13 +44,13 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
-from tqdm.auto import tqdm
 
-from ..checkpoint import _load_into, feedback_state_dict
+from ..checkpoint import feedback_state_dict, load_feedback_state
 from ..config import PNetConfig
-from ..errors import CheckpointError, ConfigError, DataError, PredifyError
+from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, PredifyError
 from ..network import PNetState, PredictiveNet
-from .logs import MetricsLogger
+from .callbacks import Callback
+from .settings import TrainSettings
 from .state import (
     capture_rng_state,
     read_training_checkpoint,
@@ -58,17 +58,13 @@ from .state import (
     write_training_checkpoint,
 )
 
-__all__ = ["OPTIMIZERS", "FeedbackTrainer", "NonFiniteLossError"]
+__all__ = ["OPTIMIZERS", "FeedbackTrainer", "NonFiniteLossError", "check_count"]
 
 #: Optimiser names accepted by :class:`FeedbackTrainer` and ``predify train --optimizer``.
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 SchedulerLike = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 SchedulerFactory = Callable[[torch.optim.Optimizer], SchedulerLike]
-
-
-class NonFiniteLossError(PredifyError, FloatingPointError):
-    """A training loss became NaN or infinite; the optimiser step was not taken."""
 
 
 class _Decoders(nn.Module):
@@ -140,7 +136,8 @@ def _deferred_interrupt() -> Iterator[_Interrupt]:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
-def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum``; else a ConfigError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return value
@@ -152,10 +149,12 @@ class FeedbackTrainer:
     >>> trainer = FeedbackTrainer(pnet, lr=1e-3)  # doctest: +SKIP
     >>> trainer.step(images)                       # doctest: +SKIP
     {'pcoder1': 0.0412, 'pcoder2': 0.0127, 'pcoder3': 0.0031, 'total': 0.0570}
-    >>> trainer.fit(dataset, epochs=10, checkpoint_path="run/checkpoint.pt")  # doctest: +SKIP
+    >>> checkpoints = ModelCheckpoint("run/checkpoint.pt")      # doctest: +SKIP
+    >>> trainer.fit(dataset, epochs=10, callbacks=[checkpoints])  # doctest: +SKIP
 
     Args:
-        pnet: the network; its backbone's parameters are frozen (``requires_grad=False``).
+        pnet: the network; its backbone's parameters are frozen (``requires_grad=False``) when
+            training starts.
         optimizer: an optimiser over ``pnet.decoder_parameters()``; None builds one from
             ``optimizer_name``, ``lr``, ``weight_decay`` and ``momentum``.
         lr, weight_decay: of the built optimiser (weight decay as an L2 term).
@@ -169,7 +168,8 @@ class FeedbackTrainer:
         amp: mixed precision (``torch.autocast`` float16 + ``GradScaler``); CUDA only: on another
             device it is refused with a :class:`~predify.errors.ConfigError` rather than silently
             ignored, so a run never differs from what was asked for.
-        device: where to train (the network is moved there); None: where the network is.
+        device: where to train (the network is moved there when training starts); None: where
+            the network is.
         scheduler: a learning-rate scheduler over the optimiser, or a function building one from
             it; stepped every ``scheduler_interval`` (``"epoch"`` or ``"step"``).
         seed: seeds the order of the training data in :meth:`fit` (one permutation per epoch).
@@ -187,11 +187,11 @@ class FeedbackTrainer:
         pnet: PredictiveNet,
         optimizer: torch.optim.Optimizer | None = None,
         *,
-        lr: float = 1e-3,
-        weight_decay: float = 5e-4,
-        optimizer_name: str = "adam",
-        momentum: float = 0.9,
-        timesteps: int = 0,
+        lr: float = TrainSettings.lr,
+        weight_decay: float = TrainSettings.weight_decay,
+        optimizer_name: str = TrainSettings.optimizer,
+        momentum: float = TrainSettings.momentum,
+        timesteps: int = TrainSettings.timesteps,
         tbptt: int | None = None,
         checkpoint_activations: bool = False,
         amp: bool = False,
@@ -203,9 +203,9 @@ class FeedbackTrainer:
     ) -> None:
         if not isinstance(pnet, PredictiveNet):
             raise ConfigError(f"pnet: expected a PredictiveNet, got {type(pnet).__name__}")
-        _check_positive_int(timesteps, "timesteps", minimum=0)
+        check_count(timesteps, "timesteps", minimum=0)
         if tbptt is not None:
-            _check_positive_int(tbptt, "tbptt")
+            check_count(tbptt, "tbptt")
             if timesteps == 0:
                 raise ConfigError("tbptt: applies to training through the dynamics (timesteps > 0)")
         if checkpoint_activations and timesteps == 0:
@@ -225,7 +225,6 @@ class FeedbackTrainer:
                 self.device = torch.device(device)
             except (RuntimeError, TypeError):
                 raise ConfigError(f"device: unknown device {device!r}") from None
-            pnet.to(self.device)
         else:
             first = next(iter(pnet.decoder_parameters()), None)
             self.device = first.device if first is not None else torch.device("cpu")
@@ -241,13 +240,10 @@ class FeedbackTrainer:
         self.seed = seed
         self.scheduler_interval = scheduler_interval
 
-        # Frozen: no gradient for the backbone, and eval mode so BatchNorm keeps its statistics.
-        pnet.backbone.requires_grad_(False)
-        pnet.backbone.eval()
-        self.parameters = pnet.decoder_parameters()
-        if not self.parameters:
+        self.trained_parameters = pnet.decoder_parameters()
+        if not self.trained_parameters:
             raise ConfigError("the network's decoders have no parameters to train")
-        for parameter in self.parameters:
+        for parameter in self.trained_parameters:
             parameter.requires_grad_(True)
 
         self.optimizer_name = optimizer_name if optimizer is None else type(optimizer).__name__
@@ -270,19 +266,35 @@ class FeedbackTrainer:
         initialised = dist.is_available() and dist.is_initialized()
         if distributed is None:
             distributed = initialised and dist.get_world_size() > 1
-        if distributed:
-            if not initialised:
-                raise ConfigError(
-                    "distributed=True needs an initialised torch.distributed process group "
-                    "(launch with torchrun; predify.train.init_distributed joins it)"
-                )
+        if distributed and not initialised:
+            raise ConfigError(
+                "distributed=True needs an initialised torch.distributed process group "
+                "(launch with torchrun; predify.train.init_distributed joins it)"
+            )
+        self.distributed = bool(distributed)
+        self.rank = dist.get_rank() if distributed else 0
+        self.world_size = dist.get_world_size() if distributed else 1
+        self._prepared = False
+        self._callbacks: list[Callback] = []
+        self._callback_states: dict[str, Any] = {}
+
+    def prepare(self) -> None:
+        """Move the network to the trainer's device and freeze the backbone (no gradient, eval
+        mode so BatchNorm keeps its statistics); wrap the decoders in DDP. Done once, when
+        training starts (the first :meth:`fit`, :meth:`step` or :meth:`backward`), so building a
+        trainer leaves the user's model as it was."""
+        if self._prepared:
+            return
+        self.pnet.to(self.device)
+        self.pnet.backbone.requires_grad_(False)
+        self.pnet.backbone.eval()
+        if self.distributed:
             self._distributed_objective = DistributedDataParallel(
                 self._objective,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False,
             )
-        self.rank = dist.get_rank() if distributed else 0
-        self.world_size = dist.get_world_size() if distributed else 1
+        self._prepared = True
 
     # ------------------------------------------------------------------ construction helpers
     def _build_optimizer(
@@ -297,14 +309,14 @@ class FeedbackTrainer:
             raise ConfigError(f"lr: expected a learning rate > 0, got {lr!r}")
         key = str(name).lower()
         if key == "adam":
-            return torch.optim.Adam(self.parameters, lr=lr, weight_decay=weight_decay)
+            return torch.optim.Adam(self.trained_parameters, lr=lr, weight_decay=weight_decay)
         if key == "sgd":
             return torch.optim.SGD(
-                self.parameters, lr=lr, momentum=momentum, weight_decay=weight_decay
+                self.trained_parameters, lr=lr, momentum=momentum, weight_decay=weight_decay
             )
         if key == "rmsprop":
             return torch.optim.RMSprop(
-                self.parameters, lr=lr, momentum=momentum, weight_decay=weight_decay
+                self.trained_parameters, lr=lr, momentum=momentum, weight_decay=weight_decay
             )
         raise ConfigError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
@@ -312,6 +324,12 @@ class FeedbackTrainer:
     def is_main(self) -> bool:
         """True on the process that writes files (rank 0, or the only one)."""
         return self.rank == 0
+
+    @property
+    def is_consistent(self) -> bool:
+        """False while a step is half done (weights updated, counters not yet): a checkpoint
+        written then would not resume exactly."""
+        return self._consistent
 
     @property
     def lr(self) -> float:
@@ -411,7 +429,7 @@ class FeedbackTrainer:
 
     def _backward(self, loss: Tensor) -> None:
         scaled = self.scaler.scale(loss) if self.scaler is not None else loss
-        scaled.backward(inputs=self.parameters)
+        scaled.backward(inputs=self.trained_parameters)
 
     def backward(self, images: Tensor) -> Tensor:
         """Forward and backward of one batch, without the optimiser step.
@@ -424,6 +442,7 @@ class FeedbackTrainer:
         Returns:
             [n_pcoders] detached per-pcoder losses (summed over t = 0..T when ``timesteps > 0``).
         """
+        self.prepare()
         images = images.to(self.device, non_blocking=True)
         self.pnet.check_input(images)
         self.pnet.backbone.eval()
@@ -509,7 +528,16 @@ class FeedbackTrainer:
                 "seed": self.seed,
             },
             "settings": self._settings(),
+            "callbacks": self._callback_state(),
         }
+
+    def _callback_state(self) -> dict[str, Any]:
+        states = {**self._callback_states}
+        for index, callback in enumerate(self._callbacks):
+            state = callback.state_dict()
+            if state:
+                states[f"{index}:{type(callback).__name__}"] = state
+        return states
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -523,7 +551,7 @@ class FeedbackTrainer:
         """Restore a :meth:`state_dict`: the next step continues as if never interrupted."""
         try:
             config = PNetConfig.from_toml_string(state["config"], source=f"{source} (config)")
-            _load_into(self.pnet, config, state["pcoders"], source)
+            load_feedback_state(self.pnet, config, state["pcoders"], source)
             saved = dict(state.get("settings") or {})
             for key in ("timesteps", "tbptt", "optimizer"):
                 if key in saved and saved[key] != self._settings()[key]:
@@ -542,6 +570,7 @@ class FeedbackTrainer:
             self.batch_in_epoch = int(progress["batch_in_epoch"])
             self.seed = int(progress["seed"])
             restore_rng_state(state["rng"])
+            self._callback_states = dict(state.get("callbacks") or {})
         except CheckpointError:
             raise
         except PredifyError as error:  # e.g. a config in the file that no longer parses
@@ -555,7 +584,10 @@ class FeedbackTrainer:
         """Write :meth:`state_dict` to ``path`` atomically (on the main process only)."""
         if not self.is_main:
             return Path(path)
-        return write_training_checkpoint(path, self.state_dict())
+        written = write_training_checkpoint(path, self.state_dict())
+        for callback in self._callbacks:
+            callback.on_checkpoint(self, written)
+        return written
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Read a checkpoint written by :meth:`save_checkpoint` (``weights_only=True``)."""
@@ -614,17 +646,12 @@ class FeedbackTrainer:
         data: Dataset[Any] | DataLoader[Any],
         epochs: int,
         *,
-        batch_size: int = 32,
+        batch_size: int = TrainSettings.batch_size,
         shuffle: bool = True,
         workers: int = 0,
         drop_last: bool = False,
-        checkpoint_path: str | Path | None = None,
-        checkpoint_every: int | None = None,
-        on_checkpoint: Callable[[FeedbackTrainer], None] | None = None,
-        log_dir: str | Path | None = None,
-        tensorboard: bool = True,
-        progress: bool = True,
-        callback: Callable[[int, dict[str, float]], None] | None = None,
+        callbacks: Sequence[Callback] = (),
+        handle_interrupt: bool = False,
     ) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done, continuing from the current position.
 
@@ -640,128 +667,102 @@ class FeedbackTrainer:
             epochs: the total number of epochs (not additional ones).
             batch_size, shuffle, workers, drop_last: of the loader built for a data set (per
                 process in a distributed run).
-            checkpoint_path: where to write checkpoints: every ``checkpoint_every`` steps, at the
-                end, and on Ctrl-C (which then re-raises KeyboardInterrupt).
-            on_checkpoint: called after each checkpoint is written (e.g. to export the feedback).
-            log_dir: write ``metrics.csv`` (and TensorBoard scalars if ``tensorboard`` and the
-                package is installed) there.
-            progress: show a tqdm bar with the running loss of each pcoder.
-            callback: called with ``(global_step, losses)`` after every step.
+            callbacks: :class:`~predify.train.callbacks.Callback` objects (checkpoints, logs,
+                progress bar, your own), called in order at each event.
+            handle_interrupt: turn the first Ctrl-C into a stop at the end of the current step
+                (so that a checkpoint callback writes a consistent state), with a message on
+                stderr; a second Ctrl-C stops at once. Off by default: a library does not
+                install signal handlers unasked (the CLI turns it on).
 
         Returns:
             The mean losses of each epoch completed in this call.
         """
-        _check_positive_int(epochs, "epochs")
-        _check_positive_int(batch_size, "batch_size")
-        _check_positive_int(workers, "workers", minimum=0)
-        if checkpoint_every is not None:
-            _check_positive_int(checkpoint_every, "checkpoint_every")
+        check_count(epochs, "epochs")
+        check_count(batch_size, "batch_size")
+        check_count(workers, "workers", minimum=0)
         epoch_means: list[dict[str, float]] = []
         if self.epoch >= epochs:
             return epoch_means
-        logger = (
-            MetricsLogger(
-                log_dir,
-                self.loss_names,
-                resume_step=self.global_step,
-                tensorboard=tensorboard,
-            )
-            if log_dir is not None and self.is_main
-            else None
-        )
-
-        def save(reason: str) -> None:
-            if checkpoint_path is None or not self.is_main:
-                return
-            self.save_checkpoint(checkpoint_path)
-            if on_checkpoint is not None:
-                on_checkpoint(self)
-            if reason == "interrupt":
-                print(
-                    f"checkpoint written to {checkpoint_path} at step {self.global_step}; "
-                    "resume with the same run directory",
-                    file=sys.stderr,
-                )
-
-        bar: Any = None
+        self._callbacks = list(callbacks)
+        for index, callback in enumerate(self._callbacks):
+            state = self._callback_states.get(f"{index}:{type(callback).__name__}")
+            if state is not None:
+                callback.load_state_dict(state)
         try:
-            with _deferred_interrupt() as interrupt:
+            self.prepare()
+            interrupts = _deferred_interrupt() if handle_interrupt else nullcontext(_Interrupt())
+            with interrupts as interrupt:
+                for callback in self._callbacks:
+                    callback.on_fit_start(self, epochs)
                 while self.epoch < epochs:
-                    batches, total = self._epoch_batches(
-                        data, batch_size, shuffle, workers, drop_last
+                    means = self._fit_epoch(
+                        data, epochs, batch_size, shuffle, workers, drop_last, interrupt
                     )
-                    bar = tqdm(
-                        total=total,
-                        initial=self.batch_in_epoch,
-                        desc=f"feedback epoch {self.epoch + 1}/{epochs}",
-                        disable=not (progress and self.is_main),
-                        dynamic_ncols=True,
-                        leave=True,
-                    )
-                    sums = dict.fromkeys(self.loss_names, 0.0)
-                    count = 0
-                    epoch_done = False
-                    while not epoch_done:
-                        try:
-                            batch = next(batches)
-                        except StopIteration:
-                            break
-                        except RuntimeError:
-                            # Ctrl-C also stops DataLoader workers; that is the interrupt.
-                            if interrupt.requested:
-                                raise KeyboardInterrupt from None
-                            raise
-                        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-                        lr = self.lr  # the rate this step uses (a scheduler may change it)
-                        losses = self.step(images)
-                        self._consistent = False
-                        self.batch_in_epoch += 1
-                        epoch_index = self.epoch
-                        if self.batch_in_epoch >= total:
-                            epoch_done = True
-                            self.epoch += 1
-                            self.batch_in_epoch = 0
-                            if self.scheduler is not None and self.scheduler_interval == "epoch":
-                                self._step_scheduler(losses["total"])
-                        self._consistent = True
-                        count += 1
-                        for name in self.loss_names:
-                            sums[name] += losses[name]
-                        if logger is not None:
-                            logger.log(self.global_step, epoch_index, lr, losses)
-                        bar.update(1)
-                        bar.set_postfix(
-                            {name: f"{sums[name] / count:.4g}" for name in self.loss_names},
-                            refresh=False,
-                        )
-                        if callback is not None:
-                            callback(self.global_step, losses)
-                        if checkpoint_every and self.global_step % checkpoint_every == 0:
-                            save("periodic")
-                        if interrupt.requested:
-                            raise KeyboardInterrupt
-                    bar.close()
-                    bar = None
-                    if count:
-                        epoch_means.append({name: sums[name] / count for name in sums})
-                    if not epoch_done:
-                        raise RuntimeError(
-                            f"the data ran out after {self.batch_in_epoch} of {total} batches"
-                        )
-                save("end")
-        except KeyboardInterrupt:
-            if bar is not None:
-                bar.close()
-                bar = None
-            if self._consistent:
-                save("interrupt")
+                    if means is not None:
+                        epoch_means.append(means)
+            for callback in self._callbacks:
+                callback.on_fit_end(self)
+        except BaseException as error:
+            for callback in self._callbacks:
+                callback.on_exception(self, error)
             raise
         finally:
-            if bar is not None:
-                bar.close()
-            if logger is not None:
-                logger.close()
+            self._callbacks = []
         return epoch_means
+
+    def _fit_epoch(
+        self,
+        data: Dataset[Any] | DataLoader[Any],
+        epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        workers: int,
+        drop_last: bool,
+        interrupt: _Interrupt,
+    ) -> dict[str, float] | None:
+        """The rest of the current epoch; its mean losses (None if no batch was left)."""
+        batches, total = self._epoch_batches(data, batch_size, shuffle, workers, drop_last)
+        for callback in self._callbacks:
+            callback.on_epoch_start(self, total)
+        sums = dict.fromkeys(self.loss_names, 0.0)
+        count = 0
+        epoch_done = False
+        while not epoch_done:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except RuntimeError:
+                # Ctrl-C also stops DataLoader workers; that is the interrupt.
+                if interrupt.requested:
+                    raise KeyboardInterrupt from None
+                raise
+            images = batch[0] if isinstance(batch, (list, tuple)) else batch
+            lr = self.lr  # the rate this step uses (a scheduler may change it)
+            losses = self.step(images)
+            self._consistent = False
+            self.batch_in_epoch += 1
+            epoch_index = self.epoch
+            if self.batch_in_epoch >= total:
+                epoch_done = True
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    self._step_scheduler(losses["total"])
+            self._consistent = True
+            count += 1
+            for name in self.loss_names:
+                sums[name] += losses[name]
+            for callback in self._callbacks:
+                callback.on_step_end(self, losses, lr, epoch_index)
+            if interrupt.requested:
+                raise KeyboardInterrupt
+        if not epoch_done:
+            raise RuntimeError(f"the data ran out after {self.batch_in_epoch} of {total} batches")
+        means = {name: sums[name] / count for name in sums} if count else None
+        for callback in self._callbacks:
+            callback.on_epoch_end(self, means or {})
+        return means
 
 
 def _detached(state: PNetState) -> PNetState:

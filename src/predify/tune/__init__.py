@@ -14,8 +14,11 @@ Tune on one split and report on another: :func:`check_disjoint_images` (and
 :func:`predify.data.check_disjoint` for index sets) refuse overlapping ones.
 """
 
+from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
+from ..errors import TuningError
+from .api import TuneReport, TuneSettings, tune_run
 from .data import TuneData, check_disjoint_images, image_hashes
-from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, TuningError, tune_gradient
+from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, tune_gradient
 from .hyperparameters import (
     apply_hyperparameters,
     config_values,
@@ -24,7 +27,6 @@ from .hyperparameters import (
     temporary_hyperparameters,
     tuned_config,
 )
-from .noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from .objective import noisy_loss, timestep_loss
 from .optuna_search import DEFAULT_ALPHA_RANGE, tune_optuna
 from .plots import plot_accuracy, plot_reliance
@@ -48,7 +50,9 @@ __all__ = [
     "TimestepAccuracy",
     "TrajectoryPoint",
     "TuneData",
+    "TuneReport",
     "TuneResult",
+    "TuneSettings",
     "TuningError",
     "accuracy_per_timestep",
     "add_noise",
@@ -70,6 +74,7 @@ __all__ = [
     "tune_and_evaluate",
     "tune_gradient",
     "tune_optuna",
+    "tune_run",
     "tuned_config",
     "write_trajectory",
 ]

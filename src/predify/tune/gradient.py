@@ -22,7 +22,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
-from ..errors import ConfigError, PredifyError
+from ..data.noise import NoiseSpec
+from ..errors import ConfigError, TuningError
 from ..modules import eval_mode
 from ..network import PredictiveNet
 from .data import TuneData, count_batches, iterate_batches
@@ -34,7 +35,6 @@ from .hyperparameters import (
     starting_values,
     temporary_hyperparameters,
 )
-from .noise import NoiseSpec
 from .objective import (
     Normalize,
     check_timesteps,
@@ -61,10 +61,6 @@ __all__ = [
 DEFAULT_LR_MIXING = 5e-2
 #: Adam learning rate of alpha's pre-softplus parameter.
 DEFAULT_LR_ALPHA = 1e-2
-
-
-class TuningError(PredifyError):
-    """Tuning cannot go on: the loss or a gradient became NaN or infinite."""
 
 
 def _check_positive_int(value: int | None, name: str, allow_none: bool = False) -> None:

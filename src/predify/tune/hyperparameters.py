@@ -1,7 +1,7 @@
 """Installing hyperparameter sets into a network: per pcoder or shared, fixed or learnable.
 
 Tuning never edits the network's own hyperparameter modules in place. It installs fresh
-:class:`~predify.pcoder.PCHyperparameters` modules (learnable for gradient tuning, fixed for a
+:class:`~predify.pcoder.HyperparameterModule` modules (learnable for gradient tuning, fixed for a
 trial or an evaluation), and puts the originals back when it is done, so a failed or interrupted
 tuning leaves the network as it was. :func:`apply_hyperparameters` installs tuned values for good
 and rewrites ``pnet.config`` to match, so ``pnet.resolved_config()`` and saved checkpoints agree
@@ -26,7 +26,7 @@ from torch import nn
 from ..config import Hyperparameters, PNetConfig
 from ..errors import ConfigError
 from ..network import PredictiveNet
-from ..pcoder import PCHyperparameters
+from ..pcoder import HyperparameterModule
 
 __all__ = [
     "apply_hyperparameters",
@@ -48,7 +48,7 @@ def starting_values(pnet: PredictiveNet, shared: bool) -> list[Hyperparameters]:
     Per pcoder: one set per pcoder, bottom first. Shared: a list of one set; from a network with
     per-pcoder values it is the bottom pcoder's (the only one that is sure to have a lambda).
     """
-    values = pnet.hyperparameters()
+    values = pnet.hyperparameter_values()
     return [values[0]] if shared else values
 
 
@@ -83,7 +83,7 @@ def install_hyperparameters(
     *,
     shared: bool,
     learnable: bool,
-) -> list[PCHyperparameters]:
+) -> list[HyperparameterModule]:
     """Give every pcoder a fresh hyperparameter module holding ``values``.
 
     Args:
@@ -97,11 +97,11 @@ def install_hyperparameters(
     listed = _normalise(pnet, values, shared)
     device = pnet.pcoders[0].hyperparameters.fixed.device
     if shared:
-        modules = [PCHyperparameters(listed[0], has_feedback=True, learnable=learnable)]
+        modules = [HyperparameterModule(listed[0], has_feedback=True, learnable=learnable)]
         per_pcoder = modules * pnet.num_pcoders
     else:
         modules = [
-            PCHyperparameters(value, has_feedback=pcoder.has_feedback, learnable=learnable)
+            HyperparameterModule(value, has_feedback=pcoder.has_feedback, learnable=learnable)
             for pcoder, value in zip(pnet.pcoders, listed, strict=True)
         ]
         per_pcoder = modules
@@ -117,7 +117,7 @@ def temporary_hyperparameters(
     *,
     shared: bool,
     learnable: bool = False,
-) -> Iterator[list[PCHyperparameters]]:
+) -> Iterator[list[HyperparameterModule]]:
     """Install ``values`` (see :func:`install_hyperparameters`) for the ``with`` block only.
 
     The original modules come back on exit, by an exception too, untouched.
@@ -130,7 +130,7 @@ def temporary_hyperparameters(
             pcoder.hyperparameters = module
 
 
-def module_values(modules: Sequence[PCHyperparameters]) -> list[Hyperparameters]:
+def module_values(modules: Sequence[HyperparameterModule]) -> list[Hyperparameters]:
     """The current values of installed modules (one per module: one when shared)."""
     return [module.values() for module in modules]
 

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.noise import NoiseSpec
 from ..errors import ConfigError
 from ..modules import eval_mode
 from ..network import PredictiveNet
 from .data import TuneData, iterate_batches
-from .noise import NoiseSpec
 
 __all__ = ["Normalize", "check_timesteps", "noisy_batch", "noisy_loss", "timestep_loss"]
 

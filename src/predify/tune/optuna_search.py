@@ -20,13 +20,12 @@ from typing import Any
 import torch
 
 from ..config import Hyperparameters
-from ..errors import ConfigError
+from ..data.noise import NoiseSpec
+from ..errors import ConfigError, TuningError
 from ..modules import eval_mode
 from ..network import PredictiveNet
 from .data import TuneData, count_batches, iterate_batches
-from .gradient import TuningError
 from .hyperparameters import effective_values, starting_values, temporary_hyperparameters
-from .noise import NoiseSpec
 from .objective import Normalize, check_timesteps, network_device, noisy_batch, timestep_loss
 from .result import TrajectoryPoint, TuneResult
 

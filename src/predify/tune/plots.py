@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_path
 from ..config import Hyperparameters
-from .noise import NoiseSpec
+from ..data.noise import NoiseSpec
+from ..plotting import new_figure, save_figure
 from .result import values_dict
 
 __all__ = ["plot_accuracy", "plot_reliance"]
@@ -27,13 +27,7 @@ _QUANTITIES = (
 
 
 def _figure(width: float, height: float) -> Any:
-    """A figure on an Agg canvas, without pyplot."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    FigureCanvasAgg(figure)
-    return figure
+    return new_figure(width, height)
 
 
 def _colour_map(name: str) -> Any:
@@ -53,10 +47,7 @@ def _noise_axis(noises: Sequence[NoiseSpec]) -> tuple[list[float], str, list[str
 
 
 def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format=path.suffix.lstrip(".") or "png", dpi=120)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_reliance(

@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.noise import NoiseSpec
 from ..errors import ConfigError
-from ..evaluate.metrics import PairedDifference, paired_bootstrap_diff, top1_error
+from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
 from ..modules import eval_mode
 from ..network import PredictiveNet
 from .data import TuneData, as_tensors, check_disjoint_images, iterate_batches
 from .gradient import tune_gradient
 from .hyperparameters import temporary_hyperparameters
-from .noise import NoiseSpec
 from .objective import Normalize, check_timesteps, network_device, noisy_batch
 from .optuna_search import tune_optuna
 from .result import TuneResult
@@ -82,9 +82,9 @@ def evaluate_per_timestep(
             x, _ = noisy_batch(batch_images, batch_labels, noise, generator, device, normalize)
             logits.append(pnet(x, timesteps=timesteps).logits.float().cpu())
     stacked = torch.cat(logits, dim=1)  # [T+1, N, K]
-    error = top1_error(stacked, labels.cpu())
-    correct = stacked.argmax(dim=-1) == labels.cpu()
-    return TimestepAccuracy(accuracy=1.0 - error.double(), correct=correct)
+    wrong = misclassified(stacked, labels.cpu())
+    accuracy = 1.0 - wrong.to(torch.float32).mean(dim=-1).double()
+    return TimestepAccuracy(accuracy=accuracy, correct=~wrong)
 
 
 def accuracy_per_timestep(

@@ -12,9 +12,9 @@ from typing import Any
 
 from .._io import atomic_write_text
 from ..config import Hyperparameters, PNetConfig
+from ..data.noise import NoiseSpec
 from ..network import PredictiveNet
 from .hyperparameters import apply_hyperparameters, tuned_config
-from .noise import NoiseSpec
 
 __all__ = ["TrajectoryPoint", "TuneResult", "trajectory_csv", "values_dict", "write_trajectory"]
 
@@ -123,10 +123,11 @@ class TuneResult:
 
 
 def trajectory_csv(trajectory: Sequence[TrajectoryPoint]) -> str:
-    """CSV text: ``step, loss, note`` and ``pcoder{i}_{beta,lambda,memory,alpha}`` per pcoder."""
+    """CSV text: ``step, loss, note`` and ``pcoder{n}_{beta,lambda,memory,alpha}`` per pcoder
+    (n = 1..N, as the trainer's loss names)."""
     count = len(trajectory[0].values) if trajectory else 0
     header = ["step", "loss", "note"] + [
-        f"pcoder{index}_{name}"
+        f"pcoder{index + 1}_{name}"
         for index in range(count)
         for name in ("beta", "lambda", "memory", "alpha")
     ]

@@ -16,12 +16,15 @@ torch.Size([2, 3, 32, 32])
 >>> parse_severities("1-3,5")
 [1, 2, 3, 5]
 
-Pixel-valued parameters were tuned for 224 x 224 images. Filters applied to the image (blurs,
-glass blur's swaps) scale them by ``s = min(H, W) / 224``; random layers (snow, frost, fog,
-spatter, the elastic displacement field) are drawn on the reference grid whose shorter side is
-224 and resized to the image. At 224 x 224 both give the published values. Where the
-implementation departs from the published code (ImageMagick's motion blur, the frost
-photographs, OpenCV's spatter steps...), the family modules and ``README.md`` say how.
+Pixel-valued parameters were tuned for 224 x 224 images. Filters applied to the image (blurs)
+scale them by ``s = min(H, W) / 224`` (glass blur by ``max(1, s)``: its whole-pixel
+displacements keep their published values on smaller images); random layers (snow, frost,
+fog, spatter, the elastic displacement field) are drawn on the reference grid whose shorter
+side is 224 and resized to the image. At 224 x 224 both give the published values. Frost uses
+the published photographs when the ``imagecorruptions`` package is installed and generated
+textures otherwise; :func:`frost_source` says which, for results to record. Where the
+implementation departs from the published code (ImageMagick's motion blur, OpenCV's spatter
+steps...), the family modules and ``README.md`` say how.
 
 Pre-generated benchmarks are read by :class:`ImageNetCFolder` and :class:`CifarCArrays`.
 """
@@ -47,7 +50,7 @@ from .digital import (
     saturate,
 )
 from .noise import gaussian_noise, impulse_noise, shot_noise, speckle_noise
-from .weather import fog, frost, snow, spatter
+from .weather import fog, frost, frost_source, snow, spatter
 
 __all__ = [
     "ALL_CORRUPTIONS",
@@ -60,6 +63,7 @@ __all__ = [
     "ImageNetCFolder",
     "check_corruption_name",
     "corrupt",
+    "frost_source",
     "parse_severities",
     "resolve_corruptions",
 ]

@@ -1,18 +1,19 @@
 """Blur corruptions: defocus, glass, motion, zoom and Gaussian blur.
 
 Images are [B, C, H, W] in [0, 1]. Pixel-valued parameters of the published code (blur sigmas,
-disk radii, motion-blur radius and sigma, glass-blur displacement) were set for 224 x 224
-images; here they are multiplied by ``s = min(H, W) / 224`` (so a 224-pixel image gets exactly
-the published values, and a 28-pixel one an eighth of them). Glass blur's displacement is
-rounded and kept at least 1 pixel, and defocus's anti-aliasing sigma stays in pixels, as it
-describes the pixel grid rather than the scene. Zoom factors have no unit and are not scaled.
+disk radii, motion-blur radius and sigma) were set for 224 x 224 images; here they are
+multiplied by ``s = min(H, W) / 224`` (so a 224-pixel image gets exactly the published values,
+and a 28-pixel one an eighth of them). Defocus's anti-aliasing sigma stays in pixels, as it
+describes the pixel grid rather than the scene. Glass blur scales by ``max(1, s)``: its
+displacement is a whole number of pixels, and below 224 px it keeps the published values (see
+:func:`glass_blur_scale`). Zoom factors have no unit and are not scaled.
 
 Differences from the published code (also listed in README.md):
 
 * defocus_blur: same disk kernel and OpenCV border; applied by FFT (float rounding only).
-* glass_blur: same algorithm, vectorised; the local pixel swaps reproduce the sequential swap
-  exactly (see :func:`local_shuffle`); random draws come from torch, not numpy; the uint8
-  rounding of the intermediate image is not reproduced.
+* glass_blur: same algorithm, vectorised; the local pixel copies reproduce the published loop
+  exactly, including its copy-instead-of-swap (see :func:`local_shuffle`); random draws come
+  from torch, not numpy; the uint8 rounding of the intermediate image is not reproduced.
 * motion_blur: ImageMagick's ``MotionBlurImage`` kernel re-implemented in torch (one-sided
   Gaussian along a random angle, nearest-pixel taps, edge-replicated border); the output is not
   rounded to 8 bits.
@@ -48,6 +49,7 @@ __all__ = [
     "disk_kernel",
     "gaussian_blur",
     "glass_blur",
+    "glass_blur_scale",
     "local_shuffle",
     "motion_blur",
     "zoom_blur",
@@ -56,7 +58,7 @@ __all__ = [
 
 #: (disk radius in pixels at 224 px, anti-aliasing Gaussian sigma in pixels), severities 1-5.
 DEFOCUS_BLUR_PARAMS = ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))
-#: (Gaussian sigma at 224 px, maximum displacement at 224 px, swap passes), severities 1-5.
+#: (Gaussian sigma at 224 px, maximum displacement at 224 px, passes), severities 1-5.
 GLASS_BLUR_PARAMS = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
 #: ImageMagick motion blur (radius, sigma) in pixels at 224 px, severities 1-5.
 MOTION_BLUR_PARAMS = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))
@@ -119,7 +121,7 @@ def defocus_blur(images: Tensor, severity: int, generator: torch.Generator) -> T
 
 @functools.lru_cache(maxsize=32)
 def _swap_schedule(height: int, width: int, delta: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
-    """Rows, columns (int64, [N]) of the swapped pixels grouped into wavefronts, and the sizes
+    """Rows, columns (int64, [N]) of the visited pixels grouped into wavefronts, and the sizes
     of the wavefronts, for the published scan ``for h in range(H - d, d, -1): for w in
     range(W - d, d, -1)``. See :func:`local_shuffle`."""
     if height <= 2 * delta or width <= 2 * delta:  # the published ranges are empty
@@ -135,24 +137,27 @@ def _swap_schedule(height: int, width: int, delta: int) -> tuple[Tensor, Tensor,
 
 
 def local_shuffle(images: Tensor, delta: int, passes: int, generator: torch.Generator) -> Tensor:
-    """Glass blur's local pixel swaps, vectorised. [B, C, H, W] -> same.
+    """Glass blur's local pixel copies, vectorised. [B, C, H, W] -> same.
 
     The published code visits the pixels (h, w), h from H - d down to d + 1 and, in each row, w
-    from W - d down to d + 1, and swaps each with the pixel at (h + dy, w + dx), with dx, dy
-    drawn uniformly from {-d, ..., d - 1}; it repeats this ``passes`` times. A swap only
-    touches the window rows h - d..h + d - 1, columns w - d..w + d - 1, so two swaps can
+    from W - d down to d + 1, and runs ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` with
+    (h', w') = (h + dy, w + dx), dx, dy drawn uniformly from {-d, ..., d - 1}; it repeats this
+    ``passes`` times. On an [H, W, 3] numpy array ``x[h, w]`` is a *view*: the right-hand side
+    holds two views, the first assignment copies the neighbour's pixel into (h, w), and the
+    second writes (h, w)'s new value, the neighbour's, back onto the neighbour. The statement
+    therefore copies the neighbour; it does not swap (the published images are made this way).
+    A copy reads the window rows h - d..h + d - 1, columns w - d..w + d - 1, so two copies can
     interact only if their pixels are less than 2d apart in both directions.
 
-    Here every pixel gets its displacement at once, and the swaps are applied in wavefronts:
-    pixel (h, w) goes in wavefront ``2d (H - d - h) + (W - d - w)``. Swaps within a wavefront
-    are at least 2d apart in a row or 2d rows apart, so they touch disjoint pixels and are
-    applied together; any two swaps that could touch a common pixel are applied in the order
-    of the published scan. The result is therefore the very permutation the sequential loop
-    produces for the same displacements (the only difference is the random stream: torch's
-    generator instead of numpy's). The permutation is composed on an index map (on the CPU),
-    one gather and one scatter per wavefront (about (2d + 1) x 224 wavefronts per pass at
-    224 px, each holding every image of the batch), and applied to all channels with one
-    gather on the images' device at the end.
+    Here every pixel gets its displacement at once, and the copies are applied in wavefronts:
+    pixel (h, w) goes in wavefront ``2d (H - d - h) + (W - d - w)``. Copies within a wavefront
+    are at least 2d apart in a row or 2d rows apart, so none reads a pixel another one writes,
+    and they are applied together; any two copies that could interact are applied in the order
+    of the published scan. The result is therefore the very image the sequential loop produces
+    for the same displacements (the only difference is the random stream: torch's generator
+    instead of numpy's). The pixel map is composed on an index map (on the CPU), one gather
+    and one scatter per wavefront (about (2d + 1) x W wavefronts per pass, each holding every
+    image of the batch), and applied to all channels with one gather on the images' device.
     """
     batch, channels, height, width = images.shape
     rows, cols, counts = _swap_schedule(height, width, delta)
@@ -167,16 +172,13 @@ def local_shuffle(images: Tensor, delta: int, passes: int, generator: torch.Gene
     image_base = np.arange(batch, dtype=np.int64).reshape(1, batch) * pixels
     own = row_index * width + col_index + image_base  # [N, B]
     source_of = np.arange(batch * pixels, dtype=np.int64)
-    sizes = np.cumsum([2 * batch * count for count in counts])[:-1]
+    bounds = np.cumsum(counts)[:-1]
     for _ in range(passes):
         offsets = randint(generator, -delta, delta, (2, rows.numel(), batch), torch.device("cpu"))
         offset_x, offset_y = offsets.numpy()
         partner = (row_index + offset_y) * width + col_index + offset_x + image_base  # [N, B]
-        # Lay out, wavefront by wavefront, the written positions and where they read from, so
-        # each wavefront is one contiguous slice: writes (own, partner) <- reads (partner, own).
-        writes = np.stack((own, partner), axis=1).reshape(-1)
-        reads = np.stack((partner, own), axis=1).reshape(-1)
-        for write, read in zip(np.split(writes, sizes), np.split(reads, sizes), strict=True):
+        # Each wavefront is one contiguous slice of the schedule: own <- partner.
+        for write, read in zip(np.split(own, bounds), np.split(partner, bounds), strict=True):
             source_of[write] = source_of[read]
     index = torch.from_numpy(source_of.reshape(batch, 1, pixels) - image_base.reshape(batch, 1, 1))
     index = index.to(images.device).expand(batch, channels, pixels)
@@ -184,15 +186,28 @@ def local_shuffle(images: Tensor, delta: int, passes: int, generator: torch.Gene
     return flat.gather(2, index).reshape(images.shape)
 
 
+def glass_blur_scale(height: int, width: int) -> float:
+    """Factor applied to glass blur's sigma and displacement: ``max(1, min(H, W) / 224)``.
+
+    Larger images scale the published values up like the other blurs; smaller ones keep them
+    as published. The displacement is a whole number of pixels (1-4 at 224 px), so scaling it
+    down makes it 1 pixel at every severity below 84 px and, with the sigma scaled to 0.09-0.19
+    px at 28 px, makes severities 1, 4 and 5 the same corruption. Unscaled, the severities stay
+    ordered (measured in README.md) and small images get what the published ``imagecorruptions``
+    package gives them (it applies the 224-pixel values at every size).
+    """
+    return max(1.0, spatial_scale(height, width))
+
+
 @corruption
 def glass_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Gaussian blur, local pixel swaps (:func:`local_shuffle`), Gaussian blur again, with
-    :data:`GLASS_BLUR_PARAMS` (sigma scaled by ``s``; displacement ``max(1, round(d s))``).
-    [B, C, H, W] -> same."""
+    """Gaussian blur, local pixel copies (:func:`local_shuffle`), Gaussian blur again, with
+    :data:`GLASS_BLUR_PARAMS` (sigma times :func:`glass_blur_scale`, displacement ``round(d
+    scale)``). [B, C, H, W] -> same."""
     sigma, max_delta, passes = GLASS_BLUR_PARAMS[severity - 1]
-    scale = spatial_scale(*images.shape[-2:])
+    scale = glass_blur_scale(*images.shape[-2:])
     sigma_px = sigma * scale
-    delta_px = max(1, round(max_delta * scale))
+    delta_px = round(max_delta * scale)
     blurred = gaussian_filter(images, sigma_px, mode="replicate")
     shuffled = local_shuffle(blurred, delta_px, passes, generator)
     return gaussian_filter(shuffled, sigma_px, mode="replicate")

@@ -13,8 +13,9 @@ Differences from the published code (also listed in README.md):
 
 * snow: ImageMagick's motion blur of the snow layer is re-implemented in torch (see
   :mod:`.blur`); the layer is not rounded to 8 bits before and after the blur.
-* frost: the photographs are replaced by procedural textures (:mod:`._frost_textures`);
-  crops are taken per image with torch's generator.
+* frost: the published photographs are used when the ``imagecorruptions`` package is
+  installed (:func:`frost_source` says so), procedural textures (:mod:`._frost_textures`)
+  otherwise; crops are taken per image with torch's generator.
 * fog: same diamond-square fractal (torch port, one map per image); for non-square
   reference grids the map side is the next power of two >= the longer side (>= 256).
 * spatter: OpenCV's Canny, distance transform, histogram equalisation and filters are
@@ -39,8 +40,8 @@ from ._common import (
     uniform,
 )
 from ._edges import box_blur3, canny, distance_to_edges, equalize_hist, filter3x3
-from ._filters import border_indices, clipped_zoom, gaussian_filter
-from ._frost_textures import frost_textures
+from ._filters import clipped_zoom, gaussian_filter
+from ._frost_photos import frost_layers, frost_source
 from .blur import apply_motion_blur
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "SPATTER_PARAMS",
     "fog",
     "frost",
+    "frost_source",
     "plasma_fractal",
     "snow",
     "spatter",
@@ -115,24 +117,34 @@ def snow(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
 # --------------------------------------------------------------------------- frost
 
 
+def _reflect(indices: Tensor, sizes: Tensor) -> Tensor:
+    """Fold ``indices`` into ``[0, sizes)`` by half-sample reflection (sizes broadcast)."""
+    period = 2 * sizes
+    folded = torch.remainder(indices, period)
+    return torch.where(folded < sizes, folded, period - 1 - folded)
+
+
 @corruption
 def frost(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     """Frost (:data:`FROST_PARAMS`): ``a x + b t`` with ``t`` a random crop, per image, of one
-    of five procedural frost textures, taken on the reference grid. [B, C, H, W] -> same."""
+    of the five frost layers (:func:`frost_source`: the published photographs, or generated
+    textures), taken on the reference grid. [B, C, H, W] -> same."""
     image_weight, frost_weight = FROST_PARAMS[severity - 1]
     batch, channels, height, width = images.shape
     grid_h, grid_w = reference_shape(height, width)
-    textures = frost_textures(images.device, images.dtype)  # [5, 3, T, T]
-    count, _, size, _ = textures.shape
     device = images.device
-    # The published code picks one of its first five photographs and a random crop.
-    choice = randint(generator, 0, count, (batch,), device)
-    top = randint(generator, 0, max(size - grid_h, 1), (batch,), device)
-    left = randint(generator, 0, max(size - grid_w, 1), (batch,), device)
-    # Crops larger than the texture (very elongated images) continue it by reflection.
-    rows = border_indices(top.view(-1, 1) + torch.arange(grid_h, device=device), size, "reflect")
-    cols = border_indices(left.view(-1, 1) + torch.arange(grid_w, device=device), size, "reflect")
-    crops = textures[choice.view(-1, 1, 1), :, rows.view(batch, -1, 1), cols.view(batch, 1, -1)]
+    layers, sizes = frost_layers(device, images.dtype)  # [5, 3, h, w], [5, 2]
+    # As published: one of the five layers, then a crop start uniform in [0, side - 224).
+    choice = randint(generator, 0, layers.shape[0], (batch,), device)
+    heights, widths = sizes[choice, 0], sizes[choice, 1]
+    starts = uniform(generator, (2, batch), torch.empty(0, dtype=torch.float64))
+    starts = starts.to(device)
+    top = (starts[0] * (heights - grid_h).clamp(min=1)).floor().long()
+    left = (starts[1] * (widths - grid_w).clamp(min=1)).floor().long()
+    # Crops larger than the layer (very elongated images) continue it by reflection.
+    rows = _reflect(top.view(-1, 1) + torch.arange(grid_h, device=device), heights.view(-1, 1))
+    cols = _reflect(left.view(-1, 1) + torch.arange(grid_w, device=device), widths.view(-1, 1))
+    crops = layers[choice.view(-1, 1, 1), :, rows.view(batch, -1, 1), cols.view(batch, 1, -1)]
     crops = resize_layer(crops.permute(0, 3, 1, 2), (height, width))  # [B, 3, H, W]
     if channels == 1:
         crops = rgb_to_gray(crops)

@@ -1,4 +1,6 @@
-"""Finished cells of a long evaluation, one JSON file each, so a killed run restarts where it was.
+"""The one "skip finished work" store: finished cells of a long job (an evaluation's corruption
+cells and attacks, a tuning's noise levels), one JSON file each, so a killed run restarts where
+it was.
 
 An output directory holds ``progress/settings.json`` (everything that changes a cell's value:
 the model's weights, the images, the timesteps, the seed...) and one ``progress/<key>.json`` per
@@ -18,14 +20,14 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from .._io import atomic_write_json
-from ..errors import ConfigError, DataError
+from ._io import atomic_write_json
+from .errors import ConfigError, DataError
 
-__all__ = ["ProgressStore", "file_digest", "pack_bits", "unpack_bits"]
+__all__ = ["ResultStore", "file_digest", "pack_bits", "unpack_bits"]
 
 _KEY = re.compile(r"^[A-Za-z0-9_.=+-]+$")
 _SETTINGS_FILE = "settings.json"
@@ -62,21 +64,29 @@ def _canonical(settings: Mapping[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(settings, sort_keys=True)))
 
 
-class ProgressStore:
+class ResultStore:
     """One JSON file per finished cell under ``directory``, tied to a settings fingerprint.
 
     Args:
         directory: the ``progress`` folder (created if missing).
         settings: JSON-serialisable values that determine every cell's result.
-        restart: discard cells left by a run with other settings instead of refusing.
+        restart: discard every finished cell first.
+        on_change: what to do with cells left by a run with other settings: ``"refuse"`` (a
+            ConfigError naming the changed settings) or ``"discard"`` (compute them again).
 
     Raises:
-        ConfigError: the folder holds cells of a run with different settings and not ``restart``.
+        ConfigError: the folder holds cells of a run with different settings, and ``on_change``
+            is ``"refuse"``.
         DataError: the folder cannot be created or written.
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], settings: Mapping[str, Any], restart: bool = False
+        self,
+        directory: str | os.PathLike[str],
+        settings: Mapping[str, Any],
+        restart: bool = False,
+        *,
+        on_change: Literal["refuse", "discard"] = "refuse",
     ) -> None:
         self.directory = Path(directory)
         self.settings = _canonical(settings)
@@ -87,7 +97,7 @@ class ProgressStore:
         if not os.access(self.directory, os.W_OK):
             raise DataError(f"{self.directory}: not writable")
         stored = self._stored_settings()
-        if restart:
+        if restart or (on_change == "discard" and stored not in (None, self.settings)):
             self.clear()
         elif stored is not None and stored != self.settings:
             changed = sorted(

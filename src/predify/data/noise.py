@@ -1,4 +1,5 @@
-"""Noise specs for tuning: parse ``gaussian:SIGMA``, ``saltpepper:P``, ``uniform:W`` and apply them.
+"""Pixel-space noise, the one kernel that tuning, evaluation and the demo share: parse
+``gaussian:SIGMA``, ``saltpepper:P``, ``uniform:W`` and apply them.
 
 Noise acts in pixel space, on images [B, C, H, W] in [0, 1], before any mean/std normalisation
 the backbone expects. It is left unclipped by default, as in the follow-up paper (Alamia et al.),
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
-__all__ = ["NOISE_FORMS", "NoiseSpec", "add_noise", "parse_noise"]
+__all__ = ["NOISE_FORMS", "NoiseSpec", "add_gaussian_noise", "add_noise", "parse_noise"]
 
 #: The accepted forms, as every parse error lists them.
 NOISE_FORMS = "gaussian:SIGMA (SIGMA >= 0), saltpepper:P (0 <= P <= 1) or uniform:W (W >= 0)"
@@ -106,6 +107,16 @@ def _draw(
     else:
         values = torch.rand(shape, generator=generator, device=generator.device, dtype=images.dtype)
     return values.to(images.device)
+
+
+def add_gaussian_noise(
+    images: Tensor, sigma: float, generator: torch.Generator, clip: bool = False
+) -> Tensor:
+    """``images + N(0, sigma^2)`` per value, drawn on the generator's device; [B, C, H, W].
+
+    The same as :func:`add_noise` with ``NoiseSpec("gaussian", sigma, clip)``.
+    """
+    return add_noise(images, NoiseSpec("gaussian", float(sigma), clip=clip), generator)
 
 
 def add_noise(images: Tensor, noise: NoiseSpec, generator: torch.Generator) -> Tensor:

@@ -1,0 +1,40 @@
+"""``predify demo``: the options of :func:`predify.demo.run_demo`, and the printed summary."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from ..cli_options import add_common_options, progress_from_args
+from .experiment import FULL, QUICK, run_demo
+from .report import summary_table
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``predify demo``."""
+    option = parser.add_argument
+    option("--out", default="predify-demo", metavar="DIR", help="output directory")
+    option("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    option("--timesteps", type=int, default=None, help="T (default 10; 3 with --quick)")
+    option("--quick", action="store_true", help="a much smaller run (seconds), for tests")
+    add_common_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``predify demo``: run it and print the summary table."""
+    settings = QUICK if args.quick else FULL
+    changes = {"timesteps": args.timesteps} if args.timesteps is not None else {}
+    settings = replace(
+        settings, seed=args.seed, device=args.device, progress=progress_from_args(args), **changes
+    )
+    report = run_demo(args.out, settings)
+    print()
+    print(summary_table(report.to_json()))
+    print(
+        f"\nreport: {Path(args.out) / 'report.md'} (plots and report.json beside it); "
+        f"{report.timing_seconds['total']:.0f} s"
+    )
+    return 0

@@ -1,0 +1,462 @@
+"""Evaluate a trained run from Python: ``evaluate_run(run, EvaluateSettings(...))``.
+
+>>> from predify.evaluate.api import EvaluateSettings, evaluate_run
+>>> settings = EvaluateSettings(attacks=(), out="eval")       # doctest: +SKIP
+>>> report = evaluate_run("predify-demo", settings)           # doctest: +SKIP
+>>> report.corruption.mce_relative_to_t0                       # doctest: +SKIP
+
+Reads the run directory that ``predify demo`` or ``predify train`` wrote and evaluates it on its
+test split (``mnist5k:test`` with the run's split seed for the demo) or on ``settings.data``:
+
+1. corruptions: top-1 error for each corruption x severity x timestep, CE relative to t = 0,
+   relative mCE, bootstrap 95% intervals (and AlexNet-normalised CE/mCE for a 1000-class model
+   on ImageNet-like data); pre-generated CIFAR-C / ImageNet-C with ``benchmark``;
+2. adversarial attacks through the dynamics: PGD (and BIM) against each timestep's readout,
+   a gradient-free Square attack and a transfer attack from t = 0, success per timestep and
+   epsilon, with gradient-masking checks;
+3. representation analysis: correlation distance between clean and noisy representations per
+   pcoder and timestep, prediction errors over time, reconstructions.
+
+Pixel-space operations (corruptions, noise, attack budgets) act on [0, 1] images; the run's
+normalisation, if any, is applied after them. With ``out``, the results go to ``results.json``,
+CSV tables, PNG plots, and ``progress/`` (one file per finished cell,
+:class:`predify.store.ResultStore`): a killed run started again with the same settings skips the
+cells it finished.
+
+Defaults, chosen so that a run on the demo's shallow MNIST model takes about two minutes on two
+CPU cores: 250 images; the nine cheap corruptions of :data:`DEFAULT_CORRUPTIONS` (noise, blur,
+digital; the weather ones and zoom/elastic/glass are slower to generate) at severities 1-5; the
+run's number of timesteps; PGD against about six readouts (every timestep up to T = 5), Square
+(50 queries, at t = 0 and T) and transfer attacks on 32 images at three L-inf budgets (0.05, 0.1,
+0.3 for 1-channel images; 1/255, 4/255, 16/255 otherwise); the analysis on 100 images; 1000
+bootstrap resamples. For publishable numbers raise ``max_images`` and ``attack_images``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .._device import DEFAULT_DEVICE, resolve_device
+from .._io import atomic_write_json
+from ..errors import ConfigError
+from ..outputs import prepare_output_dir, run_fingerprint
+from ..runs import LoadedRun, load_run
+from .attacks import AttackReport
+from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
+from .robustness import CorruptionSummary
+
+__all__ = [
+    "DEFAULT_ATTACKS",
+    "DEFAULT_CORRUPTIONS",
+    "EvaluateSettings",
+    "EvaluationReport",
+    "evaluate_run",
+    "parse_readouts",
+]
+
+#: Corruptions evaluated by default: cheap ones from each family (noise, blur, digital). The
+#: weather corruptions and zoom/elastic/glass are slower to generate.
+DEFAULT_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "motion_blur",
+    "brightness",
+    "contrast",
+    "pixelate",
+    "jpeg_compression",
+)
+DEFAULT_ATTACKS = ("pgd", "square", "transfer")
+RESULTS_FORMAT = "predify-evaluate-v1"
+
+
+@dataclass
+class EvaluateSettings:
+    """What to evaluate and how; every field has the default of ``predify evaluate``.
+
+    Attributes:
+        out: output folder for results.json, tables, plots and finished cells; None: nothing is
+            written (the finished-cell store then lives in a temporary folder).
+        data: data set spec to evaluate on (default: the run's test split).
+        benchmark: ``cifar-c:ROOT`` or ``imagenet-c:ROOT``: pre-generated corrupted images.
+        corruptions: names, or one spec string (``all``, ``imagenet-c``, ``extra``, ``none``,
+            comma-separated names).
+        severities: ints 1..5, or a spec string (``1-5``, ``1,3,5``).
+        timesteps: T (default: the run's).
+        attacks: a subset of ``pgd, bim, square, transfer``.
+        epsilons: attack budgets in pixel units, numbers or fractions such as ``"8/255"``
+            (default: by norm and channel count).
+        attack_timesteps: readouts PGD/BIM attack: ``auto``, ``all``, ``sum`` or timesteps.
+        square_timesteps: readouts the Square attack aims at: ``ends``, ``all`` or timesteps.
+        progress: progress bars; None: only on a terminal.
+    """
+
+    out: str | os.PathLike[str] | None = None
+    data: str | None = None
+    benchmark: str | None = None
+    corruptions: Sequence[str] | str = DEFAULT_CORRUPTIONS
+    severities: Sequence[int] | str = (1, 2, 3, 4, 5)
+    timesteps: int | None = None
+    attacks: Sequence[str] = DEFAULT_ATTACKS
+    epsilons: Sequence[float | str] | None = None
+    norm: Literal["linf", "l2"] = "linf"
+    targeted: bool = False
+    target_shift: int = 1
+    attack_timesteps: str | Sequence[int] = "auto"
+    square_timesteps: str | Sequence[int] = "ends"
+    attack_images: int = 32
+    attack_steps: int = 10
+    square_queries: int = 50
+    analysis: bool = True
+    analysis_images: int = 100
+    max_images: int = 250
+    batch_size: int = 100
+    bootstrap: int = 1000
+    seed: int = 0
+    device: str | torch.device = DEFAULT_DEVICE
+    restart: bool = False
+    plots: bool = True
+    progress: bool | None = None
+
+
+@dataclass
+class EvaluationReport:
+    """What :func:`evaluate_run` measured; :meth:`to_json` is ``results.json``.
+
+    ``corruption``, ``attacks`` and ``analysis`` are None when not evaluated: a
+    :class:`~predify.evaluate.robustness.CorruptionSummary`, an
+    :class:`~predify.evaluate.attacks.AttackReport`, and the JSON layout of
+    :meth:`~predify.evaluate.analysis.RepresentationAnalysis.to_json`.
+    """
+
+    run_dir: str
+    model: str
+    num_classes: int
+    timesteps: int
+    device: str
+    seed: int
+    data: dict[str, Any]
+    corruption: CorruptionSummary | None = None
+    attacks: AttackReport | None = None
+    analysis: dict[str, Any] | None = None
+    reconstructions: Any = None
+    """The first decoder's reconstructions of a few images (not in the JSON)."""
+    elapsed_seconds: float = 0.0
+    tables: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        head = ("run_dir", "model", "num_classes", "timesteps", "device", "seed", "data")
+        results: dict[str, Any] = {"format": RESULTS_FORMAT}
+        results.update((name, getattr(self, name)) for name in head)
+        if self.corruption is not None:
+            results["corruption"] = self.corruption.to_json()
+        # Also at the top level: {corruption: {"<severity>": [error at t = 0..T]}}.
+        results["corruption_error"] = (
+            self.corruption.corruption_error if self.corruption is not None else {}
+        )
+        if self.attacks is not None:
+            results["attacks"] = self.attacks.to_json()
+        if self.analysis is not None:
+            results["analysis"] = self.analysis
+        results["elapsed_seconds"] = self.elapsed_seconds
+        results["tables"] = self.tables
+        results["plots"] = self.plots
+        return results
+
+
+# ---------------------------------------------------------------------- settings checks
+def _check_count(value: int, name: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(
+            f"--{name.replace('_', '-')}: expected an integer >= {minimum}, got {value}"
+        )
+
+
+def _parse_number(text: str | float, name: str) -> float:
+    """A float, or a fraction such as ``8/255``."""
+    numerator, slash, denominator = str(text).strip().partition("/")
+    try:
+        value = float(numerator) / (float(denominator) if slash else 1.0)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{name}: cannot read {text!r} as a number (e.g. 0.1 or 8/255)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}: expected numbers >= 0, got {text!r}")
+    return value
+
+
+def _parse_list(spec: str | Sequence[str], allowed: Sequence[str], name: str) -> list[str]:
+    raw = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = [item.strip().lower() for item in raw if item.strip()]
+    if items == ["none"]:
+        return []
+    for item in items:
+        if item not in allowed:
+            raise ConfigError(f"{name}: unknown {item!r}; expected some of {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def parse_readouts(
+    spec: str | Sequence[int],
+    timesteps: int,
+    option: str = "--attack-timesteps",
+    allow_sum: bool = True,
+) -> list[int] | Literal["sum"]:
+    """Readout timesteps from a keyword (``all``, ``auto``, ``ends``, ``sum``) or a list."""
+    if not isinstance(spec, str):
+        spec = ",".join(str(value) for value in spec)
+    text = spec.strip().lower()
+    if text == "all":
+        return list(range(timesteps + 1))
+    if text == "auto":
+        # Attacking readout t costs t + 1 unrolled steps per iteration: thin out long runs.
+        stride = max(1, math.ceil(timesteps / 5))
+        return sorted({*range(0, timesteps + 1, stride), timesteps})
+    if text == "ends":
+        return sorted({0, timesteps})
+    if text == "sum" and allow_sum:
+        return "sum"
+    readouts = []
+    for item in text.split(","):
+        try:
+            value = int(item)
+        except ValueError:
+            raise ConfigError(
+                f"{option}: expected a keyword or timesteps such as 0,5,{timesteps}, got {spec!r}"
+            ) from None
+        if not 0 <= value <= timesteps:
+            raise ConfigError(f"{option}: {value} is not in 0..{timesteps}")
+        readouts.append(value)
+    return sorted(set(readouts))
+
+
+@dataclass
+class _Checked:
+    """The settings, checked, before anything is loaded."""
+
+    corruptions: list[str]
+    severities: list[int]
+    attacks: list[str]
+    epsilons: list[float] | None
+    device: torch.device
+
+
+def _check_settings(settings: EvaluateSettings) -> _Checked:
+    from .attacks import ATTACKS
+    from .corruptions import parse_severities, resolve_corruptions
+
+    spec = settings.corruptions
+    if isinstance(spec, str):
+        spec = spec.strip()
+        corruptions = [] if spec.lower() == "none" else resolve_corruptions(spec)
+    else:
+        corruptions = resolve_corruptions(",".join(spec)) if spec else []
+    severities_spec = settings.severities
+    if not isinstance(severities_spec, str):
+        severities_spec = ",".join(str(value) for value in severities_spec)
+    severities = parse_severities(severities_spec)
+    attacks = _parse_list(settings.attacks, ATTACKS, "--attacks")
+    for name in (
+        "max_images",
+        "batch_size",
+        "attack_images",
+        "attack_steps",
+        "square_queries",
+        "analysis_images",
+    ):
+        _check_count(getattr(settings, name), name)
+    _check_count(settings.bootstrap, "bootstrap", minimum=0)
+    if settings.timesteps is not None:
+        _check_count(settings.timesteps, "timesteps", minimum=0)
+    epsilons = None
+    if settings.epsilons is not None:
+        epsilons = [_parse_number(item, "--epsilons") for item in settings.epsilons]
+        if not epsilons:
+            raise ConfigError("--epsilons: expected at least one number")
+    return _Checked(corruptions, severities, attacks, epsilons, resolve_device(settings.device))
+
+
+# ---------------------------------------------------------------------- sections
+def _corruption_section(
+    settings: EvaluateSettings,
+    checked: _Checked,
+    model: Any,
+    data: EvaluationData,
+    timesteps: int,
+    store: Any,
+) -> CorruptionSummary:
+    from .robustness import OnTheFlyCorruptions, corruption_sweep, summarize_sweep
+
+    imagenet_like = data.imagenet_like
+    source: Any
+    if settings.benchmark:
+        source, is_imagenet_c = benchmark_source(
+            settings.benchmark, checked.corruptions, checked.severities, data, model.input_size,
+            settings.batch_size, settings.seed, settings.max_images, checked.device,
+        )  # fmt: skip
+        imagenet_like = imagenet_like or is_imagenet_c
+    else:
+        source = OnTheFlyCorruptions(
+            data.images, data.labels, settings.batch_size, seed=settings.seed, device=checked.device
+        )
+    sweep = corruption_sweep(
+        model, source, checked.corruptions, checked.severities, timesteps=timesteps, store=store,
+        progress=settings.progress,
+    )  # fmt: skip
+    # AlexNet's ImageNet-C errors only mean something for ImageNet models on ImageNet images.
+    alexnet = model.num_classes() == 1000 and imagenet_like
+    summary = summarize_sweep(
+        sweep, alexnet=alexnet, n_resamples=settings.bootstrap, seed=settings.seed
+    )
+    summary.cells_evaluated_now = sweep.evaluated
+    return summary
+
+
+def _analysis_section(
+    settings: EvaluateSettings, model: Any, data: EvaluationData, timesteps: int, store: Any
+) -> tuple[dict[str, Any], Any]:
+    from .analysis import reconstructions, representation_analysis
+
+    count = min(settings.analysis_images, len(data.images))
+    # Not in the store's settings, so part of the key: other values, another cell.
+    key = f"analysis-n{count}-b{settings.bootstrap}"
+    analysis = store.get(key)
+    if analysis is None:
+        analysis = representation_analysis(
+            model, data.images[:count], timesteps=timesteps, batch_size=settings.batch_size,
+            seed=settings.seed, n_resamples=settings.bootstrap,
+        ).to_json()  # fmt: skip
+        store.put(key, analysis)
+    recon = reconstructions(model, data.images[:4], timesteps=timesteps, seed=settings.seed)
+    return analysis, recon
+
+
+# ---------------------------------------------------------------------- the evaluation
+def evaluate_run(
+    run: LoadedRun | str | os.PathLike[str], settings: EvaluateSettings | None = None
+) -> EvaluationReport:
+    """Evaluate a run (a :class:`~predify.runs.LoadedRun` or its directory) as ``settings`` say.
+
+    With ``settings.out`` the results, tables and plots are written there (``results.json``
+    last); finished cells are kept under ``out/progress`` and reused by the next call with the
+    same settings.
+
+    Raises:
+        ConfigError, DataError, CheckpointError: bad settings, data or run directory (one line).
+    """
+    from .attacks import default_epsilons, run_attacks
+    from .pixel_space import PixelSpaceNet
+    from .report import write_plots, write_tables
+
+    settings = settings if settings is not None else EvaluateSettings()
+    started = time.perf_counter()
+    checked = _check_settings(settings)  # bad settings fail before anything heavy is loaded
+    if isinstance(run, LoadedRun):
+        loaded = run
+        loaded.pnet.to(checked.device)
+    else:
+        loaded = load_run(run, device=checked.device)
+    run_dir = loaded.path
+    model = PixelSpaceNet(loaded.pnet).eval()  # with the normalisation the network carries
+    timesteps = loaded.pnet.config.timesteps if settings.timesteps is None else settings.timesteps
+    model_classes = model.num_classes()
+    data = load_evaluation_data(loaded, settings.data, settings.max_images, settings.seed)
+    check_classes(model_classes, loaded, data)
+    readouts = parse_readouts(settings.attack_timesteps, timesteps)
+    square_readouts = parse_readouts(
+        settings.square_timesteps, timesteps, "--square-timesteps", allow_sum=False
+    )
+    assert not isinstance(square_readouts, str)  # "sum" is refused above
+    if settings.targeted and not 1 <= settings.target_shift < model_classes:
+        raise ConfigError(
+            f"--target-shift: expected 1..{model_classes - 1} for {model_classes} classes, "
+            f"got {settings.target_shift}"
+        )
+    epsilons = checked.epsilons or default_epsilons(settings.norm, int(data.images.shape[1]))
+
+    # Everything that changes the value of a corruption cell; attack and analysis cells carry
+    # their own settings in their keys.
+    store_settings = {
+        "format": RESULTS_FORMAT,
+        "run_fingerprint": run_fingerprint(run_dir),
+        "normalization": loaded.pnet.normalization,
+        "data": data.spec,
+        "benchmark": settings.benchmark,
+        "image_indices_sha256": hashlib.sha256(
+            ",".join(map(str, data.indices)).encode()
+        ).hexdigest(),
+        "timesteps": timesteps,
+        "batch_size": settings.batch_size,
+        "seed": settings.seed,
+    }
+    with _store_folder(settings.out) as folder:
+        store = _open_store(folder, store_settings, settings.restart)
+        report = EvaluationReport(
+            run_dir=str(run_dir),
+            model=loaded.config.name,
+            num_classes=model_classes,
+            timesteps=timesteps,
+            device=str(checked.device),
+            seed=settings.seed,
+            data={
+                "spec": data.spec,
+                "num_images": len(data.images),
+                "dataset_size": data.dataset_size,
+                "benchmark": settings.benchmark,
+            },
+        )
+        if checked.corruptions:
+            report.corruption = _corruption_section(
+                settings, checked, model, data, timesteps, store
+            )
+        if checked.attacks:
+            count = min(settings.attack_images, len(data.images))
+            report.attacks = run_attacks(
+                model, data.images[:count], data.labels[:count], attacks=checked.attacks,
+                epsilons=epsilons, timesteps=timesteps, norm=settings.norm,
+                targeted=settings.targeted, target_shift=settings.target_shift,
+                num_classes=model_classes, readouts=readouts, square_readouts=square_readouts,
+                steps=settings.attack_steps, square_queries=settings.square_queries,
+                batch_size=settings.batch_size, seed=settings.seed,
+                n_resamples=settings.bootstrap, store=store, progress=settings.progress,
+            )  # fmt: skip
+        if settings.analysis:
+            report.analysis, report.reconstructions = _analysis_section(
+                settings, model, data, timesteps, store
+            )
+    report.elapsed_seconds = round(time.perf_counter() - started, 2)
+    if settings.out is not None:
+        out = Path(settings.out)
+        report.tables = write_tables(out, report.to_json())
+        if settings.plots:
+            report.plots = write_plots(out, report.to_json(), report.reconstructions)
+        atomic_write_json(out / "results.json", report.to_json())
+    return report
+
+
+@contextmanager
+def _store_folder(out: str | os.PathLike[str] | None) -> Iterator[Path]:
+    """``out`` prepared for writing; without ``out``, a temporary folder removed afterwards."""
+    if out is not None:
+        yield prepare_output_dir(out)
+        return
+    with tempfile.TemporaryDirectory(prefix="predify-evaluate-") as temporary:
+        yield Path(temporary)
+
+
+def _open_store(folder: Path, store_settings: dict[str, Any], restart: bool) -> Any:
+    from ..store import ResultStore
+
+    return ResultStore(folder / "progress", store_settings, restart=restart)

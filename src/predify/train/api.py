@@ -1,0 +1,342 @@
+"""Train the feedback of a network and write a run directory: ``train_run(out, TrainSettings())``.
+
+>>> from predify.train.api import TrainSettings, train_run, resume_run
+>>> report = train_run("runs/shallow", TrainSettings(data="mnist5k", epochs=3))  # doctest: +SKIP
+>>> report = resume_run("runs/shallow", epochs=6)                              # doctest: +SKIP
+
+The run directory holds what :func:`predify.runs.save_run` writes (``run.json``, ``config.toml``,
+``backbone.pt``, ``feedback.safetensors``), plus ``checkpoint.pt`` (the full training state,
+written every ``checkpoint_every`` steps, at the end and on Ctrl-C) and ``metrics.csv`` (one row
+per step; TensorBoard scalars under ``tensorboard/`` when it is installed). Under ``torchrun``
+each process trains its shard; rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset
+
+from .._device import resolve_device
+from .._io import atomic_write_json, load_weights_only
+from ..builder import auto_config, predify
+from ..checkpoint import save_feedback
+from ..config import PNetConfig, load_config
+from ..errors import CheckpointError, ConfigError, DataError
+from ..modules import eval_mode
+from ..network import PredictiveNet
+from ..outputs import prepare_output_dir
+from ..runs import RunInfo, build_backbone, feedback_path, load_run, read_run_info, save_run
+from .callbacks import Callback, MetricsLogging, ModelCheckpoint, ProgressBar
+from .distributed import init_distributed, shutdown_distributed
+from .settings import TrainSettings
+from .state import seed_everything
+from .trainer import FeedbackTrainer, check_count
+
+__all__ = ["CHECKPOINT_NAME", "NORMALIZATIONS", "TrainingReport", "resume_run", "train_run"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+NORMALIZATIONS = ("none", "imagenet", "mnist", "fashionmnist", "cifar10", "cifar100")
+
+
+@dataclass
+class TrainingReport:
+    """What :func:`train_run` / :func:`resume_run` did."""
+
+    run_dir: str
+    epochs: int
+    """Epochs done in all (this call and earlier ones)."""
+    steps: int
+    """Optimiser steps done in all."""
+    epoch_losses: list[dict[str, float]] = field(default_factory=list)
+    """The mean losses (``pcoder1``..``pcoderN``, ``total``) of each epoch trained in this call."""
+    resumed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------- building blocks
+def _normalization(name: str | None) -> dict[str, list[float]] | None:
+    from .. import data
+
+    if name in (None, "none"):
+        return None
+    if name not in NORMALIZATIONS:
+        raise ConfigError(
+            f"--normalization: expected one of {', '.join(NORMALIZATIONS)}, got {name!r}"
+        )
+    key = str(name).upper()
+    return {"mean": list(getattr(data, f"{key}_MEAN")), "std": list(getattr(data, f"{key}_STD"))}
+
+
+def _load_training_data(
+    spec: str,
+    root: str | None,
+    download: bool,
+    image_size: int | None,
+    normalization: dict[str, list[float]] | None,
+) -> Dataset[Any]:
+    from torchvision import transforms
+
+    from ..data import TransformedDataset, load_dataset
+
+    dataset = load_dataset(spec, root=root, download=download, train=True, image_size=image_size)
+    if normalization is not None:
+        dataset = TransformedDataset(
+            dataset, transforms.Normalize(normalization["mean"], normalization["std"])
+        )
+    return dataset
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a state_dict file (or a ``{"state_dict": ...}`` wrapper) into ``backbone``.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not a state_dict or does not fit.
+    """
+    file = Path(path)
+    state = load_weights_only(file, "backbone weights")
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{file}: expected a state_dict (a dict of tensors)")
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as error:
+        text = " ".join(str(error).split())
+        raise CheckpointError(
+            f"{file}: does not fit the backbone: {text[:300]}{'...' if len(text) > 300 else ''}"
+        ) from None
+
+
+def _output_width(backbone: nn.Module, input_size: tuple[int, ...]) -> int:
+    """The number of outputs (classes) of ``backbone`` for one input of ``input_size``."""
+    with torch.no_grad(), eval_mode(backbone):
+        parameter = next(backbone.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        output = backbone(torch.zeros(1, *input_size, device=device))
+    return int(output.shape[-1])
+
+
+def _image_size(config: PNetConfig | None) -> int | None:
+    if config is None:
+        return None
+    height, width = config.input_size[-2:]
+    return height if height == width else None
+
+
+def _check_settings(settings: TrainSettings) -> None:
+    for name in ("epochs", "batch_size"):
+        check_count(getattr(settings, name), f"--{name.replace('_', '-')}")
+    for name in ("checkpoint_every", "tbptt"):
+        if getattr(settings, name) is not None:
+            check_count(getattr(settings, name), f"--{name.replace('_', '-')}")
+    check_count(settings.workers, "--workers", minimum=0)
+    check_count(settings.timesteps, "--timesteps", minimum=0)
+
+
+def _new_run(
+    settings: TrainSettings, out: Path
+) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+    """Build the network, the data and the run description of a new run."""
+    if not settings.data:
+        raise ConfigError("--data is required (e.g. --data mnist5k), unless --resume is given")
+    for name in (CHECKPOINT_NAME, "run.json"):
+        if (out / name).exists():
+            raise DataError(
+                f"{out} already holds a run ({name}); continue it with --resume {out}, or choose "
+                "another --out"
+            )
+    from ..data import dataset_info
+    from ..models import default_modules
+
+    seed_everything(settings.seed)
+    config = load_config(settings.config) if settings.config else None
+    image_size = _image_size(config)
+    normalization = _normalization(settings.normalization)
+    dataset = _load_training_data(
+        settings.data, settings.data_root, settings.download, image_size, normalization
+    )
+    image_shape = tuple(dataset_info(dataset).image_shape)
+    kwargs = dict(settings.backbone_kwargs)
+    if settings.backbone == "shallow_cnn":
+        classes = dataset_info(dataset).num_classes
+        kwargs = {"in_channels": image_shape[0], "num_classes": classes, **kwargs}
+    spec = {"name": settings.backbone, "kwargs": kwargs}
+    backbone = build_backbone(spec)
+    if settings.backbone_weights:
+        load_backbone_weights(backbone, settings.backbone_weights)
+    if config is None:
+        config = auto_config(backbone, image_shape, default_modules(settings.backbone))
+    elif tuple(config.input_size) != image_shape:
+        raise ConfigError(
+            f"{settings.config}: input_size {list(config.input_size)} does not match the data's "
+            f"images {list(image_shape)}"
+        )
+    pnet = predify(backbone, config)
+    pnet.normalization = normalization
+    training = settings.run_json(image_size)
+    data_description: dict[str, Any] = {"spec": settings.data, "root": settings.data_root}
+    if settings.data.strip().lower().startswith("mnist5k"):
+        data_description["split_seed"] = 0  # load_dataset("mnist5k...") uses the default split
+    info = RunInfo(
+        backbone=spec,
+        data=data_description,
+        num_classes=_output_width(backbone, image_shape),
+        normalization=normalization,
+        seed=settings.seed,
+        extra={"training": training},
+    )
+    return pnet, info, training, dataset
+
+
+def _resumed_run(
+    run_dir: Path, settings: TrainSettings, epochs: int | None
+) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+    """The network, data and description of the run in ``run_dir`` (weights from the checkpoint)."""
+    info = read_run_info(run_dir)
+    training = info.extra.get("training")
+    if not isinstance(training, dict):
+        raise DataError(f"{run_dir}: not a `predify train` run (run.json has no training settings)")
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise CheckpointError(f"{run_dir / CHECKPOINT_NAME}: training checkpoint not found")
+    pnet = load_run(run_dir, with_feedback=False).pnet
+    if epochs is not None:
+        check_count(epochs, "--epochs")
+        training["epochs"] = epochs
+    root = settings.data_root if settings.data_root is not None else training.get("data_root")
+    dataset = _load_training_data(
+        training["data"], root, settings.download, training.get("image_size"), info.normalization
+    )
+    return pnet, info, training, dataset
+
+
+class _ExportFeedback(Callback):
+    """After each checkpoint, the run directory's feedback file gets the same decoders."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def on_checkpoint(self, trainer: FeedbackTrainer, path: Path) -> None:
+        if self.path is not None:
+            save_feedback(trainer.pnet, self.path)
+
+
+# ---------------------------------------------------------------------- the runs
+def train_run(out: str | os.PathLike[str], settings: TrainSettings) -> TrainingReport:
+    """Train a new run into ``out`` (which must not hold one yet); see the module docstring.
+
+    Raises:
+        ConfigError, DataError, CheckpointError: bad settings, data, weights or folder.
+        NonFiniteLossError: a loss became NaN or infinite.
+    """
+    _check_settings(settings)
+    return _train(Path(out), settings, resume=False, epochs=None)
+
+
+def resume_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    epochs: int | None = None,
+    settings: TrainSettings | None = None,
+) -> TrainingReport:
+    """Continue the run in ``run_dir`` exactly, up to ``epochs`` epochs in all (None: as planned).
+
+    Only how the run is executed is taken from ``settings`` (``workers``, ``device``,
+    ``checkpoint_every``, ``data_root``, ``download``, ``progress``, ``handle_interrupt``); what
+    defines the run comes from its run.json.
+    """
+    settings = settings if settings is not None else TrainSettings()
+    check_count(settings.workers, "--workers", minimum=0)
+    if settings.checkpoint_every is not None:
+        check_count(settings.checkpoint_every, "--checkpoint-every")
+    return _train(Path(run_dir), settings, resume=True, epochs=epochs)
+
+
+def _train(
+    out: Path, settings: TrainSettings, *, resume: bool, epochs: int | None
+) -> TrainingReport:
+    device = resolve_device(settings.device)
+    distributed = init_distributed(device)
+    try:
+        if distributed is not None and device.type == "cuda":
+            device = torch.device("cuda", distributed.local_rank)
+            torch.cuda.set_device(device)
+        is_main = distributed is None or distributed.is_main
+        if is_main:
+            prepare_output_dir(out)
+        # With download, rank 0 fetches the data before the others read it.
+        download_first = distributed is not None and settings.download
+        if download_first and not is_main:
+            dist.barrier()
+        if resume:
+            pnet, info, training, dataset = _resumed_run(out, settings, epochs)
+        else:
+            pnet, info, training, dataset = _new_run(settings, out)
+        if download_first and is_main:
+            dist.barrier()
+        # The run's own settings (from run.json when resuming), how it runs from `settings`.
+        own = {key: value for key, value in training.items() if hasattr(settings, key)}
+        run = replace(settings, **own)
+        trainer = FeedbackTrainer(
+            pnet,
+            lr=run.lr,
+            weight_decay=run.weight_decay,
+            optimizer_name=run.optimizer,
+            momentum=run.momentum,
+            timesteps=run.timesteps,
+            tbptt=run.tbptt,
+            checkpoint_activations=run.checkpoint_activations,
+            amp=run.amp,
+            device=device,
+            seed=run.seed,
+        )
+        if resume:
+            trainer.load_checkpoint(out / CHECKPOINT_NAME)
+        training["status"] = "running"
+        # Every process has checked the directory before rank 0 writes into it.
+        if distributed is not None:
+            dist.barrier()
+        if is_main:
+            if resume:
+                atomic_write_json(out / "run.json", asdict(info))
+            else:
+                save_run(out, pnet, info)
+        callbacks: list[Callback] = [
+            ModelCheckpoint(
+                out / CHECKPOINT_NAME, settings.checkpoint_every, verbose=settings.handle_interrupt
+            ),
+            _ExportFeedback(feedback_path(out) if is_main else None),
+            MetricsLogging(out),
+            ProgressBar(settings.progress),
+        ]
+        means = trainer.fit(
+            dataset,
+            epochs=run.epochs,
+            batch_size=run.batch_size,
+            workers=settings.workers,
+            callbacks=callbacks,
+            handle_interrupt=settings.handle_interrupt,
+        )
+        training["status"] = "finished"
+        training["steps"] = trainer.global_step
+        if is_main:
+            atomic_write_json(out / "run.json", asdict(info))
+        if distributed is not None:
+            dist.barrier()
+        return TrainingReport(
+            run_dir=str(out),
+            epochs=trainer.epoch,
+            steps=trainer.global_step,
+            epoch_losses=means,
+            resumed=resume,
+        )
+    finally:
+        shutdown_distributed()

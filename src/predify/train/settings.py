@@ -1,0 +1,86 @@
+"""The settings of a feedback-training run: the one place its defaults live.
+
+:class:`FeedbackTrainer`'s keyword defaults, ``predify train``'s option defaults and the demo's
+run description all read them from :class:`TrainSettings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._device import DEFAULT_DEVICE
+
+__all__ = ["RUN_SETTINGS", "TrainSettings"]
+
+#: The settings that define a run (kept in run.json's ``training`` block): ``--resume`` takes
+#: them from the run directory, never from the command line.
+RUN_SETTINGS = (
+    "data",
+    "data_root",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "optimizer",
+    "momentum",
+    "timesteps",
+    "tbptt",
+    "checkpoint_activations",
+    "amp",
+    "seed",
+)
+
+
+@dataclass
+class TrainSettings:
+    """What to train and how. New fields get a default, so older run directories still load.
+
+    Attributes:
+        data: training data spec: ``mnist5k[:train|val|test]``,
+            ``mnist|fashionmnist|cifar10|cifar100[:ROOT]``, ``folder:PATH`` or a directory.
+        config: pcoder config (TOML path); None: automatic decoders at the backbone's default
+            modules (:func:`predify.models.default_modules`).
+        backbone: ``shallow_cnn`` (sized from the data), ``torchvision:NAME`` or ``timm:NAME``.
+        backbone_kwargs: keyword arguments of the backbone builder.
+        backbone_weights: the trained backbone's state_dict (read with ``weights_only=True``).
+        normalization: ``none``, ``imagenet``, ``mnist``, ``fashionmnist``, ``cifar10``,
+            ``cifar100``: the mean/std the backbone expects.
+        epochs: total epochs (a resumed run may raise it).
+        timesteps: 0 for the paper's objective; T > 0 trains through T steps of the dynamics.
+        tbptt, checkpoint_activations: of training through the dynamics.
+        workers: data loader workers; checkpoint_every: checkpoint period in steps.
+        progress: progress bars; None: only on a terminal.
+        handle_interrupt: Ctrl-C finishes the step and writes a checkpoint (the CLI's default).
+    """
+
+    data: str | None = None
+    config: str | None = None
+    backbone: str = "shallow_cnn"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    backbone_weights: str | None = None
+    normalization: str | None = None
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    timesteps: int = 0
+    tbptt: int | None = None
+    checkpoint_activations: bool = False
+    amp: bool = False
+    seed: int = 0
+    workers: int = 0
+    device: str = DEFAULT_DEVICE
+    checkpoint_every: int | None = None
+    data_root: str | None = None
+    download: bool = False
+    progress: bool | None = None
+    handle_interrupt: bool = False
+
+    def run_json(self, image_size: int | None) -> dict[str, Any]:
+        """The ``training`` block of run.json (what ``--resume`` continues)."""
+        block: dict[str, Any] = {name: getattr(self, name) for name in RUN_SETTINGS}
+        block["image_size"] = image_size
+        return block

@@ -1,0 +1,365 @@
+"""Tune a trained run at several noise levels: ``tune_run(run, noises, TuneSettings(...))``.
+
+>>> from predify.tune.api import TuneSettings, tune_run
+>>> report = tune_run("predify-demo", ["gaussian:0.25", "gaussian:0.5"])  # doctest: +SKIP
+>>> report.levels[0]["accuracy_after"]                                    # doctest: +SKIP
+
+Tunes beta, lambda and alpha at each noise level on the run's validation split, reports accuracy
+per timestep before and after on the test split, and plots the tuned weights against the noise
+level (the reliance on feedback). Writes into ``out`` (default ``RUN_DIR/tune``)::
+
+    <noise>/tuned.toml        the run's config with the tuned values (loadable by predify.predify)
+    <noise>/trajectory.csv    step, loss, per-pcoder beta/lambda/memory/alpha along the tuning
+    <noise>/result.json       tuned values, losses, accuracies before/after, the settings
+    results.json              every level together
+    reliance.csv, reliance.png    tuned values per pcoder against the noise level
+    accuracy.png              held-out accuracy per timestep, before and after, per level
+    progress/                 the finished levels (:class:`predify.store.ResultStore`)
+
+A level finished with the same settings is skipped on a restart, so an interrupted call resumes
+where it stopped; other settings tune it again. To use a tuned network, load it with
+``predify.tune.load_tuned(RUN_DIR, OUT/<noise>/tuned.toml)``: the run's feedback file also holds
+(untuned) hyperparameters, so building from ``tuned.toml`` and then loading it would undo them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .._device import DEFAULT_DEVICE, resolve_device
+from .._io import atomic_write_json
+from ..config import Hyperparameters
+from ..data.noise import NoiseSpec, parse_noise
+from ..errors import ConfigError, DataError
+from ..outputs import prepare_output_dir, resolve_progress, run_fingerprint, write_csv
+from ..runs import LoadedRun, load_run
+from ..store import ResultStore
+from .data import check_disjoint_images
+from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
+from .hyperparameters import effective_values
+from .objective import Normalize
+from .plots import plot_accuracy, plot_reliance
+from .reliance import tune_and_evaluate
+from .result import values_dict, write_trajectory
+
+__all__ = ["SPLITS", "TuneReport", "TuneSettings", "tune_run"]
+
+SPLITS = ("train", "val", "test")
+_RESULT = "result.json"
+
+
+@dataclass
+class TuneSettings:
+    """How to tune; every field has the default of ``predify tune``.
+
+    Attributes:
+        out: output folder (default ``RUN_DIR/tune``).
+        method: ``gradient`` (Adam on the unrolled dynamics) or ``optuna`` (TPE with pruning).
+        shared: one beta/lambda/alpha for all pcoders (None: as the run's config says).
+        timesteps: T (default: the run's config).
+        epochs, lr_mixing, lr_alpha: of the gradient method; trials: of Optuna.
+        max_images: at most this many images of each split (a seeded random subset).
+        time_budget: seconds per level (None: no limit).
+        clip: clamp noisy images to [0, 1].
+        progress: progress bars; None: only on a terminal.
+        verbose: print a line per level and the summary tables (the CLI's default).
+    """
+
+    out: str | os.PathLike[str] | None = None
+    method: Literal["gradient", "optuna"] = "gradient"
+    shared: bool | None = None
+    timesteps: int | None = None
+    epochs: int = 3
+    trials: int = 20
+    max_images: int | None = None
+    batch_size: int = 64
+    lr_mixing: float = DEFAULT_LR_MIXING
+    lr_alpha: float = DEFAULT_LR_ALPHA
+    time_budget: float | None = None
+    clip: bool = False
+    tune_split: str = "val"
+    eval_split: str = "test"
+    seed: int = 0
+    device: str | torch.device = DEFAULT_DEVICE
+    progress: bool | None = None
+    verbose: bool = False
+
+
+@dataclass
+class TuneReport:
+    """What :func:`tune_run` found; :meth:`to_json` is ``results.json``.
+
+    ``levels`` holds one ``result.json`` per noise level (``noise``, ``tuned``, ``effective``
+    per pcoder, ``accuracy_before``/``accuracy_after`` per timestep, ``final_timestep_gain``...).
+    """
+
+    run_dir: str
+    pcoders: list[str]
+    run_values: list[dict[str, float]]
+    settings: dict[str, Any]
+    levels: list[dict[str, Any]] = field(default_factory=list)
+    out: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "out"}
+
+
+# ---------------------------------------------------------------------------------- settings
+def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None:
+    labels = [noise.label for noise in noises]
+    if not labels:
+        raise ConfigError("--noise: expected at least one noise level")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"--noise: {', '.join(repeated)} given more than once")
+    for name in ("timesteps", "epochs", "trials", "max_images", "batch_size", "time_budget"):
+        value = getattr(settings, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{name.replace('_', '-')}: expected a value > 0, got {value}")
+    for name in ("lr_mixing", "lr_alpha"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"--{name.replace('_', '-')}: expected a value >= 0, got {value}")
+    if settings.method not in ("gradient", "optuna"):
+        raise ConfigError(f"--method: expected gradient or optuna, got {settings.method!r}")
+    for name in ("tune_split", "eval_split"):
+        if getattr(settings, name) not in SPLITS:
+            raise ConfigError(f"--{name.replace('_', '-')}: expected one of {', '.join(SPLITS)}")
+    if settings.method == "optuna":
+        from .optuna_search import import_optuna
+
+        # Optuna logs every trial at INFO level; the progress bar and summary say enough.
+        optuna = import_optuna()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# -------------------------------------------------------------------------------------- data
+def _split_data(
+    loaded: LoadedRun, tune_split: str, eval_split: str, max_images: int | None, seed: int
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], dict[str, Any]]:
+    """(tuning images, labels), (evaluation images, labels) and a description, disjoint."""
+    from ..data import check_disjoint, mnist5k_splits
+
+    spec = str(loaded.info.data.get("spec", ""))
+    if spec.split(":")[0].lower() != "mnist5k":
+        raise DataError(
+            f"{loaded.path}: trained on {spec!r}; predify tune reads the tuning and evaluation "
+            "splits of mnist5k runs (use predify.tune.tune_gradient on other data)"
+        )
+    split_seed = int(loaded.info.data.get("split_seed", 0))
+    splits = mnist5k_splits(split_seed)
+    chosen = {}
+    for role, name in (("tuning", tune_split), ("evaluation", eval_split)):
+        dataset = getattr(splits, name)
+        indices = getattr(splits, f"{name}_indices")
+        images, labels = dataset.tensors
+        if max_images is not None and max_images < len(indices):
+            generator = torch.Generator().manual_seed(seed + (0 if role == "tuning" else 1))
+            keep = torch.randperm(len(indices), generator=generator)[:max_images].sort().values
+            images, labels, indices = images[keep], labels[keep], indices[keep]
+        chosen[role] = (images, labels, indices)
+    # Refuse to report on images the tuning saw: by position in MNIST-5k, then by content.
+    check_disjoint(chosen["tuning"][2], chosen["evaluation"][2])
+    check_disjoint_images(chosen["tuning"][0], chosen["evaluation"][0])
+    description = {
+        "spec": "mnist5k",
+        "split_seed": split_seed,
+        "tuning": f"mnist5k:{tune_split}",
+        "tuning_images": len(chosen["tuning"][2]),
+        "evaluation": f"mnist5k:{eval_split}",
+        "evaluation_images": len(chosen["evaluation"][2]),
+    }
+    tuning = (chosen["tuning"][0], chosen["tuning"][1])
+    evaluation = (chosen["evaluation"][0], chosen["evaluation"][1])
+    return tuning, evaluation, description
+
+
+def _normalizer(pnet: Any, device: torch.device) -> Normalize | None:
+    from ..data import InputNormalization
+
+    normalization = pnet.normalization
+    if not normalization:
+        return None
+    return InputNormalization(normalization["mean"], normalization["std"]).to(device)
+
+
+# ---------------------------------------------------------------------------------- one level
+def _tune_level(
+    settings: TuneSettings,
+    loaded: LoadedRun,
+    noise: NoiseSpec,
+    tuning: tuple[Tensor, Tensor],
+    evaluation: tuple[Tensor, Tensor],
+    normalize: Normalize | None,
+    run_settings: dict[str, Any],
+    level_dir: Path,
+) -> dict[str, Any]:
+    """Tune and evaluate one level; write its files, ``result.json`` last."""
+    pnet = loaded.pnet
+    options: dict[str, Any] = {
+        "shared": run_settings["shared"],
+        "batch_size": settings.batch_size,
+        "time_budget_s": settings.time_budget,
+        "progress": settings.progress,
+    }
+    if settings.method == "optuna":
+        options["trials"] = settings.trials
+    else:
+        options.update(
+            epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_alpha=settings.lr_alpha
+        )
+    report = tune_and_evaluate(
+        pnet,
+        tuning,
+        *evaluation,
+        noise,
+        method=settings.method,
+        timesteps=run_settings["timesteps"],
+        seed=settings.seed,
+        normalize=normalize,
+        **options,
+    )
+    summary = {
+        "noise": str(noise),
+        "settings": {**run_settings, "noise": str(noise)},
+        "run_values": [values_dict(v) for v in pnet.hyperparameter_values()],
+        **report.to_dict(),
+    }
+    report.result.config_for(pnet).save(level_dir / "tuned.toml")
+    write_trajectory(level_dir / "trajectory.csv", report.result.trajectory)
+    atomic_write_json(level_dir / _RESULT, summary)
+    return summary
+
+
+def _reliance_rows(levels: list[dict[str, Any]], modules: list[str]) -> list[list[Any]]:
+    rows = []
+    for level in levels:
+        for index, values in enumerate(level["effective"]):
+            row = [level["noise"], index + 1, modules[index]]
+            rows.append(row + [repr(values[key]) for key in ("beta", "lambda", "memory", "alpha")])
+    return rows
+
+
+# --------------------------------------------------------------------------------------- run
+def tune_run(
+    run: LoadedRun | str | os.PathLike[str],
+    noises: Sequence[NoiseSpec | str],
+    settings: TuneSettings | None = None,
+) -> TuneReport:
+    """Tune a run (a :class:`~predify.runs.LoadedRun` or its directory) at each of ``noises``
+    (specs such as ``"gaussian:0.5"`` or :class:`NoiseSpec`), write the outputs and return them.
+
+    Raises:
+        ConfigError, DataError: bad settings, overlapping splits, a run not on mnist5k.
+    """
+    settings = settings if settings is not None else TuneSettings()
+    parsed = [
+        parse_noise(noise, clip=settings.clip) if isinstance(noise, str) else noise
+        for noise in noises
+    ]
+    _check_settings(settings, parsed)
+    device = resolve_device(settings.device)
+    loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
+    loaded.pnet.to(device)
+    run_dir = loaded.path
+    tuning, evaluation, data = _split_data(
+        loaded, settings.tune_split, settings.eval_split, settings.max_images, settings.seed
+    )
+    normalize = _normalizer(loaded.pnet, device)
+    pnet = loaded.pnet
+    timesteps = settings.timesteps if settings.timesteps is not None else pnet.config.timesteps
+    shared = settings.shared if settings.shared is not None else pnet.config.shared_hyperparameters
+    out = prepare_output_dir(settings.out if settings.out is not None else run_dir / "tune")
+    modules = [pcoder.module_path for pcoder in pnet.pcoders]
+    run_settings: dict[str, Any] = {
+        "method": settings.method,
+        "shared": shared,
+        "timesteps": timesteps,
+        "batch_size": settings.batch_size,
+        "max_images": settings.max_images,
+        "seed": settings.seed,
+        "clip": settings.clip,
+        "time_budget_s": settings.time_budget,
+        "data": data,
+        "run_fingerprint": run_fingerprint(run_dir),
+    }
+    if settings.method == "optuna":
+        run_settings["trials"] = settings.trials
+    else:
+        run_settings.update(
+            epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_alpha=settings.lr_alpha
+        )
+    say = print if settings.verbose else _quiet
+    say(
+        f"predify tune: {settings.method} tuning of {'shared' if shared else 'per-pcoder'} "
+        f"hyperparameters, T={timesteps}, on {data['tuning']} ({data['tuning_images']} images); "
+        f"reporting on {data['evaluation']} ({data['evaluation_images']} images); device {device}"
+    )
+    # Levels finished with other settings are tuned again.
+    store = ResultStore(out / "progress", run_settings, on_change="discard")
+    levels = []
+    progress = resolve_progress(settings.progress)
+    for noise in tqdm(parsed, desc="noise levels", unit="level", disable=not progress):
+        level_dir = out / noise.label
+        saved = store.get(noise.label)
+        complete = all((level_dir / name).is_file() for name in ("tuned.toml", "trajectory.csv"))
+        if saved is not None and complete:
+            say(f"{noise}: already tuned with these settings in {level_dir}, skipped")
+            levels.append(saved)
+            continue
+        began = time.perf_counter()
+        summary = _tune_level(
+            settings, loaded, noise, tuning, evaluation, normalize, run_settings, level_dir
+        )
+        store.put(noise.label, summary)
+        levels.append(summary)
+        say(
+            f"{noise}: tuned in {time.perf_counter() - began:.1f} s; accuracy at "
+            f"t={timesteps} {summary['accuracy_before'][-1]:.3f} -> "
+            f"{summary['accuracy_after'][-1]:.3f}; saved in {level_dir}"
+        )
+
+    initial = effective_values(pnet, pnet.hyperparameter_values(), shared=False)
+    plot_reliance(
+        [parse_noise(level["noise"]) for level in levels],
+        [[_from_dict(v) for v in level["effective"]] for level in levels],
+        out / "reliance.png",
+        initial=initial,
+        pcoder_names=[f"pcoder{i + 1}: {m}" for i, m in enumerate(modules)],
+    )
+    plot_accuracy(
+        [parse_noise(level["noise"]) for level in levels],
+        [level["accuracy_before"] for level in levels],
+        [level["accuracy_after"] for level in levels],
+        out / "accuracy.png",
+    )
+    header = ["noise", "pcoder", "module", "beta", "lambda", "memory", "alpha"]
+    write_csv(out / "reliance.csv", header, _reliance_rows(levels, modules))
+    report = TuneReport(
+        run_dir=str(run_dir),
+        pcoders=modules,
+        run_values=[values_dict(v) for v in pnet.hyperparameter_values()],
+        settings=run_settings,
+        levels=levels,
+        out=str(out),
+    )
+    atomic_write_json(out / "results.json", report.to_json())
+    return report
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """``print`` for a call that was asked to be quiet."""
+
+
+def _from_dict(values: dict[str, float]) -> Hyperparameters:
+    return Hyperparameters(values["beta"], values["lambda"], values["alpha"])
