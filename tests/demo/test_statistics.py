@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from predify._demo_next.experiment import best_worker_count
-from predify._demo_next.statistics import seed_interval, t_quantile
+from predify.demo.seeds import best_worker_count
+from predify.demo.statistics import seed_interval, t_quantile
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 11, 15, 30, 100])

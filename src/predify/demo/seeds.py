@@ -1,11 +1,12 @@
 """One seed of the demo, and several seeds in parallel processes.
 
 A seed retrains everything that has an initialisation or a data order: the backbone, its
-feedback, the tuning of the hyperparameters, the noise of the tuning. What every seed shares: the
+feedback, the tuning of the hyperparameters and the tuning's noise. What every seed shares: the
 MNIST-5k split, the test images and their noise draw, so that seeds are compared image by image.
 
 Each seed runs in its own worker process with single-threaded ops: a seed's numbers are then the
-same whichever other seeds run beside it, and however many run at once.
+same whichever other seeds run beside it and however many run at once (and the same as in this
+process, ``workers=0``). A progress bar per stage counts the work of all seeds.
 """
 
 from __future__ import annotations
@@ -15,115 +16,43 @@ import multiprocessing
 import queue
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
-from ..errors import DataError
-from ..evaluate.analysis import correlation_distance
-from ..network import PNetState, PredictiveNet
+from ..data.noise import add_gaussian_noise
+from ..runs import RunInfo, save_run
+from ..train.callbacks import Callback
+from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
+from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data import Splits
+    from ..train import FeedbackTrainer
 
 __all__ = [
-    "FULL",
-    "NOISE_LEVELS",
-    "QUICK",
     "STAGES",
-    "DemoSettings",
     "SeedResult",
-    "Setting",
     "best_worker_count",
     "run_seed",
     "run_seeds",
+    "stage_totals",
+    "subset",
+    "test_split",
 ]
 
-#: Standard deviations of the additive Gaussian noise, for images in [0, 1].
-NOISE_LEVELS = (0.0, 0.25, 0.5, 1.0)
-#: The MNIST-5k split (``predify evaluate`` reads the same split back).
-SPLIT_SEED = 0
-#: Seeds the choice of test images and their noise: the same for every training seed.
-TEST_SEED = 1_000
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """The demo's sizes; :data:`FULL` by default, :data:`QUICK` with ``--quick``."""
-
-    timesteps: int = 10
-    backbone_epochs: int = 12
-    backbone_lr: float = 1e-2
-    backbone_batch_size: int = 64
-    feedback_epochs: int = 10
-    feedback_lr: float = 3e-3
-    """Chosen by the validation split's reconstruction loss (1e-3: 0.46, 3e-3: 0.35, 1e-2: 0.36)."""
-    feedback_batch_size: int = 64
-    eval_batch_size: int = 250
-    train_images: int | None = None
-    """None: the whole training split (3000 images)."""
-    test_images: int | None = 500
-    """Of the 1000 test images (the same ones for every seed); None: all."""
-    bootstrap_resamples: int = 1000
-    tune_steps: int = 48
-    """Adam steps of the hyperparameter tuning at each noise level: a fixed count, so that the
-    tuned values do not depend on the machine's speed (48, as many as ``predify tune``'s default
-    three epochs of 64 images; here of 32, which reaches the same values in half the time)."""
-    tune_batch_size: int = 32
-    tune_images: int | None = None
-    """Validation images the tuning uses; None: the whole split (1000 images)."""
-    tune_seconds_per_level: float = 120.0
-    """A cap on the tuning time of one level, for slow machines (the report says if it hit)."""
-    noise_levels: tuple[float, ...] = NOISE_LEVELS
-
-
-FULL = DemoSettings()
-QUICK = DemoSettings(
-    timesteps=3,
-    backbone_epochs=4,
-    backbone_lr=2e-2,
-    backbone_batch_size=32,
-    feedback_epochs=2,
-    eval_batch_size=100,
-    train_images=600,
-    test_images=100,
-    bootstrap_resamples=200,
-    tune_steps=3,
-    tune_images=100,
-)
-
-#: The stages of a seed, as its progress events name them.
+#: The stages of a seed, in order, as its progress events name them.
 STAGES = ("backbone", "feedback", "tuning", "evaluation")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One evaluated condition: a noise level, clipping, and what the feedback is."""
-
-    key: str
-    """The report entry: ``accuracy`` + ``_<key>`` (empty for the main result)."""
-    sigma: float
-    clip: bool = False
-    shuffled: bool = False
-    tuned: bool = False
-
-
-def settings_to_run(noise_levels: Sequence[float]) -> list[Setting]:
-    """Every evaluated condition of one seed (the main ones first)."""
-    runs = [Setting("", sigma) for sigma in noise_levels]
-    for sigma in noise_levels:
-        if sigma > 0:  # clipping clean images, already in [0, 1], changes nothing
-            runs.append(Setting("clipped", sigma, clip=True))
-        runs.append(Setting("shuffled_feedback", sigma, shuffled=True))
-        runs.append(Setting("tuned", sigma, tuned=True))
-    return runs
 
 
 @dataclass
@@ -132,12 +61,12 @@ class SeedResult:
 
     seed: int
     correct: dict[tuple[str, float], np.ndarray]
-    """bool [T+1, N] per (setting key, sigma): test image n classified correctly at t."""
+    """bool [T+1, N] per (condition name, sigma): test image n classified correctly at t."""
     prediction_error: dict[float, np.ndarray]
-    """[T+1, n_pcoders] mean prediction error over the test images (main setting)."""
+    """[T+1, n_pcoders] mean prediction error over the test images (main condition)."""
     correlation_distance: dict[float, np.ndarray]
     """[n_pcoders, T+1] mean correlation distance between each test image's representation
-    with noise sigma and without (main setting, paper hyperparameters), for sigma > 0."""
+    with noise sigma and without (main condition: paper hyperparameters), for sigma > 0."""
     distance_ends: dict[float, np.ndarray]
     """[n_pcoders, 2, N] the same per test image, at t = 0 and t = T."""
     tuned: dict[float, list[dict[str, float]]]
@@ -147,9 +76,11 @@ class SeedResult:
     backbone_train_loss: list[float]
     feedback_train_loss: list[dict[str, float]]
     pcoder_names: list[str]
+    paper_hyperparameters: list[dict[str, float]]
+    """What each pcoder uses in the main condition (the paper's values)."""
     timings: dict[str, float]
     reconstructions: dict[float, np.ndarray] = field(default_factory=dict)
-    """[T+1, C, H, W] the first decoder's prediction of the first test image (main setting)."""
+    """[T+1, C, H, W] the first decoder's prediction of the first test image (main condition)."""
     shown_inputs: dict[float, np.ndarray] = field(default_factory=dict)
 
 
@@ -210,154 +141,6 @@ def accuracy(model: nn.Module, dataset: TensorDataset, device: torch.device) -> 
     return float((predicted == labels).float().mean())
 
 
-# ---------------------------------------------------------------------- evaluation
-def derangement(size: int, generator: torch.Generator) -> Tensor:
-    """A random permutation without fixed points: image i gets the feedback of image p[i] != i."""
-    if size < 2:
-        raise DataError("the shuffled-feedback control needs batches of at least 2 images")
-    order = torch.randperm(size, generator=generator)
-    source = torch.empty(size, dtype=torch.long)
-    source[order] = order.roll(-1)  # one cycle through a random order: nobody keeps their own
-    return source
-
-
-def with_shuffled_feedback(state: PNetState, source: Tensor) -> PNetState:
-    """The state with the top-down predictions (those of pcoders 2..N, which feed the layer
-    below) taken from other images; pcoder 1's prediction of the input feeds nothing."""
-    preds = [state.preds[0], *(p[source] if p is not None else None for p in state.preds[1:])]
-    return replace(state, preds=preds)
-
-
-def _noisy(images: Tensor, noise: Tensor, sigma: float, clip: bool) -> Tensor:
-    x = images + sigma * noise
-    return x.clamp(0.0, 1.0) if clip else x
-
-
-def evaluate_main(
-    pnet: PredictiveNet,
-    images: Tensor,
-    labels: Tensor,
-    noise: Tensor,
-    levels: Sequence[float],
-    timesteps: int,
-    batch_size: int,
-    device: torch.device,
-    on_setting: Callable[[], None],
-) -> tuple[Any, ...]:
-    """The main setting (paper hyperparameters, unclipped noise) at every level, the levels in
-    lockstep so that each noisy representation meets its clean one at the same timestep.
-
-    Returns correct {sigma: bool [T+1, N]}, prediction errors {sigma: [T+1, P]}, correlation
-    distances {sigma > 0: [P, T+1]} (image means) and {sigma > 0: [P, 2, N]} (per image at
-    t = 0 and T), and (reconstructions, shown inputs) of the first image.
-    """
-    correct: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
-    errors = {
-        sigma: torch.zeros(timesteps + 1, pnet.num_pcoders, dtype=torch.float64) for sigma in levels
-    }
-    noisy_levels = [sigma for sigma in levels if sigma > 0]
-    if noisy_levels and 0.0 not in levels:
-        raise DataError("the correlation distance needs sigma 0 among the noise levels")
-    distance_sums = {
-        sigma: torch.zeros(pnet.num_pcoders, timesteps + 1, dtype=torch.float64)
-        for sigma in noisy_levels
-    }
-    # Per image at t = 0 and t = T: [batches] of [P, 2, b].
-    distance_ends: dict[float, list[Tensor]] = {sigma: [] for sigma in noisy_levels}
-    shown: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
-    shown_inputs: dict[float, np.ndarray] = {}
-    with torch.no_grad():
-        for start in range(0, len(labels), batch_size):
-            part = slice(start, start + batch_size)
-            target = labels[part].to(device)
-            clean = images[part].to(device)
-            inputs = {
-                sigma: _noisy(clean, noise[part].to(device), sigma, False) for sigma in levels
-            }
-            states = {sigma: pnet.start(x, with_errors=True) for sigma, x in inputs.items()}
-            for t in range(timesteps + 1):
-                if t > 0:
-                    states = {sigma: pnet.step(s, with_errors=True) for sigma, s in states.items()}
-                reference = states.get(0.0)
-                for sigma, state in states.items():
-                    if t == 0:
-                        correct[sigma].append(
-                            torch.empty(timesteps + 1, len(target), dtype=torch.bool)
-                        )
-                    correct[sigma][-1][t] = (state.logits.argmax(-1) == target).cpu()
-                    assert state.errors is not None
-                    errors[sigma][t] += state.errors.double().cpu() * len(target)
-                    if sigma > 0 and reference is not None:
-                        if t == 0:
-                            distance_ends[sigma].append(
-                                torch.empty(pnet.num_pcoders, 2, len(target), dtype=torch.float64)
-                            )
-                        for index in range(pnet.num_pcoders):
-                            distance = (
-                                correlation_distance(reference.reps[index], state.reps[index])
-                                .double()
-                                .cpu()
-                            )
-                            distance_sums[sigma][index, t] += distance.sum()
-                            if t in (0, timesteps):
-                                distance_ends[sigma][-1][index, int(t > 0)] = distance
-                    if start == 0:
-                        first_prediction = state.preds[0]
-                        assert first_prediction is not None
-                        shown[sigma].append(first_prediction[0].cpu())
-            if start == 0:
-                shown_inputs = {sigma: x[0].cpu().numpy() for sigma, x in inputs.items()}
-    count = len(labels)
-    for _ in levels:
-        on_setting()
-    return (
-        {sigma: torch.cat(parts, dim=1).numpy() for sigma, parts in correct.items()},
-        {sigma: (total / count).numpy() for sigma, total in errors.items()},
-        {sigma: (total / count).numpy() for sigma, total in distance_sums.items()},
-        {sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in distance_ends.items()},
-        ({sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()}, shown_inputs),
-    )
-
-
-def evaluate_setting(
-    pnet: PredictiveNet,
-    images: Tensor,
-    labels: Tensor,
-    noise: Tensor,
-    setting: Setting,
-    hyperparameters: Sequence[Hyperparameters] | None,
-    timesteps: int,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-) -> np.ndarray:
-    """bool [T+1, N]: correctness at every timestep of one control or tuned setting."""
-    configured = pnet.hyperparameters()
-    if hyperparameters is not None:
-        pnet.set_hyperparameters(list(hyperparameters))
-    shuffle_generator = torch.Generator().manual_seed(seed)
-    correct = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(labels), batch_size):
-                part = slice(start, start + batch_size)
-                x = _noisy(images[part], noise[part], setting.sigma, setting.clip).to(device)
-                target = labels[part].to(device)
-                source = derangement(len(target), shuffle_generator).to(device)
-                state = pnet.start(x, with_errors=False)
-                per_step = [state.logits.argmax(-1) == target]
-                for t in range(timesteps):
-                    if setting.shuffled:
-                        state = with_shuffled_feedback(state, source)
-                    last = t == timesteps - 1
-                    state = pnet.step(state, with_predictions=not last, with_errors=False)
-                    per_step.append(state.logits.argmax(-1) == target)
-                correct.append(torch.stack(per_step).cpu())
-    finally:
-        pnet.set_hyperparameters(configured)
-    return torch.cat(correct, dim=1).numpy()
-
-
 # ---------------------------------------------------------------------- one seed
 def _level_seed(seed: int, purpose: str, sigma: float) -> int:
     """A seed for one purpose at one noise level: independent of the order of the levels."""
@@ -373,22 +156,55 @@ def _hyperparameter_dict(value: Hyperparameters) -> dict[str, float]:
     }
 
 
+def test_split(splits: Splits, settings: DemoSettings) -> tuple[TensorDataset, torch.Tensor]:
+    """The test images every seed is evaluated on (in mixed-class batches) and their noise draw
+    (unit Gaussian; each level scales it), the same for every seed."""
+    test = subset(splits.test, settings.test_images, TEST_SEED)
+    images = test.tensors[0]
+    noise = add_gaussian_noise(
+        torch.zeros_like(images), 1.0, torch.Generator().manual_seed(TEST_SEED + 1)
+    )
+    return test, noise
+
+
+class _FeedbackProgress(Callback):
+    """Reports every optimiser step of the feedback training as a progress event."""
+
+    def __init__(self, report: Callable[[str, int], None]) -> None:
+        self.report = report
+
+    def on_step_end(
+        self, trainer: FeedbackTrainer, losses: Mapping[str, float], lr: float, epoch: int
+    ) -> None:
+        self.report("feedback", 1)
+
+
 def run_seed(
     seed: int,
     settings: DemoSettings,
     run_dir: str,
     device_name: str,
     events: Any = None,
+    splits: Splits | None = None,
 ) -> SeedResult:
     """Train, tune and evaluate one seed; writes its run directory into ``run_dir``.
 
-    ``events`` (a queue, or None) receives ``(seed, stage, amount)`` as work is done, for the
-    progress bars of the parent process.
+    Args:
+        seed: seeds the backbone's initialisation and data order, the decoders, the feedback
+            training, the tuning and the shuffled-feedback control.
+        events: a queue (or anything with ``put``) that receives ``(seed, stage, amount)`` as
+            work is done, for the progress bars; None: no events.
+        splits: the MNIST-5k split (read from disk when None).
     """
     from ..data import mnist5k_splits
     from ..models import SmallCNN, psmallcnn
-    from ..runs import RunInfo, save_run
-    from ..train import FeedbackTrainer, seed_everything
+    from ..train import (
+        FeedbackTrainer,
+        MetricsLogging,
+        ModelCheckpoint,
+        TrainSettings,
+        seed_everything,
+    )
     from ..tune import parse_noise, tune_gradient
 
     def report(stage: str, amount: int = 1) -> None:
@@ -401,22 +217,22 @@ def run_seed(
         # differently), and no stalls on threads waiting for each other on a busy machine.
         torch.set_num_threads(1)
     timings: dict[str, float] = {}
-    levels = list(settings.noise_levels)
+    levels = [float(sigma) for sigma in settings.noise_levels]
     steps = settings.timesteps
     out = Path(run_dir)
 
     phase = time.perf_counter()
     seed_everything(seed)
-    splits = mnist5k_splits(SPLIT_SEED)
+    splits = mnist5k_splits(SPLIT_SEED) if splits is None else splits
+    # The whole split as `load_dataset("mnist5k:train")` gives it, so that `predify train
+    # --resume DIR` continues this run exactly; the trainer shuffles it per epoch.
     train = (
         splits.train
         if settings.train_images is None
         else subset(splits.train, settings.train_images, seed)
     )
-    # The same test images and noise for every seed, in mixed-class batches.
-    test = subset(splits.test, settings.test_images, TEST_SEED)
+    test, noise = test_split(splits, settings)
     images, labels = test.tensors
-    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(TEST_SEED + 1))
     backbone = SmallCNN(in_channels=1, num_classes=10, image_size=28)
     backbone_losses = train_backbone(
         backbone, train, settings, seed, device, lambda: report("backbone")
@@ -431,35 +247,26 @@ def run_seed(
     feedback_losses = trainer.fit(
         train,
         epochs=settings.feedback_epochs,
-        batch_size=settings.feedback_batch_size,
-        checkpoint_path=out / "checkpoint.pt",
-        log_dir=out,
-        tensorboard=False,
-        progress=False,
-        callback=lambda step, losses: report("feedback"),
+        batch_size=settings.batch_size,
+        callbacks=[
+            ModelCheckpoint(out / "checkpoint.pt"),
+            MetricsLogging(out, tensorboard=False),
+            _FeedbackProgress(report),
+        ],
     )
     pnet.eval()
-    extra: dict[str, Any] = {"demo": {"quick": settings == QUICK, "timesteps": steps}}
+    extra: dict[str, Any] = {"demo": {"quick": settings.quick, "timesteps": steps}}
     if settings.train_images is None:
         # The same data, order and settings as `predify train`: `--resume DIR` continues it.
-        extra["training"] = {
-            "data": "mnist5k:train",
-            "data_root": None,
-            "image_size": None,
-            "epochs": settings.feedback_epochs,
-            "batch_size": settings.feedback_batch_size,
-            "lr": settings.feedback_lr,
-            "weight_decay": 5e-4,
-            "optimizer": "adam",
-            "momentum": 0.9,
-            "timesteps": 0,
-            "tbptt": None,
-            "checkpoint_activations": False,
-            "amp": False,
-            "seed": seed,
-            "status": "finished",
-            "steps": trainer.global_step,
-        }
+        training = TrainSettings(
+            data="mnist5k:train",
+            epochs=settings.feedback_epochs,
+            batch_size=settings.batch_size,
+            lr=settings.feedback_lr,
+            seed=seed,
+        ).run_json(image_size=None)
+        training.update(status="finished", steps=trainer.global_step)
+        extra["training"] = training
     info = RunInfo(
         backbone={
             "name": "small_cnn",
@@ -505,7 +312,8 @@ def run_seed(
             "steps": result.steps,
             "seconds": round(result.seconds, 2),
             "stopped_by_budget": result.stopped_by_budget,
-            # Mini-batch losses (CE summed over t = 1..T) of the first and last steps.
+            # Mini-batch losses (cross-entropy summed over t = 1..T), mean of the first and of
+            # the last steps: what the tuning optimised, beside what it did to accuracy.
             "loss_first_steps": float(np.mean(losses[:window])) if losses else math.nan,
             "loss_last_steps": float(np.mean(losses[-window:])) if losses else math.nan,
         }
@@ -524,18 +332,18 @@ def run_seed(
         device,
         lambda: report("evaluation"),
     )
-    correct = {("", sigma): value for sigma, value in correct_main.items()}
-    for setting in settings_to_run(levels)[len(levels) :]:
-        correct[(setting.key, setting.sigma)] = evaluate_setting(
+    correct = {("paper", sigma): value for sigma, value in correct_main.items()}
+    for condition in conditions_to_run(levels):
+        correct[(condition.name, condition.sigma)] = evaluate_condition(
             pnet,
             images,
             labels,
             noise,
-            setting,
-            tuned[setting.sigma] if setting.tuned else None,
+            condition,
+            tuned[condition.sigma] if condition.tuned else None,
             steps,
             settings.eval_batch_size,
-            _level_seed(seed, f"shuffle-{setting.key}", setting.sigma),
+            _level_seed(seed, f"shuffle-{condition.name}", condition.sigma),
             device,
         )
         report("evaluation")
@@ -552,6 +360,7 @@ def run_seed(
         backbone_train_loss=backbone_losses,
         feedback_train_loss=feedback_losses,
         pcoder_names=[f"pcoder{index + 1}" for index in range(pnet.num_pcoders)],
+        paper_hyperparameters=[_hyperparameter_dict(v) for v in pnet.hyperparameter_values()],
         timings={name: round(value, 2) for name, value in timings.items()},
         reconstructions=reconstructions,
         shown_inputs=shown,
@@ -579,9 +388,9 @@ def stage_totals(settings: DemoSettings, seeds: int) -> dict[str, int]:
         "backbone": seeds * settings.backbone_epochs,
         "feedback": seeds
         * settings.feedback_epochs
-        * math.ceil(train_images / settings.feedback_batch_size),
+        * math.ceil(train_images / settings.batch_size),
         "tuning": seeds * levels * settings.tune_steps,
-        "evaluation": seeds * len(settings_to_run(settings.noise_levels)),
+        "evaluation": seeds * (levels + len(conditions_to_run(settings.noise_levels))),
     }
 
 
@@ -593,13 +402,16 @@ def run_seeds(
     *,
     workers: int,
     progress: bool,
+    splits: Splits,
 ) -> list[SeedResult]:
     """Run every seed, ``workers`` at once, each in its own worker process (0: in this process,
     one after the other); the run directory of seed s is ``out / f"seed-{s}"``. A progress bar
-    per stage counts the work of all seeds. Returns the results in the order of ``seeds``."""
+    per stage counts the work of all seeds. Returns the results in the order of ``seeds``.
+
+    ``splits`` is read once here and sent to the workers."""
     totals = stage_totals(settings, len(seeds))
     bars = {
-        stage: tqdm(
+        stage: tqdm(  # one bar per stage, counting all seeds
             total=totals[stage],
             desc=f"{index + 1}/{len(STAGES)} {stage}",
             position=index,
@@ -613,9 +425,10 @@ def run_seeds(
         if workers == 0:
             direct = _BarUpdates(bars)
             for seed in seeds:
-                results[seed] = run_seed(seed, settings, str(out / f"seed-{seed}"), device, direct)
+                run_dir = str(out / f"seed-{seed}")
+                results[seed] = run_seed(seed, settings, run_dir, device, direct, splits)
         else:
-            _run_in_processes(seeds, settings, out, device, workers, bars, results)
+            _run_in_processes(seeds, settings, out, device, workers, splits, bars, results)
     finally:
         torch.set_num_threads(threads)  # run_seed makes ops single-threaded
         for bar in bars.values():
@@ -640,6 +453,7 @@ def _run_in_processes(
     out: Path,
     device: str,
     workers: int,
+    splits: Splits,
     bars: dict[str, Any],
     results: dict[int, SeedResult],
 ) -> None:
@@ -647,7 +461,7 @@ def _run_in_processes(
     with context.Manager() as manager, ProcessPoolExecutor(workers, context) as pool:
         events = manager.Queue()
         pending: set[Future[SeedResult]] = {
-            pool.submit(run_seed, seed, settings, str(out / f"seed-{seed}"), device, events)
+            pool.submit(run_seed, seed, settings, str(out / f"seed-{seed}"), device, events, splits)
             for seed in seeds
         }
         while pending:
