@@ -40,7 +40,7 @@ from ..errors import ConfigError
 from ..outputs import prepare_output_dir, resolve_progress
 from . import plots
 from .report import DemoReport, build_report, markdown_report
-from .seeds import STAGES, SeedResult, best_worker_count, run_seeds, test_split
+from .seeds import STAGES, SeedResult, best_worker_count, evaluation_images, run_seeds
 from .settings import FULL, NOISE_LEVELS, QUICK, SPLIT_SEED, TEST_SEED, DemoSettings
 
 __all__ = ["FULL", "NOISE_LEVELS", "QUICK", "SPLIT_SEED", "DemoReport", "DemoSettings", "run_demo"]
@@ -104,7 +104,7 @@ def run_demo(
     )
     seeds_seconds = time.perf_counter() - started
 
-    test, _ = test_split(splits, settings)
+    test, _ = evaluation_images(splits, settings)
     run = {
         "quick": settings.quick,
         "device": str(target),

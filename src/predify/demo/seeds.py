@@ -44,11 +44,11 @@ __all__ = [
     "STAGES",
     "SeedResult",
     "best_worker_count",
+    "evaluation_images",
     "run_seed",
     "run_seeds",
     "stage_totals",
     "subset",
-    "test_split",
 ]
 
 #: The stages of a seed, in order, as its progress events name them.
@@ -156,7 +156,7 @@ def _hyperparameter_dict(value: Hyperparameters) -> dict[str, float]:
     }
 
 
-def test_split(splits: Splits, settings: DemoSettings) -> tuple[TensorDataset, torch.Tensor]:
+def evaluation_images(splits: Splits, settings: DemoSettings) -> tuple[TensorDataset, torch.Tensor]:
     """The test images every seed is evaluated on (in mixed-class batches) and their noise draw
     (unit Gaussian; each level scales it), the same for every seed."""
     test = subset(splits.test, settings.test_images, TEST_SEED)
@@ -231,7 +231,7 @@ def run_seed(
         if settings.train_images is None
         else subset(splits.train, settings.train_images, seed)
     )
-    test, noise = test_split(splits, settings)
+    test, noise = evaluation_images(splits, settings)
     images, labels = test.tensors
     backbone = SmallCNN(in_channels=1, num_classes=10, image_size=28)
     backbone_losses = train_backbone(
