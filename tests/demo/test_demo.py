@@ -241,3 +241,31 @@ def test_unwritable_output_directory(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["demo", "--quick", "--out", str(blocker / "out")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "cannot write the output directory" in lines[0]
+
+
+def test_a_condition_uses_its_hyperparameters_and_restores_the_network(
+    demo: dict[str, Any],
+) -> None:
+    from predify.config import Hyperparameters
+    from predify.demo.evaluation import Condition, evaluate_condition
+
+    pnet = load_run(demo["out"] / "seed-0").pnet.eval()
+    test, noise = evaluation_images(mnist5k_splits(SPLIT_SEED), QUICK)
+    images, labels = test.tensors
+    before = pnet.hyperparameter_values()
+    strong = [Hyperparameters(0.05, 0.9, 0.01)] * 2 + [Hyperparameters(0.9, 0.0, 0.01)]
+
+    def score(condition: Condition, values: list[Hyperparameters] | None) -> np.ndarray:
+        return evaluate_condition(
+            pnet, images, labels, noise, condition, values, 5, 50, 0, torch.device("cpu")
+        )
+
+    paper = score(Condition("tuned", 1.0, tuned=True), None)
+    tuned = score(Condition("tuned", 1.0, tuned=True), strong)
+    assert paper.shape == tuned.shape == (6, len(labels))
+    assert (paper[0] == tuned[0]).all()  # t = 0 is the feed-forward pass either way
+    assert (paper[1:] != tuned[1:]).any()  # lambda 0.9 changes what the network sees
+    assert pnet.hyperparameter_values() == before
+    # The shuffled control changes the outcome too, and only after t = 0.
+    shuffled = score(Condition("shuffled_feedback", 1.0, shuffled=True), strong)
+    assert (shuffled[0] == tuned[0]).all() and (shuffled[1:] != tuned[1:]).any()
