@@ -269,3 +269,29 @@ def test_a_condition_uses_its_hyperparameters_and_restores_the_network(
     # The shuffled control changes the outcome too, and only after t = 0.
     shuffled = score(Condition("shuffled_feedback", 1.0, shuffled=True), strong)
     assert (shuffled[0] == tuned[0]).all() and (shuffled[1:] != tuned[1:]).any()
+
+
+def test_the_tuned_condition_is_what_the_tuned_values_give(demo: dict[str, Any]) -> None:
+    """Each seed's tuned accuracies, recomputed from its run directory and the tuned values the
+    report gives, are what the report says; and they differ from the paper's somewhere, so this
+    check can tell the two apart."""
+    from predify.config import Hyperparameters
+    from predify.demo.evaluation import Condition, evaluate_condition
+
+    test, noise = evaluation_images(mnist5k_splits(SPLIT_SEED), QUICK)
+    images, labels = test.tensors
+    differs = False
+    for name, seed in demo["report"]["per_seed"].items():
+        pnet = load_run(demo["out"] / f"seed-{name}").pnet.eval()
+        for key in NOISE_KEYS:
+            values = [
+                Hyperparameters(v["feedforward"], v["feedback"], v["pc"])
+                for v in seed["tuned_hyperparameters"][key]
+            ]
+            correct = evaluate_condition(
+                pnet, images, labels, noise, Condition("tuned", float(key), tuned=True), values,
+                QUICK.timesteps, QUICK.eval_batch_size, 0, torch.device("cpu"),
+            )  # fmt: skip
+            assert correct.mean(axis=1).tolist() == pytest.approx(seed["accuracy_tuned"][key])
+            differs |= seed["accuracy_tuned"][key] != seed["accuracy"][key]
+    assert differs
