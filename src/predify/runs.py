@@ -9,8 +9,8 @@ A run directory holds::
     feedback.safetensors   decoders + hyperparameters (or feedback.pt without safetensors)
 
 The backbone is rebuilt from a spec naming a registered architecture (never an import path):
-``shallow_cnn``, ``small_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with literal keyword
-arguments.
+``shallow_cnn``, ``small_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with
+literal keyword arguments.
 """
 
 from __future__ import annotations

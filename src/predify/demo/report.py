@@ -355,6 +355,13 @@ def _survival(report: dict[str, Any]) -> list[str]:
             f"clipping ({change_text(clipped)}) and {'is' if specific else 'is not shown to be'} "
             f"image-specific (own minus shuffled feedback {change_text(control)})."
         )
+    if not lines:
+        lines.append(
+            "The paper's feedback gives no detectable gain at any noise level, so there is no "
+            "gain for clipping or the shuffled-feedback control to explain away (where own minus "
+            "shuffled feedback is positive, another image's feedback hurts more than the image's "
+            "own does: that is not a gain over t = 0)."
+        )
     return lines
 
 
