@@ -29,7 +29,8 @@ def _seed(seed: int, paper_gain_at_half: int) -> SeedResult:
     correct = {
         ("paper", 0.0): flat,
         ("shuffled_feedback", 0.0): flat,
-        ("tuned", 0.0): flat,
+        # Tuned at sigma 0: +60 images at t = 1, back to where it started at t = 2.
+        ("tuned", 0.0): _correct([200, 260, 200]),
         # Paper feedback at sigma 0.5: a gain that differs between seeds.
         ("paper", 0.5): _correct([200, 200, 200 + paper_gain_at_half]),
         ("clipped", 0.5): flat,
@@ -106,6 +107,9 @@ def test_means_and_intervals(report: dict) -> None:
     assert report["tuned_hyperparameters"]["0.5"][0]["feedback"] == pytest.approx(0.61)
     assert report["correlation_distance"]["0.5"]["pcoder1"] == pytest.approx([0.5, 0.45, 0.4])
     assert report["backbone"]["feedforward_accuracy"]["0.5"]["mean"] == pytest.approx(0.5)
+    assert report["best_timestep_tuned"]["0.5"]["timestep"] == 2
+    assert report["best_timestep_tuned"]["0.0"]["timestep"] == 1
+    assert report["best_timestep_tuned"]["0.0"]["mean"] == pytest.approx(0.15)
 
 
 def test_words_follow_the_numbers(report: dict) -> None:
@@ -127,6 +131,9 @@ def test_words_follow_the_numbers(report: dict) -> None:
     # pcoder2's lambda is 0.05 -> 0.2 in every seed: an interval of zero width above 0.
     assert lambdas[1].endswith("(grows).")
     assert "lambda changes most at the lowest pcoder (changes +0.50, +0.15" in text
+    peaks = [f for f in findings if f.startswith("Tuned feedback at sigma")]
+    assert len(peaks) == 1 and peaks[0].startswith("Tuned feedback at sigma 0.0 is best at t = 1")
+    assert "+15.0 [" in peaks[0] and "against +0.0" in peaks[0]
     distances = next(f for f in findings if f.startswith("Correlation distance"))
     assert distances.count("(moves toward the clean one)") == 3
 
