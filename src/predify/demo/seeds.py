@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,12 +148,7 @@ def _level_seed(seed: int, purpose: str, sigma: float) -> int:
 
 
 def _hyperparameter_dict(value: Hyperparameters) -> dict[str, float]:
-    return {
-        "feedforward": value.feedforward,
-        "feedback": value.feedback,
-        "memory": value.memory,
-        "pc": value.pc,
-    }
+    return {**asdict(value), "memory": value.memory}
 
 
 def evaluation_images(splits: Splits, settings: DemoSettings) -> tuple[TensorDataset, torch.Tensor]:
