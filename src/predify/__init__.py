@@ -8,11 +8,12 @@
 """
 
 from .builder import PAPER_HYPERPARAMETERS, auto_config, auto_predictor, predify
-from .checkpoint import load_feedback, load_predictive_net, save_feedback
+from .checkpoint import load_feedback, load_original_feedback, load_predictive_net, save_feedback
 from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
-from .errors import CheckpointError, ConfigError, DataError, PredifyError
+from .errors import CheckpointError, ConfigError, ConfigWarning, DataError, PredifyError
 from .network import PNetOutput, PNetState, PredictiveNet
 from .pcoder import HyperparameterModule, PCoder
+from .presets import HyperparameterPreset, get_preset, list_presets
 from .train import FeedbackTrainer
 
 __version__ = "0.1.0"
@@ -21,9 +22,11 @@ __all__ = [
     "PAPER_HYPERPARAMETERS",
     "CheckpointError",
     "ConfigError",
+    "ConfigWarning",
     "DataError",
     "FeedbackTrainer",
     "HyperparameterModule",
+    "HyperparameterPreset",
     "Hyperparameters",
     "PCoder",
     "PCoderConfig",
@@ -34,8 +37,11 @@ __all__ = [
     "PredifyError",
     "auto_config",
     "auto_predictor",
+    "get_preset",
+    "list_presets",
     "load_config",
     "load_feedback",
+    "load_original_feedback",
     "load_predictive_net",
     "predify",
     "save_feedback",

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "content_digest",
+    "remove_temporaries",
+]
+
+#: What :func:`atomic_path` names its temporary files: ``.<name>.<8 random characters>.tmp``
+#: (``tempfile.mkstemp``'s random part), so a cleaner cannot take a user's file for one.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _read_umask() -> int:
@@ -40,12 +53,44 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(temporary_path, 0o666 & ~_UMASK)
     try:
         yield temporary_path
+        # Again: a writer may have replaced the file (safetensors creates its own, 0600).
+        os.chmod(temporary_path, 0o666 & ~_UMASK)
         with open(temporary_path, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary_path, target)
     finally:
         if temporary_path.exists():
             temporary_path.unlink()
+
+
+def remove_temporaries(directory: str | os.PathLike[str], skip: str | None = None) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` that a killed writer left in
+    ``directory`` and its direct subfolders (a subfolder holding a file named ``skip``, another
+    job's lock, is left alone); returns the removed paths.
+
+    Only call this while no other process writes there (under the folder's lock).
+    """
+    directory = Path(directory)
+    folders = [directory]
+    try:
+        folders += [
+            entry
+            for entry in directory.iterdir()
+            if entry.is_dir() and not entry.is_symlink() and not (skip and (entry / skip).exists())
+        ]
+    except OSError:
+        return []
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if _TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
 
 
 def _atomic_write(
@@ -111,3 +156,40 @@ def load_weights_only(path: str | os.PathLike[str], what: str) -> Any:
         lines = str(error).strip().splitlines()
         detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
         raise CheckpointError(f"{file}: cannot read {what}: {detail}") from error
+
+
+def content_digest(value: Any) -> str:
+    """SHA-256 (hex) of the content of ``value``: tensors (dtype, shape, bytes), strings, numbers,
+    None, and lists, tuples and dicts of them (dict keys in sorted order).
+
+    A file stores it beside what it covers and its reader compares: bytes a disk or a copy
+    garbled are caught even where the format keeps no checksum (safetensors, torch's zip).
+    """
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=lambda item: (type(item).__name__, repr(item))):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, str):
+        encoded = value.encode("utf-8")
+        digest.update(f"S{len(encoded)}:".encode() + encoded)
+    elif value is None or isinstance(value, (bool, int, float)):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    else:
+        raise TypeError(f"content_digest: cannot digest a {type(value).__name__}")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .config import ConfigSource, Hyperparameters, PCoderConfig, PNetConfig, load_config
-from .errors import ConfigError
+from .errors import ConfigError, warn_outside_predify
 from .modules import dry_run, eval_mode, resolve_module
 from .network import PredictiveNet
 from .parsing import parse_predictor
@@ -60,13 +60,38 @@ def auto_predictor(rep_shape: Sequence[int], target_shape: Sequence[int], where:
     return f"Sequential({', '.join(layers)})"
 
 
+#: timm's EfficientNets had ``bn1`` then ``act1`` (and ``bn2``/``act2``) when the paper was
+#: written; timm now folds each activation into a ``BatchNormAct2d`` at ``bn1``/``bn2``, whose
+#: output is the old ``act1``/``act2`` output. Configs written then (predify2021's
+#: ``config_PEfficientNetB0.toml`` names ``act1``) keep building.
+_FOLDED_TIMM_ACTIVATIONS = {"act1": "bn1", "act2": "bn2"}
+
+
+def _resolve_legacy_path(backbone: nn.Module, path: str, where: str) -> nn.Module | None:
+    norm = _FOLDED_TIMM_ACTIVATIONS.get(path.strip())
+    if norm is None or hasattr(backbone, path.strip()):
+        return None
+    module = getattr(backbone, norm, None)
+    if not isinstance(module, nn.Module) or type(module).__name__ != "BatchNormAct2d":
+        return None
+    warn_outside_predify(
+        f"{where}: {path.strip()!r} is not a module of this timm {type(backbone).__name__}; "
+        f"newer timm folds that activation into {norm!r} (BatchNormAct2d), whose output is the "
+        f"same tensor, so the pcoder updates the output of {norm!r}"
+    )
+    return module
+
+
 def _resolve_modules(backbone: nn.Module, paths: Sequence[str]) -> list[nn.Module]:
     modules: list[nn.Module] = []
     for index, path in enumerate(paths):
         try:
             module = resolve_module(backbone, path)
         except ConfigError as error:
-            raise ConfigError(f"pcoders[{index}].module: {error}") from None
+            legacy = _resolve_legacy_path(backbone, path, f"pcoders[{index}].module")
+            if legacy is None:
+                raise ConfigError(f"pcoders[{index}].module: {error}") from None
+            module = legacy
         for earlier, (other, other_path) in enumerate(zip(modules, paths, strict=False)):
             if other is module:
                 raise ConfigError(

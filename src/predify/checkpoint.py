@@ -7,14 +7,14 @@ Two file formats, chosen by the file name:
 - anything else: ``torch.save`` of a dict of tensors and strings, read back with
   ``torch.load(weights_only=True)``, so loading never unpickles arbitrary objects.
 
-Writes are atomic. Files saved by the original Predify package (keys such as
-``pcoder1.pmodule.0.weight``) load through :func:`load_original_feedback`.
+Writes are atomic. Files saved by the original Predify package and the paper's code (whole
+networks with keys such as ``pcoder1.pmodule.0.weight``, per-pcoder training checkpoints and
+decoder files) load through :func:`load_original_feedback` (:mod:`predify.original`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._io import atomic_path, load_weights_only
+from ._io import atomic_path, content_digest, load_weights_only
 from .config import PNetConfig
 from .errors import CheckpointError, ConfigError
 from .network import PredictiveNet
+from .original import OriginalFeedback, convert_original_state_dict, load_original_feedback
 
 __all__ = [
     "FORMAT",
+    "OriginalFeedback",
     "convert_original_state_dict",
     "feedback_state_dict",
     "load_feedback",
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 FORMAT = "predify-feedback-v1"
-_ORIGINAL_KEY = re.compile(r"^(?:module\.)?pcoder(\d+)\.pmodule\.(.+)$")
+_CHECKSUM = "sha256"  # metadata: content_digest of the config text and the tensors
 
 
 def feedback_state_dict(pnet: PredictiveNet) -> dict[str, Tensor]:
@@ -67,6 +69,7 @@ def save_feedback(
     tensors = {key: value.cpu() for key, value in feedback_state_dict(pnet).items()}
     config_text = pnet.resolved_config().to_toml()
     extra = {str(k): str(v) for k, v in (metadata or {}).items()}
+    extra[_CHECKSUM] = content_digest({"config": config_text, "tensors": tensors})
     with atomic_path(path) as temporary:
         if path.suffix == ".safetensors":
             save_file = _safetensors().save_file
@@ -118,6 +121,14 @@ def read_feedback_file(
         raise CheckpointError(f"{path}: cannot read checkpoint: {_first_line(error)}") from error
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path}: not a predify feedback checkpoint")
+    # Files of earlier versions have no checksum; they are read as they are.
+    stored = metadata.pop(_CHECKSUM, None)
+    if stored is not None and stored != content_digest(
+        {"config": metadata["config"], "tensors": tensors}
+    ):
+        raise CheckpointError(
+            f"{path}: corrupt feedback checkpoint (its content does not match its checksum)"
+        )
     try:
         config = PNetConfig.from_toml_string(metadata.pop("config"), source=f"{path} (config)")
     except ConfigError as error:
@@ -204,37 +215,6 @@ def load_predictive_net(backbone: nn.Module, path: str | os.PathLike[str]) -> Pr
         raise CheckpointError(f"{path}: its config does not fit the backbone: {error}") from None
     load_feedback_state(pnet, config, tensors, str(path))
     return pnet
-
-
-def convert_original_state_dict(state: Mapping[str, Any]) -> dict[str, Tensor]:
-    """Map an original Predify state dict (``pcoder1.pmodule.0.weight``) to this package's keys
-    (``0.decoder.0.weight``, relative to ``pnet.pcoders``); backbone keys are dropped."""
-    converted: dict[str, Tensor] = {}
-    for key, value in state.items():
-        match = _ORIGINAL_KEY.match(key)
-        if match and isinstance(value, Tensor):
-            converted[f"{int(match.group(1)) - 1}.decoder.{match.group(2)}"] = value
-    if not converted:
-        raise CheckpointError(
-            "no original Predify decoder weights found "
-            "(expected keys like 'pcoder1.pmodule.0.weight')"
-        )
-    return converted
-
-
-def load_original_feedback(pnet: PredictiveNet, path: str | os.PathLike[str]) -> None:
-    """Load decoder weights saved by the original Predify package into ``pnet``."""
-    path = Path(path)
-    state = load_weights_only(path, "checkpoint")
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
-    try:
-        converted = convert_original_state_dict(state)
-    except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    _check_and_load(pnet.pcoders, converted, str(path), only=".decoder.")
 
 
 def _first_line(error: BaseException) -> str:

@@ -5,7 +5,8 @@ Each subcommand lives in its own subpackage as a module with ``add_arguments(par
 (``predify.train.api.train_run``, ``predify.evaluate.api.evaluate_run``,
 ``predify.tune.api.tune_run``, ``predify.demo.run_demo``); this file only wires them. User errors
 (:class:`predify.PredifyError`, malformed options included) print one line on stderr and exit
-with status 2; Ctrl-C exits with 130.
+with status 2; Ctrl-C exits with 130. Warnings (a config value accepted as the original Predify
+accepted it, say) print as one line each.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import PredifyError, UsageError
@@ -73,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Show a warning as one line, ``predify CMD: warning: ...``, like the CLI's errors."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(message).split("\n")).strip()
+        print(f"predify {command}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``predify`` command; returns the exit status."""
     parser = build_parser()
@@ -89,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args._run(args) or 0)
     except PredifyError as error:
         message = " ".join(str(error).split("\n")).strip()
         print(f"predify {args.command}: error: {message}", file=sys.stderr)

@@ -19,6 +19,23 @@ The original Predify TOML format is accepted unchanged::
 With ``shared_hyperparameters = true`` one top-level ``[hyperparameters]`` table serves every
 pcoder. Extensions of this project: an optional per-pcoder ``c_sqrt`` (the gradient-scaling
 constant), ``learnable_hyperparameters`` and ``timesteps`` (the default number of timesteps).
+
+A file (or dict) is read with the original package's semantics (``predify/base.py``'s
+``parse_toml`` and its ``PCoder`` classes, miladmozafari/predify at eca7a74), each departure
+from what is written announced by a :class:`~predify.errors.ConfigWarning` naming the field:
+
+- ``shared_hyperparameters = true`` with per-pcoder values: every pcoder takes the first
+  pcoder's values (the defaults 0.3/0.3/0.01 when it has none), the others are ignored; a
+  top-level ``[hyperparameters]`` table, when given, wins over them all;
+- a feedback weight on the top pcoder is ignored (taken as 0: nothing lies above it);
+- a missing ``gradient_scaling`` or ``shared_hyperparameters`` is false.
+
+A pcoder without ``hyperparameters`` (and no top-level table) takes 0.3/0.3/0.01, the original's
+default, without a warning: nothing departs from the original there.
+
+What would make the dynamics ill-defined (a negative or non-finite weight, beta + lambda > 1) is
+refused with a :class:`~predify.errors.ConfigError`, ignored or not. A :class:`PNetConfig` built
+in Python is not normalised: there, a feedback weight on the top pcoder is an error.
 """
 
 from __future__ import annotations
@@ -33,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text
-from .errors import ConfigError
+from .errors import ConfigError, warn_outside_predify
 from .parsing import check_import_line
 
 if sys.version_info >= (3, 11):
@@ -235,8 +252,9 @@ class PNetConfig:
 
     # ------------------------------------------------------------------ conversion
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PNetConfig:
-        """Build a config from a dict in the TOML layout (original format accepted)."""
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> PNetConfig:
+        """Build a config from a dict in the TOML layout, with the original package's semantics
+        (see the module docstring); ``source`` names the file in warnings."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"config: expected a table, got {type(data).__name__}")
         _check_keys(data, {f.name for f in fields(cls)}, "config")
@@ -278,6 +296,7 @@ class PNetConfig:
             if not isinstance(imports, Sequence) or not all(isinstance(i, str) for i in imports):
                 raise ConfigError(f"imports: expected a list of import lines, got {imports!r}")
             kwargs["imports"] = tuple(imports)
+        _adopt_original_semantics(data, kwargs, source)
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,7 +335,7 @@ class PNetConfig:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{source}: invalid TOML: {error}") from None
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, source=source)
         except ConfigError as error:
             raise ConfigError(f"{source}: {error}") from None
 
@@ -349,6 +368,75 @@ def load_config(source: ConfigSource) -> PNetConfig:
     raise ConfigError(
         f"config: expected a TOML path, a dict or a PNetConfig, got {type(source).__name__}"
     )
+
+
+def _warn(source: str | None, message: str) -> None:
+    prefix = f"{source}: " if source and source != "<string>" else ""
+    warn_outside_predify(prefix + message)
+
+
+def _is_plain_weight(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _adopt_original_semantics(
+    data: Mapping[str, Any], kwargs: dict[str, Any], source: str | None
+) -> None:
+    """Rewrite ``kwargs`` (parsed from ``data``) as the original package would have read them,
+    with a warning for each value that is not used as written."""
+    for key in ("gradient_scaling", "shared_hyperparameters"):
+        if key not in data:
+            _warn(source, f"{key}: not given; it is false (the original Predify's default)")
+    pcoders: tuple[PCoderConfig, ...] = kwargs["pcoders"]
+    if not pcoders:
+        return  # refused by validation
+    given = [index for index, pcoder in enumerate(pcoders) if pcoder.hyperparameters is not None]
+    if kwargs.get("shared_hyperparameters", False):
+        if not given:
+            return
+        if "hyperparameters" in kwargs:
+            ignored = ", ".join(f"pcoders[{index}].hyperparameters" for index in given)
+            _warn(
+                source,
+                f"{ignored}: ignored, because shared_hyperparameters is true and the top-level "
+                "[hyperparameters] table is given: every pcoder uses that table",
+            )
+        else:
+            first = pcoders[0].hyperparameters
+            shared = first if first is not None else Hyperparameters()
+            origin = "pcoders[0].hyperparameters" if first is not None else "the defaults"
+            others = [f"pcoders[{index}].hyperparameters" for index in given if index > 0]
+            detail = f"; {', '.join(others)} ignored" if others else ""
+            _warn(
+                source,
+                f"shared_hyperparameters is true: every pcoder uses {origin} "
+                f"(feedforward={shared.feedforward}, feedback={shared.feedback}, pc={shared.pc})"
+                f"{detail}, as the original Predify did; to say so explicitly, write them once "
+                "in a top-level [hyperparameters] table",
+            )
+            if first is not None:
+                first.validate("pcoders[0].hyperparameters", has_feedback=True)
+            kwargs["hyperparameters"] = shared
+        kwargs["pcoders"] = tuple(replace(pcoder, hyperparameters=None) for pcoder in pcoders)
+        return
+    top = pcoders[-1].hyperparameters
+    if top is not None and top.feedback != 0 and _is_plain_weight(top.feedback):
+        index = len(pcoders) - 1
+        _warn(
+            source,
+            f"pcoders[{index}].hyperparameters.feedback: the top pcoder has no pcoder above it, "
+            f"so its feedback weight {top.feedback!r} is ignored (taken as 0; memory weight "
+            "1 - feedforward), as in the original Predify",
+        )
+        kwargs["pcoders"] = (
+            *pcoders[:-1],
+            replace(pcoders[-1], hyperparameters=replace(top, feedback=0.0)),
+        )
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:

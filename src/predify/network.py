@@ -9,7 +9,7 @@ error gradients for t + 1 are computed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -70,6 +70,33 @@ class PNetState:
     preds: list[Tensor | None] = field(default_factory=list)
     error_terms: list[Tensor | None] = field(default_factory=list)
     errors: Tensor | None = None
+
+
+_ORIGINAL_NAMES = {"ffm": "feedforward", "fbm": "feedback", "erm": "pc"}
+
+
+def _from_original_dict(
+    value: Mapping[str, float], where: str, top: bool = False
+) -> Hyperparameters:
+    """``{"ffm", "fbm", "erm"}`` (the original's names) or this package's names, as values."""
+    keys = set(value)
+    if keys == set(_ORIGINAL_NAMES):
+        values = {_ORIGINAL_NAMES[key]: value[key] for key in value}
+    elif keys == set(_ORIGINAL_NAMES.values()):
+        values = dict(value)
+    else:
+        raise ConfigError(
+            f"{where}: expected the keys 'ffm', 'fbm', 'erm' (or 'feedforward', 'feedback', "
+            f"'pc'), got {sorted(map(str, keys))}"
+        )
+    for name, number in values.items():
+        if isinstance(number, Tensor) and number.numel() == 1:
+            values[name] = float(number.item())
+    if top:
+        values["feedback"] = 0.0  # the original's top PCoder never reads fbm
+    result = Hyperparameters(**values)
+    result.validate(where, has_feedback=not top)
+    return result
 
 
 class PCoderList(nn.ModuleList):
@@ -146,20 +173,43 @@ class PredictiveNet(nn.Module):
             values.append(value if pcoder.has_feedback else replace(value, feedback=0.0))
         return values
 
-    def set_hyperparameters(self, values: Hyperparameters | Sequence[Hyperparameters]) -> None:
+    def set_hyperparameters(
+        self,
+        values: Hyperparameters
+        | Mapping[str, float]
+        | Sequence[Hyperparameters | Mapping[str, float]],
+    ) -> None:
         """Set one value for every pcoder, or one per pcoder (bottom first).
 
         One value for all gives the top pcoder feedback 0; a list must already say 0 there. With
         shared hyperparameters the list's entries must agree. Everything is validated before
         anything changes.
+
+        The original package's forms are accepted too: ``{"ffm": beta, "fbm": lambda, "erm":
+        alpha}`` for all pcoders, or a list of such dicts, one per pcoder (``PNetSeparateHP.
+        set_hyperparameters``); as there, the top pcoder's ``fbm`` is not used (taken as 0).
         """
-        if isinstance(values, Hyperparameters):
+        given: Hyperparameters | list[Hyperparameters]
+        if isinstance(values, Mapping):
+            given = _from_original_dict(values, "hyperparameters")
+        elif isinstance(values, Hyperparameters):
+            given = values
+        else:
+            given = [
+                _from_original_dict(
+                    value, f"hyperparameters[{index}]", top=index == len(values) - 1
+                )
+                if isinstance(value, Mapping)
+                else value
+                for index, value in enumerate(values)
+            ]
+        if isinstance(given, Hyperparameters):
             per_pcoder = [
-                values if pcoder.has_feedback else replace(values, feedback=0.0)
+                given if pcoder.has_feedback else replace(given, feedback=0.0)
                 for pcoder in self.pcoders
             ]
         else:
-            per_pcoder = list(values)
+            per_pcoder = given
         if len(per_pcoder) != self.num_pcoders:
             raise ValueError(
                 f"expected {self.num_pcoders} hyperparameter sets, got {len(per_pcoder)}"
@@ -167,7 +217,7 @@ class PredictiveNet(nn.Module):
         for index, (pcoder, value) in enumerate(zip(self.pcoders, per_pcoder, strict=True)):
             value.validate(f"pcoders[{index}].hyperparameters", has_feedback=pcoder.has_feedback)
         if self.config.shared_hyperparameters:
-            shared = values if isinstance(values, Hyperparameters) else per_pcoder[0]
+            shared = given if isinstance(given, Hyperparameters) else per_pcoder[0]
             for index, value in enumerate(per_pcoder[:-1]):
                 if value != shared:
                     raise ConfigError(

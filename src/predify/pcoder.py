@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -283,6 +284,50 @@ def error_gradient(
     return prediction, difference, grad
 
 
+# Layers that act on each channel alone: an impulse in channel 0 stays in channel 0 through them.
+_CHANNELWISE = (nn.Upsample, nn.ReLU, nn.Identity)
+_CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.ConvTranspose3d)
+
+
+def _one_input_channel(layer: nn.Module) -> nn.Module | None:
+    """A fresh copy of a plain convolution that reads input channel 0 only, or None."""
+    if type(layer) not in _CONVOLUTIONS or layer.groups != 1:  # type: ignore[attr-defined]
+        return None
+    conv = cast(nn.modules.conv._ConvNd, layer)
+    common: dict[str, Any] = {
+        "stride": conv.stride,
+        "padding": conv.padding,
+        "dilation": conv.dilation,
+        "bias": conv.bias is not None,
+        "padding_mode": conv.padding_mode,
+    }
+    if conv.transposed:
+        common["output_padding"] = conv.output_padding
+    # Built on the meta device, then given (uninitialised) storage: the probe's weights are all
+    # set to 1 anyway, and a real initialisation would draw from the global RNG.
+    sliced = type(conv)(1, conv.out_channels, conv.kernel_size, device="meta", **common)
+    return sliced.to_empty(device="cpu")
+
+
+def _fan_out_probe(decoder: nn.Module, channels: int) -> tuple[nn.Module, int]:
+    """A copy of ``decoder`` to measure the fan-out of channel 0 on, and its input channels.
+
+    Only channel 0 of the impulse is non-zero, so the first convolution (after channel-wise
+    layers) may read that channel alone: the count is the same, and the probe of a
+    ConvTranspose2d(512, 512, 14) costs a 512th of a full one.
+    """
+    layers = list(decoder) if isinstance(decoder, nn.Sequential) else [decoder]
+    for index, layer in enumerate(layers):
+        sliced = _one_input_channel(layer)
+        if sliced is not None:
+            head = [copy.deepcopy(m) for m in layers[:index]]
+            tail = [copy.deepcopy(m) for m in layers[index + 1 :]]
+            return nn.Sequential(*head, sliced, *tail), 1
+        if type(layer) not in _CHANNELWISE:
+            break
+    return copy.deepcopy(decoder), channels
+
+
 def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
     """C: how many prediction elements of one sample depend on one element of the representation.
 
@@ -296,7 +341,9 @@ def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
         decoder: the decoder module (left unchanged).
         rep_shape: shape of one representation sample, (C, H, W) or (C, D, H, W).
     """
-    probe = copy.deepcopy(decoder).to(device="cpu", dtype=torch.float64).eval()
+    probe, channels = _fan_out_probe(decoder, rep_shape[0])
+    rep_shape = (channels, *rep_shape[1:])
+    probe = probe.to(device="cpu", dtype=torch.float64).eval()
     with torch.no_grad():
         for name, parameter in probe.named_parameters():
             parameter.fill_(0.0 if name.endswith("bias") else 1.0)

@@ -71,12 +71,30 @@ class RunInfo:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str) -> RunInfo:
+        if not isinstance(data, Mapping):
+            raise DataError(f"{source}: expected a JSON object, found {type(data).__name__}")
         if data.get("format") != RUN_FORMAT:
             raise DataError(f"{source}: not a predify run (expected format {RUN_FORMAT!r})")
         try:
-            return cls(**{key: data[key] for key in data})
+            info = cls(**{key: data[key] for key in data})
         except TypeError as error:
             raise DataError(f"{source}: malformed run description: {error}") from None
+        expected: dict[str, tuple[type, ...]] = {
+            "backbone": (dict,),
+            "data": (dict,),
+            "num_classes": (int,),
+            "normalization": (dict, type(None)),
+            "seed": (int,),
+            "extra": (dict,),
+        }
+        for name, types in expected.items():
+            value = getattr(info, name)
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise DataError(
+                    f"{source}: {name}: expected {' or '.join(t.__name__ for t in types)}, "
+                    f"got {value!r}"[:300]
+                )
+        return info
 
 
 def build_backbone(spec: Mapping[str, Any]) -> nn.Module:

@@ -96,6 +96,11 @@ class ResultStore:
             raise DataError(f"{self.directory}: cannot create: {error.strerror}") from None
         if not os.access(self.directory, os.W_OK):
             raise DataError(f"{self.directory}: not writable")
+        self._remedy = (
+            "pass --restart to discard the finished cells"
+            if on_change == "refuse"
+            else f"delete {self.directory} to compute the cells again"
+        )
         stored = self._stored_settings()
         if restart or (on_change == "discard" and stored not in (None, self.settings)):
             self.clear()
@@ -118,16 +123,18 @@ class ResultStore:
             # Cells without settings cannot be trusted: treat the folder as foreign.
             if any(self.directory.glob("*.json")):
                 raise ConfigError(
-                    f"{self.directory} holds cells but no {_SETTINGS_FILE}; pass --restart to "
-                    "discard them"
+                    f"{self.directory} holds cells but no {_SETTINGS_FILE}; {self._remedy}"
                 )
             return None
         try:
-            return dict(json.loads(path.read_text(encoding="utf-8")))
+            stored = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
+            raise ConfigError(f"{path}: unreadable ({error}); {self._remedy}") from None
+        if not isinstance(stored, dict):
             raise ConfigError(
-                f"{path}: unreadable ({error}); pass --restart to discard the finished cells"
-            ) from None
+                f"{path}: expected a JSON object, found {type(stored).__name__}; {self._remedy}"
+            )
+        return stored
 
     def clear(self) -> None:
         """Remove every finished cell (and the settings file)."""
@@ -140,14 +147,29 @@ class ResultStore:
         return self.directory / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The payload of a finished cell, or None (also for a file a kill left unreadable)."""
+        """The payload of a finished cell, or None when the cell is not finished.
+
+        Raises:
+            DataError: the cell's file is there but unreadable, truncated or not a JSON object.
+                Cells are written atomically, so a kill never leaves one so: something else
+                changed it, and its value cannot be trusted.
+        """
         path = self._path(key)
         try:
-            return dict(json.loads(path.read_text(encoding="utf-8")))
+            payload = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            return None
+        except (OSError, ValueError) as error:
+            detail = error.strerror if isinstance(error, OSError) else str(error)
+            raise DataError(
+                f"{path}: unreadable finished cell ({detail}); delete it to compute the cell again"
+            ) from None
+        if not isinstance(payload, dict):
+            raise DataError(
+                f"{path}: expected a JSON object, found {type(payload).__name__}; delete it to "
+                "compute the cell again"
+            )
+        return payload
 
     def put(self, key: str, payload: Mapping[str, Any]) -> None:
         """Record a finished cell (atomically: a kill leaves the old file or the new one)."""

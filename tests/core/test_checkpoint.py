@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-import sys
+import stat
 from pathlib import Path
 
 import pytest
@@ -20,14 +20,12 @@ from predify.checkpoint import (
     read_feedback_file,
     save_feedback,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, load_case
+from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
 
 
-def golden_pnet(case: str = "case_b") -> predify.PredictiveNet:
-    torch.manual_seed(0)
-    return predify.predify(GoldenNet(), GOLDEN_DIR / f"{case}.toml")
+def fresh_pnet(case: str = "case_b") -> predify.PredictiveNet:
+    """The golden network with freshly drawn (seed 0) backbone and decoders."""
+    return golden_pnet(case, trained=False)
 
 
 def assert_same_feedback(a: predify.PredictiveNet, b: predify.PredictiveNet) -> None:
@@ -43,11 +41,11 @@ def assert_same_feedback(a: predify.PredictiveNet, b: predify.PredictiveNet) -> 
 def test_round_trip_restores_decoders_hyperparameters_and_c_sqrt(
     tmp_path: Path, suffix: str
 ) -> None:
-    source = golden_pnet()
+    source = fresh_pnet()
     source.set_hyperparameters(Hyperparameters(0.5, 0.25, 0.03))
     source.pcoders[1].c_sqrt = 7.5
     path = save_feedback(source, tmp_path / f"feedback{suffix}", metadata={"note": "x"})
-    target = golden_pnet()
+    target = fresh_pnet()
     target.pcoders[0].decoder[1].weight.data.zero_()
     metadata = load_feedback(target, path)
     assert metadata == {"note": "x"}
@@ -58,12 +56,12 @@ def test_round_trip_restores_decoders_hyperparameters_and_c_sqrt(
 
 
 def test_learnable_hyperparameters_load_as_learnable(tmp_path: Path) -> None:
-    source = golden_pnet()
+    source = fresh_pnet()
     source.set_hyperparameters_learnable(True)
     with torch.no_grad():
         source.pcoders[0].hyperparameters.mixing_logits.add_(torch.tensor([0.5, -0.2, 0.1]))
     path = save_feedback(source, tmp_path / "feedback.pt")
-    target = golden_pnet()
+    target = fresh_pnet()
     load_feedback(target, path)
     assert target.pcoders[0].hyperparameters.learnable
     assert len(target.hyperparameter_parameters()) == len(source.hyperparameter_parameters())
@@ -71,9 +69,9 @@ def test_learnable_hyperparameters_load_as_learnable(tmp_path: Path) -> None:
 
 
 def test_decoders_only_keeps_the_networks_hyperparameters(tmp_path: Path) -> None:
-    source = golden_pnet()
+    source = fresh_pnet()
     path = save_feedback(source, tmp_path / "feedback.pt")
-    target = golden_pnet()
+    target = fresh_pnet()
     tuned = [
         Hyperparameters(0.4, 0.4, 0.02),
         Hyperparameters(0.3, 0.5, 0.02),
@@ -90,11 +88,12 @@ def test_decoders_only_keeps_the_networks_hyperparameters(tmp_path: Path) -> Non
 
 
 def test_a_tensor_of_another_shape_is_refused_naming_it_and_both_shapes(tmp_path: Path) -> None:
-    path = save_feedback(golden_pnet(), tmp_path / "feedback.pt")
+    path = save_feedback(fresh_pnet(), tmp_path / "feedback.pt")
     payload = torch.load(path, weights_only=True)
     payload["state"]["1.decoder.1.weight"] = torch.zeros(16, 8, 5, 5)
+    del payload["metadata"]["sha256"]  # a file made by hand, without the checksum
     torch.save(payload, path)
-    target = golden_pnet()
+    target = fresh_pnet()
     before = feedback_state_dict(target)
     with pytest.raises(CheckpointError) as info:
         load_feedback(target, path)
@@ -107,13 +106,13 @@ def test_a_tensor_of_another_shape_is_refused_naming_it_and_both_shapes(tmp_path
 
 
 def test_a_file_for_another_network_is_refused(tmp_path: Path) -> None:
-    path = save_feedback(golden_pnet("case_a"), tmp_path / "feedback.pt")
+    path = save_feedback(fresh_pnet("case_a"), tmp_path / "feedback.pt")
     with pytest.raises(CheckpointError, match=r"does not fit|shape"):
-        load_feedback(golden_pnet("case_b"), path)
+        load_feedback(fresh_pnet("case_b"), path)
 
 
 def test_missing_unreadable_and_foreign_files_are_one_line_errors(tmp_path: Path) -> None:
-    pnet = golden_pnet()
+    pnet = fresh_pnet()
     with pytest.raises(CheckpointError, match="not found"):
         load_feedback(pnet, tmp_path / "nothing.pt")
     garbage = tmp_path / "garbage.pt"
@@ -140,14 +139,14 @@ def test_pickled_code_is_never_run(tmp_path: Path, capsys: pytest.CaptureFixture
         pickle.dump({"format": "predify-feedback-v1", "state": _Payload()}, handle, protocol=2)
     for load in (load_feedback, load_original_feedback):
         with pytest.raises(CheckpointError):
-            load(golden_pnet(), path)
+            load(fresh_pnet(), path)
     assert "this must never run" not in capsys.readouterr().out
 
 
 def test_a_failed_save_keeps_the_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = save_feedback(golden_pnet(), tmp_path / "feedback.pt")
+    path = save_feedback(fresh_pnet(), tmp_path / "feedback.pt")
     before = path.read_bytes()
 
     def broken_save(*args: object, **kwargs: object) -> None:
@@ -155,13 +154,13 @@ def test_a_failed_save_keeps_the_previous_file(
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_feedback(golden_pnet("case_a"), path)
+        save_feedback(fresh_pnet("case_a"), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["feedback.pt"]
 
 
 def test_load_predictive_net_builds_from_the_files_config(tmp_path: Path) -> None:
-    source = golden_pnet()
+    source = fresh_pnet()
     path = save_feedback(source, tmp_path / "feedback.safetensors")
     backbone = GoldenNet()
     backbone.load_state_dict(source.backbone.state_dict())
@@ -172,18 +171,40 @@ def test_load_predictive_net_builds_from_the_files_config(tmp_path: Path) -> Non
         torch.testing.assert_close(rebuilt(x, timesteps=3).logits, source(x, timesteps=3).logits)
 
 
-def test_original_state_dict_converts_and_reproduces_the_golden_outputs(tmp_path: Path) -> None:
-    """A state dict in the original package's layout (pcoderN.pmodule.*, with backbone keys)
-    loads through the converter and gives the golden outputs."""
-    case = load_case("case_a")
-    original = {f"backbone.{k}": v for k, v in case["backbone_state"].items()}
-    for index, state in enumerate(case["decoder_states"]):
+def _original_layout(case: dict[str, object], layout: str) -> object:
+    """The golden case_a weights as the original package's checkpoints hold them: keys
+    ``pcoderN.pmodule.*`` beside the backbone's; ``module.`` before every key when the network was
+    wrapped in DataParallel; ``{"state_dict": ..., "epoch": ...}`` when saved with training state.
+    """
+    original: dict[str, torch.Tensor] = {
+        f"backbone.{k}": v
+        for k, v in case["backbone_state"].items()  # type: ignore[attr-defined]
+    }
+    for index, state in enumerate(case["decoder_states"]):  # type: ignore[arg-type]
         original.update({f"pcoder{index + 1}.pmodule.{k}": v for k, v in state.items()})
+    if "module" in layout:
+        original = {f"module.{k}": v for k, v in original.items()}
+    if "wrapped" in layout:
+        return {"state_dict": original, "epoch": 7}
+    return original
+
+
+@pytest.mark.parametrize("layout", ["plain", "module", "wrapped", "wrapped_module"])
+def test_original_state_dict_converts_and_reproduces_the_golden_outputs(
+    tmp_path: Path, layout: str
+) -> None:
+    """A checkpoint in each of the original package's layouts loads through the converter and
+    gives the golden outputs (the decoders start from a different draw, so nothing else could)."""
+    case = load_case("case_a")
     path = tmp_path / "pnet_original.pt"
-    torch.save(original, path)
+    torch.save(_original_layout(case, layout), path)
     backbone = GoldenNet()
     backbone.load_state_dict(case["backbone_state"])
+    torch.manual_seed(123)
     pnet = predify.predify(backbone, GOLDEN_DIR / "case_a.toml")
+    with torch.no_grad():
+        before = pnet(case["input"], timesteps=6).logits
+    assert not torch.allclose(before[-1], case["logits"][-1], atol=1e-3)
     load_original_feedback(pnet, path)
     with torch.no_grad():
         logits = pnet(case["input"], timesteps=6).logits
@@ -196,8 +217,19 @@ def test_original_converter_refuses_what_does_not_fit(tmp_path: Path) -> None:
     path = tmp_path / "bad.pt"
     torch.save({"pcoder1.pmodule.weight": torch.zeros(3, 3, 4, 4)}, path)
     with pytest.raises(CheckpointError) as info:
-        load_original_feedback(golden_pnet("case_a"), path)
-    assert "0.decoder.weight" in str(info.value) and "[3, 3, 4, 4]" in str(info.value)
+        load_original_feedback(fresh_pnet("case_a"), path)
+    # The file's own key, not an internal one.
+    assert "pcoder1.pmodule.weight" in str(info.value) and "[3, 3, 4, 4]" in str(info.value)
     torch.save({"pcoder1.pmodule.weight": torch.zeros(8, 3, 4, 4)}, path)
-    with pytest.raises(CheckpointError, match="missing tensors"):
-        load_original_feedback(golden_pnet("case_a"), path)
+    with pytest.raises(CheckpointError, match=r"no pcoder2\.pmodule\.\*"):
+        load_original_feedback(fresh_pnet("case_a"), path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_saved_files_get_the_mode_a_plain_open_gives(tmp_path: Path, suffix: str) -> None:
+    # Written through a private temporary file (and safetensors makes its own, 0600); the
+    # result must get what a plain open() gives under this process's umask.
+    path = save_feedback(fresh_pnet(), tmp_path / f"feedback{suffix}")
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)

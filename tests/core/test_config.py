@@ -8,7 +8,6 @@ pcoder or field and the offending value.
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ import torch
 
 import predify
 from predify import ConfigError, Hyperparameters, PCoderConfig, PNetConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, load_case
+from testkit import GOLDEN_DIR, GoldenNet, load_case
 
 GOLDEN_TOMLS = [GOLDEN_DIR / "case_a.toml", GOLDEN_DIR / "case_b.toml"]
 
@@ -156,15 +153,20 @@ def test_shared_hyperparameters_table() -> None:
     assert not pnet.pcoders[2].has_feedback
 
 
-def test_shared_hyperparameters_reject_per_pcoder_tables() -> None:
+def test_shared_hyperparameters_table_wins_over_per_pcoder_tables() -> None:
+    """As in the original, per-pcoder values under shared hyperparameters are not used; here the
+    explicit top-level table is, and the warning names the ignored table and the file."""
     text = (
         SHARED_TOML + "\n[pcoders.hyperparameters]\nfeedforward = 0.1\nfeedback = 0.0\npc = 0.0\n"
     )
-    with pytest.raises(ConfigError) as info:
-        PNetConfig.from_toml_string(text, source="shared.toml")
-    message = str(info.value)
-    assert "shared.toml" in message
-    assert "pcoders[2].hyperparameters" in message
+    with pytest.warns(predify.ConfigWarning) as record:
+        config = PNetConfig.from_toml_string(text, source="shared.toml")
+    messages = [str(w.message) for w in record]
+    assert any("shared.toml" in m and "pcoders[2].hyperparameters" in m for m in messages)
+    assert [config.hyperparameters_of(i) for i in range(3)] == [
+        Hyperparameters(0.5, 0.25, 0.02)
+    ] * 3
+    assert all(pcoder.hyperparameters is None for pcoder in config.pcoders)
 
 
 def test_shared_hyperparameters_validated() -> None:
@@ -222,9 +224,18 @@ def test_beta_plus_lambda_equal_to_one_is_allowed() -> None:
     assert config.hyperparameters_of(0).memory == 0.0
 
 
-def test_feedback_on_top_pcoder() -> None:
+def test_feedback_on_top_pcoder_is_ignored_with_a_warning() -> None:
+    """The original's top PCoder (has_feedback=False) never reads its feedback weight."""
+    with pytest.warns(
+        predify.ConfigWarning, match=r"pcoders\[2\]\.hyperparameters\.feedback.*0\.1"
+    ):
+        config = predify.load_config(with_hyperparameters(2, feedback=0.1))
+    assert config.hyperparameters_of(2) == Hyperparameters(0.6, 0.0, 0.01)
+
+
+def test_feedback_on_top_pcoder_still_refused_when_invalid() -> None:
     raises_config_error(
-        with_hyperparameters(2, feedback=0.1), "pcoders[2].hyperparameters.feedback", "0.1", "top"
+        with_hyperparameters(2, feedback=-0.1), "pcoders[2].hyperparameters.feedback", "-0.1"
     )
 
 

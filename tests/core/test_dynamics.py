@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import gc
 import math
-import sys
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,42 +20,11 @@ from torch import nn
 
 import predify
 from predify import ConfigError, DataError, Hyperparameters
-from predify.pcoder import _flatten, decoder_fan_out
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, load_case
+from predify.pcoder import decoder_fan_out
+from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case, make_generic
 
 RESNET_MODULES = ["maxpool", "layer1", "layer2", "layer3", "layer4"]
 SIZE = (3, 64, 64)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The models here are tiny: intra-op threads buy nothing, and when other processes compete
-    for the two cores, OpenMP barriers stall and a test can take 100x longer. One thread keeps the
-    run time stable; the previous setting is restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class OpaqueDecoder(nn.Module):
-    """Calls the wrapped decoder; unknown to the analytic path, so autograd computes the VJP."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x)
-
-
-def make_generic(pnet: predify.PredictiveNet) -> predify.PredictiveNet:
-    for pcoder in pnet.pcoders:
-        pcoder.decoder = OpaqueDecoder(pcoder.decoder)
-        assert _flatten(pcoder.decoder) is None
-    return pnet
 
 
 def resnet18_pnet(seed: int = 0, **kwargs: Any) -> predify.PredictiveNet:
@@ -256,14 +223,7 @@ def test_gradients_with_fixed_hyperparameters_match_generic_path() -> None:
     x = torch.randn(2, 3, 32, 32)
     grads = []
     for generic in (False, True):
-        data = load_case("case_b")
-        backbone = GoldenNet()
-        backbone.load_state_dict(data["backbone_state"])
-        pnet = predify.predify(backbone, GOLDEN_DIR / "case_b.toml")
-        for pcoder, state in zip(pnet.pcoders, data["decoder_states"], strict=True):
-            pcoder.decoder.load_state_dict(state)
-        if generic:
-            make_generic(pnet)
+        pnet = golden_pnet("case_b", generic=generic)
         xi = x.clone().requires_grad_()
         pnet(xi, timesteps=3).logits[-1].pow(2).sum().backward()
         grads.append([xi.grad, *(p.grad for p in pnet.decoder_parameters())])
@@ -359,9 +319,7 @@ def assert_valid(pnet: predify.PredictiveNet) -> None:
 
 def test_learnable_hyperparameters_stay_valid_after_large_steps() -> None:
     data = load_case("case_a")
-    backbone = GoldenNet()
-    backbone.load_state_dict(data["backbone_state"])
-    pnet = predify.predify(backbone, GOLDEN_DIR / "case_a.toml")
+    pnet = golden_pnet("case_a")
     pnet.set_hyperparameters_learnable(True)
     parameters = pnet.hyperparameter_parameters()
     optimizer = torch.optim.SGD(parameters, lr=50.0)
@@ -399,11 +357,7 @@ def test_values_survive_learnable_round_trip(name: str) -> None:
 
 def test_learnable_dynamics_equal_fixed_dynamics() -> None:
     data = load_case("case_a")
-    backbone = GoldenNet()
-    backbone.load_state_dict(data["backbone_state"])
-    pnet = predify.predify(backbone, GOLDEN_DIR / "case_a.toml")
-    for pcoder, state in zip(pnet.pcoders, data["decoder_states"], strict=True):
-        pcoder.decoder.load_state_dict(state)
+    pnet = golden_pnet("case_a")
     pnet.set_hyperparameters_learnable(True)
     with torch.no_grad():
         logits = pnet(data["input"], timesteps=6).logits

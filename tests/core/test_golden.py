@@ -9,63 +9,23 @@ through ``forward`` and through the step API; everything must equal the referenc
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 import predify
 from predify.pcoder import _flatten
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, load_case
+from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
 
 CASES = ["case_a", "case_b"]
 TIMESTEPS = 6
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The models here are tiny: intra-op threads buy nothing, and when other processes compete
-    for the two cores, OpenMP barriers stall and a test can take 100x longer. One thread keeps the
-    run time stable; the previous setting is restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class OpaqueDecoder(nn.Module):
-    """Calls the wrapped decoder; unknown to the analytic path, so autograd computes the VJP."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x)
-
-
 @pytest.fixture(scope="module", params=CASES)
 def case(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     return request.param, load_case(request.param)
-
-
-def build(name: str, data: dict[str, Any], generic: bool = False) -> predify.PredictiveNet:
-    backbone = GoldenNet()
-    backbone.load_state_dict(data["backbone_state"])
-    pnet = predify.predify(backbone, GOLDEN_DIR / f"{name}.toml")
-    assert len(pnet.pcoders) == len(data["decoder_states"])
-    for pcoder, state in zip(pnet.pcoders, data["decoder_states"], strict=True):
-        pcoder.decoder.load_state_dict(state, strict=True)
-        if generic:
-            pcoder.decoder = OpaqueDecoder(pcoder.decoder)
-    return pnet.eval()
 
 
 def assert_matches_golden(output: predify.PNetOutput, data: dict[str, Any]) -> None:
@@ -91,7 +51,7 @@ def test_forward_matches_golden(
     case: tuple[str, dict[str, Any]], generic: bool, grad: bool
 ) -> None:
     name, data = case
-    pnet = build(name, data, generic=generic)
+    pnet = golden_pnet(name, generic=generic)
     analytic = [_flatten(pcoder.decoder) is not None for pcoder in pnet.pcoders]
     assert analytic == [not generic] * len(pnet.pcoders), "the test does not take the path it names"
     with torch.set_grad_enabled(grad):
@@ -104,7 +64,7 @@ def test_forward_matches_golden(
 @pytest.mark.parametrize("generic", [False, True], ids=["analytic", "generic"])
 def test_step_api_matches_golden(case: tuple[str, dict[str, Any]], generic: bool) -> None:
     name, data = case
-    pnet = build(name, data, generic=generic)
+    pnet = golden_pnet(name, generic=generic)
     with torch.no_grad():
         state = pnet.start(data["input"])
         states = [state]
@@ -125,7 +85,7 @@ def test_step_api_matches_golden(case: tuple[str, dict[str, Any]], generic: bool
 
 def test_step_api_leaves_its_input_state_unchanged(case: tuple[str, dict[str, Any]]) -> None:
     name, data = case
-    pnet = build(name, data)
+    pnet = golden_pnet(name)
     with torch.no_grad():
         state = pnet.start(data["input"])
         reps = [r.clone() for r in state.reps]
@@ -138,7 +98,7 @@ def test_step_api_leaves_its_input_state_unchanged(case: tuple[str, dict[str, An
 
 def test_logits_without_record_match_golden(case: tuple[str, dict[str, Any]]) -> None:
     name, data = case
-    pnet = build(name, data)
+    pnet = golden_pnet(name)
     with torch.no_grad():
         output = pnet(data["input"], timesteps=TIMESTEPS)
     assert output.reps is None and output.preds is None and output.errors is None
@@ -147,7 +107,7 @@ def test_logits_without_record_match_golden(case: tuple[str, dict[str, Any]]) ->
 
 def test_decoder_modules_match_golden(case: tuple[str, dict[str, Any]]) -> None:
     name, data = case
-    pnet = build(name, data)
+    pnet = golden_pnet(name)
     assert [repr(pcoder.decoder) for pcoder in pnet.pcoders] == data["decoder_modules"]
     for pcoder, state in zip(pnet.pcoders, data["decoder_states"], strict=True):
         assert list(pcoder.decoder.state_dict()) == list(state)
@@ -155,7 +115,7 @@ def test_decoder_modules_match_golden(case: tuple[str, dict[str, Any]]) -> None:
 
 def test_case_b_c_sqrt() -> None:
     data = load_case("case_b")
-    pnet = build("case_b", data)
+    pnet = golden_pnet("case_b")
     c_sqrt = [pcoder.c_sqrt for pcoder in pnet.pcoders]
     torch.testing.assert_close(
         torch.tensor(c_sqrt, dtype=data["C_sqrt"].dtype), data["C_sqrt"], atol=ATOL, rtol=0
@@ -165,7 +125,7 @@ def test_case_b_c_sqrt() -> None:
 
 
 def test_case_a_has_no_gradient_scaling() -> None:
-    pnet = build("case_a", load_case("case_a"))
+    pnet = golden_pnet("case_a")
     assert not any(pcoder.gradient_scaling for pcoder in pnet.pcoders)
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 import predify
 from predify import ConfigError, Hyperparameters
@@ -18,18 +23,12 @@ from predify.models import (
     ShallowCNN,
     SmallCNN,
     create_model,
+    default_modules,
+    get_model_entry,
     list_models,
     pshallow,
     psmallcnn,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_registry_lists_the_papers_networks() -> None:
@@ -105,3 +104,93 @@ def test_shallow_cnn_takes_mnist_and_cifar_sizes() -> None:
         assert pnet.input_size == (channels, size, size)
         with torch.no_grad():
             assert pnet(torch.rand(2, channels, size, size), timesteps=1).logits.shape == (2, 2, 10)
+
+
+# ---------------------------------------------------------------------- PEfficientNetB0 (#11)
+#: The paper's layout (predify2021/model_factory/peffficientnetb0_shared.py): stem, 7 stages.
+PAPER_PEFF_CHANNELS = [
+    (32, 3),
+    (16, 32),
+    (24, 16),
+    (40, 24),
+    (80, 40),
+    (112, 80),
+    (192, 112),
+    (320, 192),
+]
+
+
+def decoder_channels(pnet: predify.PredictiveNet) -> list[tuple[int, int]]:
+    return [
+        (layer.in_channels, layer.out_channels)
+        for pcoder in pnet.pcoders
+        for layer in pcoder.decoder.modules()
+        if isinstance(layer, torch.nn.ConvTranspose2d)
+    ]
+
+
+def test_peffnetb0_is_the_papers_network_on_timm() -> None:
+    timm = pytest.importorskip("timm")
+    pnet = create_model("peffnetb0", image_size=64)
+    assert isinstance(pnet.backbone, timm.models.EfficientNet)
+    assert [p.module_path for p in pnet.pcoders] == ["bn1", *(f"blocks[{i}]" for i in range(7))]
+    assert pnet.updated_modules[0] is pnet.backbone.bn1
+    assert "timm efficientnet_b0" in repr(pnet)
+    assert get_model_entry("peffnetb0").backbone == "timm:efficientnet_b0"
+    # `predify train --backbone NAME` without a config finds the modules of either backbone.
+    assert default_modules("timm:efficientnet_b0") == ("bn1", *(f"blocks[{i}]" for i in range(7)))
+    assert default_modules("torchvision:efficientnet_b0") == tuple(
+        f"features[{i}]" for i in range(8)
+    )
+    assert decoder_channels(pnet) == PAPER_PEFF_CHANNELS
+    # The paper's network classes use the plain PCoder: no gradient scaling.
+    assert not pnet.config.gradient_scaling
+    assert not any(pcoder.gradient_scaling for pcoder in pnet.pcoders)
+    assert create_model("peffnetb0", image_size=64, gradient_scaling=True).config.gradient_scaling
+
+
+def test_peffnetb0_on_torchvision_when_asked() -> None:
+    pnet = create_model("peffnetb0", image_size=64, backend="torchvision")
+    assert isinstance(pnet.backbone, torchvision.models.EfficientNet)
+    assert [p.module_path for p in pnet.pcoders] == [f"features[{i}]" for i in range(8)]
+    assert "torchvision efficientnet_b0" in repr(pnet)
+    assert decoder_channels(pnet) == PAPER_PEFF_CHANNELS
+    with pytest.raises(ConfigError, match="backend: expected 'timm' or 'torchvision'"):
+        create_model("peffnetb0", backend="keras")
+
+
+def test_peffnetb0_falls_back_to_torchvision_without_timm() -> None:
+    """With timm hidden from the import system, the zoo builds on torchvision and says so."""
+    code = textwrap.dedent(
+        """
+        import importlib.abc, sys
+
+        class HideTimm(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "timm" or name.startswith("timm."):
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+                return None
+
+        sys.meta_path.insert(0, HideTimm())
+        from predify.models import PEFFNETB0_BACKEND, create_model, get_model_entry
+        pnet = create_model("peffnetb0", image_size=32)
+        print(PEFFNETB0_BACKEND, get_model_entry("peffnetb0").backbone, pnet.config.name)
+        print(pnet.pcoders[0].module_path, type(pnet.backbone).__module__)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()
+    assert first == (
+        "torchvision torchvision:efficientnet_b0 PEfficientNetB0 (torchvision efficientnet_b0)"
+    )
+    assert second == "features[0] torchvision.models.efficientnet"
+
+
+def test_zoo_gradient_scaling_defaults_follow_the_papers_network_code() -> None:
+    # PVGG16SeparateHP and PEfficientNetB0_SeparateHP both build plain PCoders.
+    assert not create_model("pvgg16", image_size=32).config.gradient_scaling
+    assert not create_model("peffnetb0", image_size=32).config.gradient_scaling

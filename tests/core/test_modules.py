@@ -8,10 +8,8 @@ inside a call, and after the predictive network is deleted.
 from __future__ import annotations
 
 import gc
-import sys
 import weakref
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,20 +20,7 @@ from torch.nn.modules import module as module_globals
 import predify
 from predify import ConfigError, DataError
 from predify.modules import canonical_path, resolve_module
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The models here are tiny: intra-op threads buy nothing, and when other processes compete
-    for the two cores, OpenMP barriers stall and a test can take 100x longer. One thread keeps the
-    run time stable; the previous setting is restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from testkit import GOLDEN_DIR, GoldenNet
 
 
 class Block(nn.Module):

@@ -7,7 +7,6 @@ offending text.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,7 @@ from torch import nn
 import predify
 from predify import ConfigError
 from predify.parsing import ALLOWED_LAYERS, check_import_line, parse_predictor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from golden_net import GOLDEN_DIR, GoldenNet, load_case
+from testkit import GOLDEN_DIR, GoldenNet, load_case
 
 
 # ---------------------------------------------------------------------- accepted strings

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import evaluate_helpers
 import numpy as np
 import pytest
 import torch
@@ -29,11 +28,6 @@ from predify.evaluate.plots import (
 
 T = TIMESTEPS
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from evaluate_helpers.one_torch_thread()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import evaluate_helpers
 import numpy as np
 import pytest
 import torch
@@ -21,6 +20,7 @@ from predify.evaluate.api import parse_readouts
 from predify.evaluate.data import load_evaluation_data
 from predify.models import pshallow
 from predify.runs import RunInfo, load_run, save_run
+from testkit import error_line
 
 T = 2
 # Small everywhere: the point is the plumbing, not the numbers.
@@ -31,11 +31,6 @@ FAST = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from evaluate_helpers.one_torch_thread()
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     return make_run_dir(tmp_path_factory.mktemp("run"), timesteps=T)
@@ -43,15 +38,6 @@ def run_dir(tmp_path_factory) -> Path:
 
 def _evaluate(run: Path, out: Path, *extra: str) -> int:
     return main(["evaluate", str(run), "--out", str(out), *FAST, *extra])
-
-
-def _error_line(capsys) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    assert lines[0].startswith("predify evaluate: error: ")
-    return lines[0]
 
 
 def test_end_to_end_writes_results_tables_and_plots(run_dir, tmp_path, capsys) -> None:
@@ -142,8 +128,8 @@ def test_changed_settings_are_refused_unless_restart(run_dir, tmp_path, capsys) 
     options = ["--corruptions", "contrast", "--attacks", "none", "--no-analysis", "--no-plots"]
     assert _evaluate(run_dir, out, *options) == 0
     capsys.readouterr()
-    assert _evaluate(run_dir, out, *options, "--seed", "5") != 0
-    line = _error_line(capsys)
+    assert _evaluate(run_dir, out, *options, "--seed", "5") == 2
+    line = error_line(capsys, "evaluate")
     assert "different settings" in line and "--restart" in line
     assert _evaluate(run_dir, out, *options, "--seed", "5", "--restart") == 0
     # Attack settings are part of the attack cells' keys: changing them adds cells, no refusal.
@@ -184,7 +170,7 @@ def _fake_splits(scale: float):
         ("run-json-classes", "num_classes = 7 but the network outputs 10 logits"),
     ],
 )
-def test_bad_input_gives_one_line_and_a_nonzero_exit(
+def test_bad_input_gives_one_line_and_exit_status_2(
     case, expected, run_dir, tmp_path, capsys, monkeypatch
 ) -> None:
     run, extra = run_dir, []
@@ -200,8 +186,8 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(
     else:
         extra = case
     code = main(["evaluate", str(run), "--out", str(tmp_path / "out"), *FAST, *extra])
-    assert code != 0
-    assert expected in _error_line(capsys)
+    assert code == 2
+    assert expected in error_line(capsys, "evaluate")
 
 
 def test_defaults_evaluate_the_runs_test_split(run_dir) -> None:

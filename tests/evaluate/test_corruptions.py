@@ -90,17 +90,6 @@ MONOTONIC = (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """Run this module on one intra-op thread: the corruptions here work on tiny tensors, where
-    a second thread gains nothing, while on a loaded 2-core machine every parallel op can wait a
-    scheduler time slice for it (measured: 3.5 s instead of 0.1 s for one frost texture)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_images(shape: tuple[int, int, int, int], seed: int = 0) -> torch.Tensor:
     """Smooth structure plus fine texture, values in [0.1, 0.9]: [B, C, H, W]."""
     generator = torch.Generator().manual_seed(seed)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from evaluate_helpers import make_run_dir
 
 from predify.cli import main
+from predify.errors import ConfigError
 from predify.evaluate import EvaluateSettings, EvaluationReport, evaluate_run
 from predify.runs import load_run
 
@@ -45,3 +47,41 @@ def test_evaluate_run_returns_the_results_the_command_writes(
     assert code == 0
     written = json.loads((out / "results.json").read_text())
     assert written["corruption"] == report.to_json()["corruption"]
+
+
+@pytest.mark.parametrize("photographs", [True, False])
+def test_results_say_where_frost_came_from_and_cells_are_not_mixed(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, photographs: bool
+) -> None:
+    if not photographs:
+        # As if imagecorruptions were not installed: frost falls back to generated textures.
+        monkeypatch.setitem(sys.modules, "imagecorruptions", None)
+    expected = "imagecorruptions" if photographs else "generated"
+    settings = EvaluateSettings(
+        corruptions=("frost",), severities=(1,), attacks=(), analysis=False, max_images=10,
+        batch_size=10, bootstrap=10, device="cpu", plots=False, out=str(tmp_path / "eval"),
+    )  # fmt: skip
+    report = evaluate_run(load_run(run_dir), settings)
+    assert report.frost_source == expected
+    written = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert written["frost_source"] == expected
+
+    without_frost = EvaluateSettings(
+        corruptions=("contrast",), severities=(1,), attacks=(), analysis=False, max_images=10,
+        batch_size=10, bootstrap=10, device="cpu",
+    )  # fmt: skip
+    assert "frost_source" not in evaluate_run(load_run(run_dir), without_frost).to_json()
+
+
+def test_cells_made_with_other_frost_images_are_not_reused(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = EvaluateSettings(
+        corruptions=("frost",), severities=(1,), attacks=(), analysis=False, max_images=10,
+        batch_size=10, bootstrap=10, device="cpu", plots=False, out=str(tmp_path / "eval"),
+    )  # fmt: skip
+    evaluate_run(load_run(run_dir), settings)
+    monkeypatch.setitem(sys.modules, "imagecorruptions", None)
+    # Same --out, other frost images: the store's settings differ, so it refuses to mix them.
+    with pytest.raises(ConfigError, match=r"frost_source|settings"):
+        evaluate_run(load_run(run_dir), settings)

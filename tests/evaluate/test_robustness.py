@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import evaluate_helpers
 import numpy as np
 import pytest
 import torch
@@ -35,11 +34,6 @@ from predify.models import pshallow
 from predify.store import ResultStore
 
 T = TIMESTEPS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from evaluate_helpers.one_torch_thread()
 
 
 @pytest.fixture(scope="module")

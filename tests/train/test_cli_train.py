@@ -94,7 +94,8 @@ def test_ctrl_c_writes_a_checkpoint_exits_130_and_resumes_exactly(
 
 def write_config(path: Path, module: str, input_size: str = "[1, 28, 28]") -> Path:
     path.write_text(
-        f'input_size = {input_size}\n[[pcoders]]\nmodule = "{module}"\n'
+        f"input_size = {input_size}\ngradient_scaling = false\nshared_hyperparameters = false\n"
+        f'[[pcoders]]\nmodule = "{module}"\n'
         'predictor = "ConvTranspose2d(16, 1, kernel_size=3, padding=1)"\n'
     )
     return path
@@ -212,7 +213,9 @@ def test_existing_run_and_resume_options_are_protected(
     assert (run_dir / "checkpoint.pt").read_bytes() == before
 
 
-def test_training_through_the_dynamics_from_the_command_line(tmp_path: Path) -> None:
+def test_training_through_the_dynamics_from_the_command_line_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_dir = tmp_path / "run"
     options = ["--timesteps", "2", "--tbptt", "1", "--checkpoint-activations", "--epochs", "1"]
     assert train("--out", str(run_dir), *options) == 0
@@ -229,3 +232,39 @@ def test_training_through_the_dynamics_from_the_command_line(tmp_path: Path) -> 
     assert len(rows) == 4 and all(float(row.split(",")[-1]) > 0 for row in rows)
     assert resume(run_dir, "--epochs", "2") == 0
     assert read_run_info(run_dir).extra["training"]["steps"] == 8
+    # Resumed at an epoch's end, or after a Ctrl-C mid-epoch, it ends as an uninterrupted run.
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    options = [*options[:-1], "2"]
+    assert train("--out", str(straight), *options) == 0
+    assert_same_run(straight, run_dir)
+    original_step = FeedbackTrainer.step
+
+    def step_then_ctrl_c(self: FeedbackTrainer, images: torch.Tensor) -> dict[str, float]:
+        losses = original_step(self, images)
+        if self.global_step == 3:
+            signal.raise_signal(signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(FeedbackTrainer, "step", step_then_ctrl_c)
+    assert train("--out", str(interrupted), *options) == 130
+    monkeypatch.undo()
+    assert read_training_checkpoint(interrupted / "checkpoint.pt")["progress"]["step"] == 3
+    assert resume(interrupted) == 0
+    assert_same_run(straight, interrupted)
+
+
+def test_config_warnings_print_as_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value accepted as the original Predify accepted it is announced on one line."""
+    config = tmp_path / "original.toml"
+    config.write_text('input_size = [1, 28, 28]\n[[pcoders]]\nmodule = "features[99]"\n')
+    assert main([*BASE, "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == (
+        f"predify train: warning: {config}: gradient_scaling: not given; it is false "
+        "(the original Predify's default)"
+    )
+    assert lines[1].startswith(f"predify train: warning: {config}: shared_hyperparameters")
+    assert lines[2].startswith("predify train: error: pcoders[0].module")
+    assert len(lines) == 3

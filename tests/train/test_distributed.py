@@ -1,27 +1,33 @@
-"""Two CPU processes on the Gloo backend, launched with torchrun's environment variables: the
-decoders start equal and stay equal, each process reads its own shard, only rank 0 writes."""
+"""Two CPU processes on the Gloo backend, launched as torchrun launches them: the decoders start
+equal, train exactly as one process on the global batch, each process reads its own shard, only
+rank 0 writes."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from ddp_worker import (
+    RecordingDataset,
+    build_pnet,
+    decoders,
+    fit_trainer,
+    unrolled_images,
+    unrolled_trainer,
+)
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def test_two_processes_keep_the_decoders_identical(tmp_path: Path) -> None:
-    port = free_port()
+def test_two_processes_train_as_one_process_on_the_global_batch(tmp_path: Path) -> None:
+    # The test is the launcher: it owns the rendezvous store on a port the OS picked when the
+    # store bound it, and the workers only connect (torchrun's agent store), so no other process
+    # can take the port between choosing and binding it.
+    store = dist.TCPStore("127.0.0.1", 0, world_size=2, is_master=True, wait_for_workers=False)
     processes = []
     for rank in range(2):
         env = {
@@ -30,7 +36,8 @@ def test_two_processes_keep_the_decoders_identical(tmp_path: Path) -> None:
             "LOCAL_RANK": str(rank),
             "WORLD_SIZE": "2",
             "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
+            "MASTER_PORT": str(store.port),
+            "TORCHELASTIC_USE_AGENT_STORE": "True",
             "OMP_NUM_THREADS": "1",
         }
         processes.append(
@@ -61,7 +68,22 @@ def test_two_processes_keep_the_decoders_identical(tmp_path: Path) -> None:
         first, second = results[0][stage], results[1][stage]
         # ... but training keeps them identical across the processes,
         assert all(torch.equal(first[key], second[key]) for key in first), stage
-    # and it did train (rank 0's starting point moved).
+    # ... and equal to one process training rank 0's starting decoders on the global batch:
+    # each step's 2 x 5 images are the single process's 10 (the shards interleave one seeded
+    # order), and DDP averages the ranks' gradients of their mean losses.
+    reference = build_pnet(decoder_seed=100)
+    assert all(torch.equal(v, results[0]["initial"][k]) for k, v in decoders(reference).items())
+    single = fit_trainer(reference)
+    assert single.world_size == 1
+    single.fit(RecordingDataset(), epochs=2, batch_size=10)
+    for key, value in decoders(reference).items():
+        torch.testing.assert_close(results[0]["after_fit"][key], value, rtol=0, atol=1e-6)
+    unrolled = unrolled_trainer(reference)
+    for _ in range(2):
+        unrolled.step(torch.cat([unrolled_images(0), unrolled_images(1)]))
+    for key, value in decoders(reference).items():
+        torch.testing.assert_close(results[0]["after_unrolled"][key], value, rtol=0, atol=1e-6)
+    # And it did train (rank 0's starting point moved).
     assert any(
         not torch.equal(results[0]["after_fit"][k], results[0]["initial"][k])
         for k in results[0]["initial"]

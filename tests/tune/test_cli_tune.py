@@ -16,8 +16,8 @@ from predify.cli import main
 from predify.models import ShallowCNN
 from predify.runs import load_run
 from predify.tune import load_tuned
-
-from .conftest import WIDTHS
+from testkit import SMALL_WIDTHS as WIDTHS
+from testkit import error_line
 
 FAST = ["--timesteps", "2", "--epochs", "1", "--max-images", "64", "--batch-size", "32"]
 
@@ -97,14 +97,6 @@ def test_optuna_method_and_shared_values(run_dir, tmp_path, capsys):
     capsys.readouterr()
 
 
-def _error_line(capsys) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    return lines[0]
-
-
 @pytest.mark.parametrize(
     ("noise", "expected"),
     [
@@ -116,7 +108,7 @@ def _error_line(capsys) -> str:
 )
 def test_bad_noise_is_one_line_and_a_non_zero_exit(run_dir, tmp_path, capsys, noise, expected):
     assert _tune(run_dir, tmp_path / "out", "--noise", noise) == 2
-    line = _error_line(capsys)
+    line = error_line(capsys, "tune")
     assert line.startswith("predify tune: error:") and expected in line
 
 
@@ -126,13 +118,13 @@ def test_missing_feedback_weights_are_refused(run_dir, tmp_path, capsys):
     for name in ("feedback.safetensors", "feedback.pt"):
         (copy / name).unlink(missing_ok=True)
     assert _tune(copy, tmp_path / "out", "--noise", "gaussian:0.5") == 2
-    assert "no feedback weights" in _error_line(capsys)
+    assert "no feedback weights" in error_line(capsys, "tune")
 
 
 def test_overlapping_splits_are_refused(run_dir, tmp_path, capsys):
     code = _tune(run_dir, tmp_path / "out", "--noise", "gaussian:0.5", "--tune-split", "test")
     assert code == 2
-    line = _error_line(capsys)
+    line = error_line(capsys, "tune")
     assert "tuning split and evaluation split overlap" in line
     assert not (tmp_path / "out" / "gaussian-0.5").exists()
 
@@ -148,7 +140,7 @@ def test_overlapping_splits_are_refused(run_dir, tmp_path, capsys):
 def test_bad_settings_are_one_line(run_dir, tmp_path, capsys, extra, expected):
     args = ["tune", str(run_dir), "--noise", "gaussian:0.5", "--out", str(tmp_path), *extra]
     assert main(args) == 2
-    assert expected in _error_line(capsys)
+    assert expected in error_line(capsys, "tune")
 
 
 def test_missing_run_directory_from_the_real_entry_point(tmp_path):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import predify
+import predify.tune.gradient as gradient_module
 from predify.config import Hyperparameters
 from predify.errors import ConfigError, DataError
 from predify.models import ShallowCNN
@@ -23,8 +25,8 @@ from predify.tune import (
     tune_and_evaluate,
     tune_gradient,
 )
-
-from .conftest import TIMESTEPS, WIDTHS
+from testkit import SMALL_TIMESTEPS as TIMESTEPS
+from testkit import SMALL_WIDTHS as WIDTHS
 
 NOISE = parse_noise("gaussian:0.5")
 
@@ -143,7 +145,16 @@ def test_shared_tuning_learns_one_set_and_writes_a_shared_config(pnet, val_data,
     assert rebuilt.pcoders[0].hyperparameters is rebuilt.pcoders[2].hyperparameters
 
 
-def test_a_data_loader_and_a_time_budget_are_accepted(pnet, val_data):
+def test_a_data_loader_and_a_time_budget_are_accepted(pnet, val_data, monkeypatch):
+    """The budget is read from a simulated clock on which every forward pass of the network
+    takes 0.25 s, so the test does not depend on the machine's speed."""
+    clock = [0.0]
+
+    def forward_costs_a_quarter_second(*_: object) -> None:
+        clock[0] += 0.25
+
+    monkeypatch.setattr(gradient_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    pnet.register_forward_hook(forward_costs_a_quarter_second)  # this test's own copy
     loader = DataLoader(TensorDataset(*val_data), batch_size=32)
     result = tune_gradient(
         pnet,
@@ -155,8 +166,10 @@ def test_a_data_loader_and_a_time_budget_are_accepted(pnet, val_data):
         progress=False,
         measure_loss=False,
     )
+    # Steps start at 0, 0.25, 0.5 and 0.75 s; one more would end at 1.25 s, past the budget
+    # (50 epochs of 4 batches would be 200 steps).
     assert result.stopped_by_budget
-    assert 1 <= result.steps < 200 and result.seconds < 10
+    assert result.steps == 4 and result.seconds == pytest.approx(1.0)
     assert result.tuning_loss_before is None and math.isfinite(result.final_loss)
     _assert_valid(result.effective)
 

@@ -10,9 +10,8 @@ import pytest
 from predify.config import Hyperparameters
 from predify.errors import ConfigError
 from predify.tune import TuningError, parse_noise, tune_optuna
-from predify.tune.optuna_search import _as_params
-
-from .conftest import TIMESTEPS
+from predify.tune.optuna_search import DEFAULT_ALPHA_RANGE, _as_params
+from testkit import SMALL_TIMESTEPS as TIMESTEPS
 
 pytest.importorskip("optuna")
 
@@ -96,3 +95,47 @@ def test_missing_optuna_is_one_clear_line(monkeypatch, trained_pnet, val_data):
     with pytest.raises(ConfigError, match=r"pip install 'predify\[optuna\]'") as error:
         tune_optuna(trained_pnet, val_data, parse_noise("gaussian:0.5"), trials=2)
     assert "\n" not in str(error.value)
+
+
+def test_the_default_pruner_stops_a_bad_trial_early(trained_pnet, val_data, monkeypatch):
+    """Four trials of the network's own values, then a bad one: the default pruner must stop it
+    as soon as its warm-up allows (after 2 of the 4 batches), and let the good ones finish."""
+    import optuna
+
+    # Measured here: after 2 of the 4 batches, the running loss (summed over t = 1..3) of the
+    # feed-forward values (beta 1, almost no error correction) is 2.49, that of the bad ones 3.18.
+    good = [Hyperparameters(1.0, 0.0, 1e-4) for _ in trained_pnet.pcoders]
+    bad = [
+        Hyperparameters(0.5, 0.5 if pcoder.has_feedback else 0.0, 1.0)
+        for pcoder in trained_pnet.pcoders
+    ]
+    feedback = [pcoder.has_feedback for pcoder in trained_pnet.pcoders]
+    studies = []
+    real_create_study = optuna.create_study
+
+    def create_study(**kwargs):
+        study = real_create_study(**kwargs)
+        for _ in range(4):
+            study.enqueue_trial(_as_params(good, feedback, False, DEFAULT_ALPHA_RANGE))
+        study.enqueue_trial(_as_params(bad, feedback, False, DEFAULT_ALPHA_RANGE))
+        studies.append(study)
+        return study
+
+    monkeypatch.setattr(optuna, "create_study", create_study)
+    result = tune_optuna(
+        trained_pnet,
+        val_data,
+        parse_noise("gaussian:0.5"),
+        timesteps=TIMESTEPS,
+        trials=5,
+        batch_size=32,  # 128 images: 4 reports per trial
+        progress=False,
+    )
+    trials = studies[0].trials[:5]  # tune_optuna enqueues its own start after these
+    states = optuna.trial.TrialState
+    assert [t.state for t in trials] == [states.COMPLETE] * 4 + [states.PRUNED]
+    assert all(len(t.intermediate_values) == 4 for t in trials[:4])
+    assert sorted(trials[4].intermediate_values) == [0, 1]
+    assert trials[4].intermediate_values[1] > trials[0].intermediate_values[1]
+    assert result.details["pruned"] == 1 and result.details["pruner"] == "MedianPruner"
+    assert result.trajectory[4].note == "pruned"

@@ -87,13 +87,22 @@ def _check_image_size(image_size: int | None) -> None:
         raise DataError(f"image_size = {image_size!r}; expected a positive number of pixels")
 
 
-def imagenet_eval_transform(image_size: int = _DEFAULT_IMAGENET_SIZE) -> transforms.Compose:
-    """Resize the short side to ``image_size / 0.875`` (256 for 224), center-crop, to [0, 1].
+def imagenet_eval_transform(
+    image_size: int = _DEFAULT_IMAGENET_SIZE, resize: int | None = None
+) -> transforms.Compose:
+    """Resize the short side to ``resize`` (default ``image_size / 0.875``, 256 for 224),
+    center-crop to ``image_size``, to [0, 1]. The Predify paper's scripts used ``resize = 224``.
 
     Output: float tensor [3, image_size, image_size] for RGB input.
     """
     _check_image_size(image_size)
-    resize_to = round(image_size / IMAGENET_CROP_RATIO)
+    if resize is not None:
+        _check_image_size(resize)
+        if resize < image_size:
+            raise DataError(
+                f"resize = {resize}: the short side must be at least the crop, {image_size}"
+            )
+    resize_to = round(image_size / IMAGENET_CROP_RATIO) if resize is None else resize
     return transforms.Compose(
         [transforms.Resize(resize_to), transforms.CenterCrop(image_size), transforms.ToTensor()]
     )
@@ -119,6 +128,7 @@ def image_folder(
     *,
     image_size: int | None = None,
     augment: bool = False,
+    resize: int | None = None,
 ) -> tv_datasets.ImageFolder:
     """Images in the ImageNet layout ``path/<class name>/<image>`` as a data set.
 
@@ -130,6 +140,7 @@ def image_folder(
         image_size: side of the square output (default 224).
         augment: training augmentation (random resized crop + flip) instead of the deterministic
             evaluation transform (resize + center crop).
+        resize: the short side before the center crop (default ``image_size / 0.875``).
 
     Returns:
         ``ImageFolder`` yielding (float [3, image_size, image_size] in [0, 1], int label).
@@ -144,7 +155,9 @@ def image_folder(
         raise DataError(f"data folder {root} does not exist ({_FOLDER_LAYOUT_HINT})")
     if not root.is_dir():
         raise DataError(f"data folder {root} is not a directory ({_FOLDER_LAYOUT_HINT})")
-    transform = imagenet_train_transform(size) if augment else imagenet_eval_transform(size)
+    if augment and resize is not None:
+        raise DataError("resize applies to the evaluation transform; expected it without augment")
+    transform = imagenet_train_transform(size) if augment else imagenet_eval_transform(size, resize)
     try:
         dataset = tv_datasets.ImageFolder(str(root), transform=transform)
     except FileNotFoundError as error:

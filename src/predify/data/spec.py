@@ -82,6 +82,7 @@ def load_dataset(
     train: bool = True,
     image_size: int | None = None,
     augment: bool = False,
+    resize: int | None = None,
 ) -> Dataset[Any]:
     """Build the data set that ``spec`` names (see the module docstring for the spec syntax).
 
@@ -97,6 +98,8 @@ def load_dataset(
         image_size: side of the square images; None keeps the native size (28 for the MNIST
             family, 32 for CIFAR) and uses 224 for image folders.
         augment: random training augmentation (image folders and CIFAR only).
+        resize: image folders only: the short side before the center crop (default
+            ``image_size / 0.875``; the Predify paper's scripts used 224 for 224).
 
     Returns:
         A map-style data set of (float image [C, H, W] in [0, 1], int label).
@@ -111,6 +114,8 @@ def load_dataset(
     name, _, rest = text.partition(":")
     key = name.lower()
 
+    if resize is not None and (key == "mnist5k" or key in TORCHVISION_DATASETS):
+        raise DataError(f"resize applies to image folders only, not to {key!r}")
     dataset: Dataset[Any]
     if key == "mnist5k":
         dataset = _load_mnist5k(rest, train, image_size, augment)
@@ -140,9 +145,9 @@ def load_dataset(
                 f"data set spec {text!r} has no path; expected folder:PATH "
                 "(e.g. folder:/data/imagenet/val)"
             )
-        dataset = image_folder(rest, image_size=image_size, augment=augment)
+        dataset = image_folder(rest, image_size=image_size, augment=augment, resize=resize)
     elif _looks_like_path(text) or Path(text).is_dir():
-        dataset = image_folder(text, image_size=image_size, augment=augment)
+        dataset = image_folder(text, image_size=image_size, augment=augment, resize=resize)
     else:
         raise DataError(f"unknown data set {text!r}; expected one of {_valid_specs()}")
 

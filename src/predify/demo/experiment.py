@@ -82,12 +82,16 @@ def run_demo(
     Raises:
         ConfigError, DataError: bad settings, or an output folder that cannot be written.
     """
-    from ..data import mnist5k_splits
-
     settings = FULL if settings is None else settings
     _check(settings)
-    out = prepare_output_dir(out_dir)
     target = resolve_device(settings.device)
+    with prepare_output_dir(out_dir) as out:  # held (locked) until the report is written
+        return _run_demo(out, settings, target)
+
+
+def _run_demo(out: Path, settings: DemoSettings, target: torch.device) -> DemoReport:
+    from ..data import mnist5k_splits
+
     progress = resolve_progress(settings.progress)
     if settings.workers is not None:
         workers = settings.workers

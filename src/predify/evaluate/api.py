@@ -53,6 +53,7 @@ from ..errors import ConfigError
 from ..outputs import prepare_output_dir, run_fingerprint
 from ..runs import LoadedRun, load_run
 from .attacks import AttackReport
+from .corruptions import frost_source
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
 from .robustness import CorruptionSummary
 
@@ -153,6 +154,9 @@ class EvaluationReport:
     analysis: dict[str, Any] | None = None
     reconstructions: Any = None
     """The first decoder's reconstructions of a few images (not in the JSON)."""
+    frost_source: str | None = None
+    """Where frost's images came from (``"imagecorruptions"``: the published photographs;
+    ``"generated"``: predify's textures); None when frost was not evaluated."""
     elapsed_seconds: float = 0.0
     tables: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
@@ -163,6 +167,8 @@ class EvaluationReport:
         results.update((name, getattr(self, name)) for name in head)
         if self.corruption is not None:
             results["corruption"] = self.corruption.to_json()
+        if self.frost_source is not None:
+            results["frost_source"] = self.frost_source
         # Also at the top level: {corruption: {"<severity>": [error at t = 0..T]}}.
         results["corruption_error"] = (
             self.corruption.corruption_error if self.corruption is not None else {}
@@ -401,6 +407,11 @@ def evaluate_run(
         "batch_size": settings.batch_size,
         "seed": settings.seed,
     }
+    frost = frost_source() if "frost" in checked.corruptions else None
+    if frost is not None:
+        # The photographs and the generated textures give other frost images: cells made with
+        # one are not reused with the other.
+        store_settings["frost_source"] = frost
     with _store_folder(settings.out) as folder:
         store = _open_store(folder, store_settings, settings.restart)
         report = EvaluationReport(
@@ -416,6 +427,7 @@ def evaluate_run(
                 "dataset_size": data.dataset_size,
                 "benchmark": settings.benchmark,
             },
+            frost_source=frost,
         )
         if checked.corruptions:
             report.corruption = _corruption_section(
@@ -436,13 +448,13 @@ def evaluate_run(
             report.analysis, report.reconstructions = _analysis_section(
                 settings, model, data, timesteps, store
             )
-    report.elapsed_seconds = round(time.perf_counter() - started, 2)
-    if settings.out is not None:
-        out = Path(settings.out)
-        report.tables = write_tables(out, report.to_json())
-        if settings.plots:
-            report.plots = write_plots(out, report.to_json(), report.reconstructions)
-        atomic_write_json(out / "results.json", report.to_json())
+        report.elapsed_seconds = round(time.perf_counter() - started, 2)
+        # Still inside the folder's lock: results.json last, so that it means "all written".
+        if settings.out is not None:
+            report.tables = write_tables(folder, report.to_json())
+            if settings.plots:
+                report.plots = write_plots(folder, report.to_json(), report.reconstructions)
+            atomic_write_json(folder / "results.json", report.to_json())
     return report
 
 
@@ -450,7 +462,8 @@ def evaluate_run(
 def _store_folder(out: str | os.PathLike[str] | None) -> Iterator[Path]:
     """``out`` prepared for writing; without ``out``, a temporary folder removed afterwards."""
     if out is not None:
-        yield prepare_output_dir(out)
+        with prepare_output_dir(out) as folder:
+            yield folder
         return
     with tempfile.TemporaryDirectory(prefix="predify-evaluate-") as temporary:
         yield Path(temporary)

@@ -17,7 +17,13 @@ from ._registry import (
     list_models,
     register_model,
 )
-from .peffnetb0 import PEFFNETB0_MODULES, peffnetb0
+from .peffnetb0 import (
+    PEFFNETB0_BACKEND,
+    PEFFNETB0_MODULES,
+    PEFFNETB0_TIMM_MODULES,
+    PEFFNETB0_TORCHVISION_MODULES,
+    peffnetb0,
+)
 from .presnet18 import PRESNET18_MODULES, presnet18
 from .pvgg16 import PVGG16_MODULES, PVGG16_PREDICTORS, pvgg16
 from .shallow import SHALLOW_MODULES, ShallowCNN, pshallow
@@ -25,7 +31,10 @@ from .small_cnn import SMALL_CNN_MODULES, SmallCNN, psmallcnn
 
 __all__ = [
     "IMAGENET_NORMALIZATION",
+    "PEFFNETB0_BACKEND",
     "PEFFNETB0_MODULES",
+    "PEFFNETB0_TIMM_MODULES",
+    "PEFFNETB0_TORCHVISION_MODULES",
     "PRESNET18_MODULES",
     "PVGG16_MODULES",
     "PVGG16_PREDICTORS",

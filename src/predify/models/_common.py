@@ -76,7 +76,8 @@ def torchvision_backbone(name: str, weights: Any = None, **kwargs: Any) -> nn.Mo
 
 
 def timm_backbone(name: str, **kwargs: Any) -> nn.Module:
-    """``timm.create_model(name, pretrained=False, **kwargs)`` (timm is an optional extra)."""
+    """``timm.create_model(name, pretrained=False, **kwargs)`` (timm is an optional extra;
+    ``pretrained=True`` in ``kwargs`` downloads timm's weights)."""
     try:
         import timm
     except ImportError:
@@ -84,7 +85,7 @@ def timm_backbone(name: str, **kwargs: Any) -> nn.Module:
             "backbone: timm models need the timm extra: pip install 'predify[timm]'"
         ) from None
     try:
-        return timm.create_model(name, pretrained=False, **kwargs)
+        return timm.create_model(name, **{"pretrained": False, **kwargs})
     except TypeError as error:
         raise ConfigError(f"backbone timm:{name}: bad arguments {kwargs}: {error}") from None
 
@@ -100,18 +101,18 @@ def build_zoo_model(
     gradient_scaling: bool,
     timesteps: int,
     feedback_weights: str | os.PathLike[str] | None,
+    modules: Sequence[str] | None = None,
 ) -> PredictiveNet:
     """The network of zoo entry ``name`` (config name ``title``) on ``backbone``: the entry's
-    modules and decoders, the paper's hyperparameter layout, and the entry's normalisation when
-    ``pretrained``."""
+    modules (or ``modules``, for a backbone other than the entry's) and decoders, the paper's
+    hyperparameter layout, and the entry's normalisation when ``pretrained``."""
     entry = get_model_entry(name)
-    per_pcoder = paper_hyperparameters(len(entry.modules), hyperparameters)
+    paths = entry.modules if modules is None else tuple(modules)
+    per_pcoder = paper_hyperparameters(len(paths), hyperparameters)
     config = PNetConfig(
         pcoders=tuple(
             PCoderConfig(module=module, predictor=predictor, hyperparameters=values)
-            for module, predictor, values in zip(
-                entry.modules, entry.predictors, per_pcoder, strict=True
-            )
+            for module, predictor, values in zip(paths, entry.predictors, per_pcoder, strict=True)
         ),
         input_size=input_size,
         name=title,

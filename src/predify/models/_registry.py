@@ -58,6 +58,8 @@ class ModelEntry:
             [0, 1] as they are).
         backbone_prefixes: other backbone spec names starting with one of these take the same
             default modules (``torchvision:resnet`` covers resnet34, resnet50...).
+        alternatives: other backbones the network is also built on, as (spec name, their pcoder
+            modules): PEfficientNetB0 on torchvision when its entry is timm's, and back.
     """
 
     name: str
@@ -69,6 +71,7 @@ class ModelEntry:
     input_size: tuple[int, int, int]
     normalization: dict[str, list[float]] | None = None
     backbone_prefixes: tuple[str, ...] = ()
+    alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -112,6 +115,7 @@ def register_model(
     normalization: dict[str, list[float]] | None = None,
     backbone_prefixes: Sequence[str] = (),
     options: Sequence[str] = (),
+    alternatives: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> Callable[[Builder], Builder]:
     """Decorator: register ``builder`` under its function name with its entry's fields
     (``options``: the keyword names a builder's ``**options`` accepts).
@@ -135,6 +139,7 @@ def register_model(
             input_size=(int(input_size[0]), int(input_size[1]), int(input_size[2])),
             normalization=normalization,
             backbone_prefixes=tuple(backbone_prefixes),
+            alternatives=tuple((spec, tuple(paths)) for spec, paths in alternatives),
         )
         return checked
 
@@ -178,6 +183,10 @@ def default_modules(backbone: str) -> tuple[str, ...]:
     Raises:
         ConfigError: no entry knows the backbone.
     """
+    for candidate in _ENTRIES.values():
+        for spec, paths in candidate.alternatives:
+            if spec == backbone:
+                return paths
     entry = entry_for_backbone(backbone)
     if entry is None:
         raise ConfigError(

@@ -15,12 +15,16 @@ from .api import TrainingReport, resume_run, train_run
 from .callbacks import Callback, LambdaCallback, MetricsLogging, ModelCheckpoint, ProgressBar
 from .distributed import DistributedInfo, distributed_from_env, init_distributed
 from .logs import MetricsLogger
+from .recipes import RECIPES, Preprocessing, TrainingRecipe, get_recipe, list_recipes
+from .schedulers import SCHEDULERS, SchedulerSettings, build_scheduler, parse_scheduler
 from .settings import TrainSettings
 from .state import seed_everything
 from .trainer import OPTIMIZERS, FeedbackTrainer
 
 __all__ = [
     "OPTIMIZERS",
+    "RECIPES",
+    "SCHEDULERS",
     "Callback",
     "DistributedInfo",
     "FeedbackTrainer",
@@ -29,11 +33,18 @@ __all__ = [
     "MetricsLogging",
     "ModelCheckpoint",
     "NonFiniteLossError",
+    "Preprocessing",
     "ProgressBar",
+    "SchedulerSettings",
     "TrainSettings",
+    "TrainingRecipe",
     "TrainingReport",
+    "build_scheduler",
     "distributed_from_env",
+    "get_recipe",
     "init_distributed",
+    "list_recipes",
+    "parse_scheduler",
     "resume_run",
     "seed_everything",
     "train_run",

@@ -14,6 +14,7 @@ each process trains its shard; rank 0 writes the files.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ..outputs import prepare_output_dir
 from ..runs import RunInfo, build_backbone, feedback_path, load_run, read_run_info, save_run
 from .callbacks import Callback, MetricsLogging, ModelCheckpoint, ProgressBar
 from .distributed import init_distributed, shutdown_distributed
+from .schedulers import parse_scheduler
 from .settings import TrainSettings
 from .state import seed_everything
 from .trainer import FeedbackTrainer, check_count
@@ -82,12 +84,15 @@ def _load_training_data(
     download: bool,
     image_size: int | None,
     normalization: dict[str, list[float]] | None,
+    resize: int | None = None,
 ) -> Dataset[Any]:
     from torchvision import transforms
 
     from ..data import TransformedDataset, load_dataset
 
-    dataset = load_dataset(spec, root=root, download=download, train=True, image_size=image_size)
+    dataset = load_dataset(
+        spec, root=root, download=download, train=True, image_size=image_size, resize=resize
+    )
     if normalization is not None:
         dataset = TransformedDataset(
             dataset, transforms.Normalize(normalization["mean"], normalization["std"])
@@ -148,21 +153,31 @@ def _new_run(
     """Build the network, the data and the run description of a new run."""
     if not settings.data:
         raise ConfigError("--data is required (e.g. --data mnist5k), unless --resume is given")
-    for name in (CHECKPOINT_NAME, "run.json"):
-        if (out / name).exists():
-            raise DataError(
-                f"{out} already holds a run ({name}); continue it with --resume {out}, or choose "
-                "another --out"
-            )
+    # run.json is written last when a run starts: without it, the folder holds at most the
+    # files of a start that was killed, which a new start replaces.
+    if (out / "run.json").exists():
+        raise DataError(
+            f"{out} already holds a run (run.json); continue it with --resume {out}, or choose "
+            "another --out"
+        )
     from ..data import dataset_info
     from ..models import default_modules
 
+    if settings.model is not None:
+        return _new_zoo_run(settings)
+    if settings.pretrained:
+        raise ConfigError("--pretrained applies to a zoo network (--model or --recipe)")
     seed_everything(settings.seed)
     config = load_config(settings.config) if settings.config else None
     image_size = _image_size(config)
     normalization = _normalization(settings.normalization)
     dataset = _load_training_data(
-        settings.data, settings.data_root, settings.download, image_size, normalization
+        settings.data,
+        settings.data_root,
+        settings.download,
+        image_size,
+        normalization,
+        settings.resize,
     )
     image_shape = tuple(dataset_info(dataset).image_shape)
     kwargs = dict(settings.backbone_kwargs)
@@ -197,6 +212,73 @@ def _new_run(
     return pnet, info, training, dataset
 
 
+def _new_zoo_run(
+    settings: TrainSettings,
+) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+    """A new run of a zoo network (``settings.model``): its backbone, pcoders and input size."""
+    from ..data import dataset_info
+    from ..models import create_model, get_model_entry
+
+    assert settings.model is not None and settings.data is not None
+    entry = get_model_entry(settings.model)
+    if settings.config is not None or settings.backbone != TrainSettings.backbone:
+        raise ConfigError(
+            f"--model {settings.model} builds its own backbone ({entry.backbone}) and pcoders; "
+            "drop --config and --backbone"
+        )
+    options = dict(settings.backbone_kwargs)
+    if "backend" in options or "feedback_weights" in options:
+        raise ConfigError(
+            f"--backbone-kwargs: {sorted(set(options) & {'backend', 'feedback_weights'})} cannot "
+            f"be set for a training run (the backbone is {entry.backbone})"
+        )
+    if settings.recipe is not None and not (settings.pretrained or settings.backbone_weights):
+        raise ConfigError(
+            f"recipe {settings.recipe} trains the feedback of a pretrained backbone: pass "
+            "--pretrained (downloads its published weights) or --backbone-weights PATH"
+        )
+    seed_everything(settings.seed)
+    pnet = create_model(
+        settings.model, weights="DEFAULT" if settings.pretrained else None, **options
+    )
+    if settings.backbone_weights:
+        load_backbone_weights(pnet.backbone, settings.backbone_weights)
+    normalization = (
+        _normalization(settings.normalization)
+        if settings.normalization is not None
+        else entry.normalization
+    )
+    pnet.normalization = normalization
+    input_size = tuple(pnet.config.input_size)
+    image_size = input_size[-1]
+    dataset = _load_training_data(
+        settings.data,
+        settings.data_root,
+        settings.download,
+        image_size,
+        normalization,
+        settings.resize,
+    )
+    image_shape = tuple(dataset_info(dataset).image_shape)
+    if image_shape != input_size:
+        raise ConfigError(
+            f"--model {settings.model}: takes images of {list(input_size)}, the data's are "
+            f"{list(image_shape)}"
+        )
+    num_classes = _output_width(pnet.backbone, input_size)
+    spec = {"name": entry.backbone, "kwargs": {"num_classes": num_classes}}
+    training = settings.run_json(image_size)
+    info = RunInfo(
+        backbone=spec,
+        data={"spec": settings.data, "root": settings.data_root},
+        num_classes=num_classes,
+        normalization=normalization,
+        seed=settings.seed,
+        extra={"training": training, "network": pnet.config.name},
+    )
+    return pnet, info, training, dataset
+
+
 def _resumed_run(
     run_dir: Path, settings: TrainSettings, epochs: int | None
 ) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
@@ -213,7 +295,12 @@ def _resumed_run(
         training["epochs"] = epochs
     root = settings.data_root if settings.data_root is not None else training.get("data_root")
     dataset = _load_training_data(
-        training["data"], root, settings.download, training.get("image_size"), info.normalization
+        training["data"],
+        root,
+        settings.download,
+        training.get("image_size"),
+        info.normalization,
+        training.get("resize"),
     )
     return pnet, info, training, dataset
 
@@ -264,14 +351,17 @@ def _train(
     out: Path, settings: TrainSettings, *, resume: bool, epochs: int | None
 ) -> TrainingReport:
     device = resolve_device(settings.device)
+    if resume:
+        read_run_info(out)  # a missing run directory is named before anything is created
     distributed = init_distributed(device)
+    # The output folder's lock (rank 0's), held until this function returns or raises.
+    outputs = ExitStack()
     try:
         if distributed is not None and device.type == "cuda":
             device = torch.device("cuda", distributed.local_rank)
             torch.cuda.set_device(device)
         is_main = distributed is None or distributed.is_main
-        if is_main:
-            prepare_output_dir(out)
+        outputs.enter_context(prepare_output_dir(out, is_main=is_main))
         # With download, rank 0 fetches the data before the others read it.
         download_first = distributed is not None and settings.download
         if download_first and not is_main:
@@ -285,8 +375,10 @@ def _train(
         # The run's own settings (from run.json when resuming), how it runs from `settings`.
         own = {key: value for key, value in training.items() if hasattr(settings, key)}
         run = replace(settings, **own)
+        scheduler = parse_scheduler(run.scheduler).factory(epochs=run.epochs)
         trainer = FeedbackTrainer(
             pnet,
+            scheduler=scheduler,
             lr=run.lr,
             weight_decay=run.weight_decay,
             optimizer_name=run.optimizer,
@@ -308,13 +400,18 @@ def _train(
             if resume:
                 atomic_write_json(out / "run.json", asdict(info))
             else:
+                # A checkpoint at step 0 before run.json: whenever this run is killed from now
+                # on, --resume finds a checkpoint to continue from.
+                trainer.save_checkpoint(out / CHECKPOINT_NAME)
                 save_run(out, pnet, info)
         callbacks: list[Callback] = [
+            # The step's row is logged before a checkpoint at that step is written: a kill
+            # between the two must not leave a checkpoint whose last row is missing.
+            MetricsLogging(out),
             ModelCheckpoint(
                 out / CHECKPOINT_NAME, settings.checkpoint_every, verbose=settings.handle_interrupt
             ),
             _ExportFeedback(feedback_path(out) if is_main else None),
-            MetricsLogging(out),
             ProgressBar(settings.progress),
         ]
         means = trainer.fit(
@@ -328,6 +425,9 @@ def _train(
         training["status"] = "finished"
         training["steps"] = trainer.global_step
         if is_main:
+            # Also when a resumed fit had nothing left: a kill between the last checkpoint and
+            # its export must not leave older decoders in the feedback file.
+            save_feedback(trainer.pnet, feedback_path(out))
             atomic_write_json(out / "run.json", asdict(info))
         if distributed is not None:
             dist.barrier()
@@ -339,4 +439,5 @@ def _train(
             resumed=resume,
         )
     finally:
+        outputs.close()
         shutdown_distributed()

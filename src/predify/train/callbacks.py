@@ -86,6 +86,9 @@ class ModelCheckpoint(Callback):
     """Write the training checkpoint every ``every_n_steps`` steps, at the end, and when ``fit``
     is interrupted at a consistent point (Ctrl-C), on the main process.
 
+    Callbacks run in list order: put it after :class:`MetricsLogging`, so that a process killed
+    right after a checkpoint has logged that checkpoint's step.
+
     Args:
         path: the checkpoint file (written atomically).
         every_n_steps: the period in optimiser steps (None: only at the end and on interrupt).

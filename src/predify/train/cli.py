@@ -6,6 +6,8 @@
     predify train --config pvgg16.toml --backbone torchvision:vgg16 \\
         --backbone-weights vgg16.pt --normalization imagenet --data folder:/data/train --out runs/v
     predify train --resume runs/shallow --epochs 20                  # continue, exactly
+    predify train --recipe peffnetb0-imagenet --pretrained \
+        --data folder:/imagenet/train --out runs/peffnetb0            # the paper's recipe
     torchrun --nproc-per-node 4 -m predify.cli train ...             # one process per GPU (DDP)
 
 The options of :class:`predify.train.settings.TrainSettings`, passed to
@@ -17,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
 from ..errors import ConfigError
 from .api import NORMALIZATIONS, resume_run, train_run
+from .recipes import get_recipe, list_recipes
+from .schedulers import SCHEDULERS, parse_scheduler
 from .settings import RUN_SETTINGS, TrainSettings
 from .trainer import OPTIMIZERS
 
@@ -31,6 +36,7 @@ __all__ = ["add_arguments", "run", "settings_from_args"]
 _DEFAULTS = TrainSettings()
 #: Options that define a run; ``--resume`` takes them from the run directory instead.
 _RUN_OPTIONS = (
+    "pretrained",
     "config",
     "backbone",
     "backbone_kwargs",
@@ -50,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--data", metavar="SPEC", help="training data: mnist5k[:train|val|test], "
            "mnist|fashionmnist|cifar10|cifar100[:ROOT], folder:PATH or a directory")
     option("--out", metavar="DIR", help="run directory to write")
+    option("--recipe", choices=list_recipes(), help="the paper's training setup for a zoo "
+           "network (optimiser, lr, weight decay, batch, epochs, schedule, preprocessing); the "
+           "other options given override it")
+    option("--model", metavar="NAME", help="train a zoo network (predify models), its own "
+           "backbone and pcoders, instead of --backbone/--config")
+    option("--pretrained", action="store_true", default=None,
+           help="with --model/--recipe: start from the backbone's published weights (download)")
     option("--backbone", metavar="NAME", help=f"{d.backbone} (default, sized from the data), "
            "torchvision:NAME or timm:NAME")
     option("--backbone-kwargs", metavar="JSON",
@@ -64,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--weight-decay", type=float, help=f"L2 weight decay (default {d.weight_decay:g})")
     option("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
     option("--momentum", type=float, help=f"of sgd and rmsprop (default {d.momentum:g})")
+    option("--scheduler", metavar="SPEC", help="learning-rate schedule, stepped every epoch: "
+           f"{', '.join(SCHEDULERS)}, with options such as cosine-warm-restarts:t0=3 or "
+           f"step:step_size=10,gamma=0.1 (default {d.scheduler})")
+    option("--resize", type=positive_int, metavar="PIXELS", help="image folders: the short "
+           "side before the center crop (default size / 0.875; the paper's scripts used 224)")
     option("--workers", type=nonnegative_int, default=0, help="data loader workers (default 0)")
     option("--seed", type=int, help=f"seed of initialisation and data order (default {d.seed})")
     option("--timesteps", type=nonnegative_int, help="train through T steps of the dynamics "
@@ -102,8 +120,13 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         for name in (*_RUN_OPTIONS, "epochs", "data_root", "checkpoint_every")
         if getattr(args, name, None) is not None
     }
-    given["backbone_kwargs"] = _parse_kwargs(args.backbone_kwargs)
-    return TrainSettings(
+    if args.backbone_kwargs is not None:
+        given["backbone_kwargs"] = _parse_kwargs(args.backbone_kwargs)
+    if "scheduler" in given:
+        parse_scheduler(given["scheduler"])  # a bad spec fails before any work
+    base = get_recipe(args.recipe).settings() if args.recipe else _DEFAULTS
+    return replace(
+        base,
         **given,
         workers=args.workers,
         device=args.device,

@@ -20,7 +20,8 @@ class MetricsLogger:
 
     Each row is flushed as it is written, so a crash loses at most the row being written. On a
     resumed run the rows after ``resume_step`` (written after the checkpoint the run resumes
-    from) are dropped first, so the file again reads as one uninterrupted run.
+    from) and a row a kill cut short are dropped first, so the file again reads as one
+    uninterrupted run.
 
     Args:
         directory: where ``metrics.csv`` (and ``tensorboard/``) go.
@@ -65,7 +66,19 @@ class MetricsLogger:
                     f"{self.path}: has columns {rows[0]}, expected {self.fields}; "
                     "is it from another run?"
                 )
-            kept = [row for row in rows[1:] if row and int(row[0]) <= resume_step]
+            for number, row in enumerate(rows[1:], start=2):
+                # A kill mid-row leaves a short last row (its step number perhaps cut short):
+                # only whole rows count, and rows after the checkpoint are dropped anyway.
+                if len(row) != len(self.fields):
+                    continue
+                try:
+                    step = int(row[0])
+                except ValueError:
+                    raise DataError(
+                        f"{self.path}: line {number}: step {row[0]!r} is not an integer"
+                    ) from None
+                if step <= resume_step:
+                    kept.append(row)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(self.fields)

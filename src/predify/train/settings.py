@@ -29,6 +29,10 @@ RUN_SETTINGS = (
     "checkpoint_activations",
     "amp",
     "seed",
+    "scheduler",
+    "resize",
+    "model",
+    "recipe",
 )
 
 
@@ -52,6 +56,17 @@ class TrainSettings:
         workers: data loader workers; checkpoint_every: checkpoint period in steps.
         progress: progress bars; None: only on a terminal.
         handle_interrupt: Ctrl-C finishes the step and writes a checkpoint (the CLI's default).
+        scheduler: the learning-rate schedule, stepped once per epoch:
+            :func:`predify.train.schedulers.parse_scheduler`'s ``none``, ``cosine``,
+            ``cosine-warm-restarts:t0=3``, ``step:step_size=10,gamma=0.1``.
+        model: a zoo network (:func:`predify.models.create_model` name) to train, with its own
+            backbone and pcoders, instead of ``backbone`` + ``config``; ``backbone_kwargs`` are
+            then its builder's options (``num_classes``, ``image_size``, ``gradient_scaling``...).
+        pretrained: with ``model``, start from the backbone's published weights (torchvision's
+            or timm's: a download) instead of ``backbone_weights``.
+        resize: image folders: the short side before the center crop (None: size / 0.875; the
+            paper's scripts used 224).
+        recipe: the :mod:`predify.train.recipes` name these settings came from (kept in run.json).
     """
 
     data: str | None = None
@@ -78,6 +93,11 @@ class TrainSettings:
     download: bool = False
     progress: bool | None = None
     handle_interrupt: bool = False
+    scheduler: str = "none"
+    model: str | None = None
+    pretrained: bool = False
+    resize: int | None = None
+    recipe: str | None = None
 
     def run_json(self, image_size: int | None) -> dict[str, Any]:
         """The ``training`` block of run.json (what ``--resume`` continues)."""

@@ -13,6 +13,7 @@ arbitrary objects::
     rng         torch, CUDA, numpy and Python RNG states (see :func:`capture_rng_state`)
     progress    {"step", "epoch", "batch_in_epoch", "seed"}
     settings    the trainer's objective settings, checked on resume
+    sha256      content_digest of all the above, checked on reading (a garbled file is refused)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_path, load_weights_only
+from .._io import atomic_path, content_digest, load_weights_only
 from ..errors import CheckpointError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 TRAIN_CHECKPOINT_FORMAT = "predify-train-v1"
+_CHECKSUM = "sha256"  # content_digest of everything else in the file
 
 
 def seed_everything(seed: int) -> None:
@@ -97,9 +99,11 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def write_training_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically: a reader sees the old file or the new one."""
     path = Path(path)
+    content = {"format": TRAIN_CHECKPOINT_FORMAT, **payload}
+    content[_CHECKSUM] = content_digest(content)
     try:
         with atomic_path(path) as temporary:
-            torch.save({"format": TRAIN_CHECKPOINT_FORMAT, **payload}, temporary)
+            torch.save(content, temporary)
     except OSError as error:
         raise CheckpointError(
             f"{path}: cannot write checkpoint: {error.strerror or error}"
@@ -114,5 +118,12 @@ def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != TRAIN_CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path}: not a predify training checkpoint (no '{TRAIN_CHECKPOINT_FORMAT}' marker)"
+        )
+    # Checkpoints of earlier versions have no checksum; they are read as they are.
+    stored = payload.pop(_CHECKSUM, None)
+    if stored is not None and stored != content_digest(payload):
+        raise CheckpointError(
+            f"{path}: corrupt training checkpoint (its content does not match its checksum); "
+            "resume from a copy or start the run again"
         )
     return payload

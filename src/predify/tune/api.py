@@ -279,7 +279,29 @@ def tune_run(
     pnet = loaded.pnet
     timesteps = settings.timesteps if settings.timesteps is not None else pnet.config.timesteps
     shared = settings.shared if settings.shared is not None else pnet.config.shared_hyperparameters
-    out = prepare_output_dir(settings.out if settings.out is not None else run_dir / "tune")
+    out_dir = settings.out if settings.out is not None else run_dir / "tune"
+    with prepare_output_dir(out_dir) as out:
+        return _tune_levels(
+            settings, loaded, parsed, tuning, evaluation, data, normalize, timesteps, shared,
+            device, out,
+        )  # fmt: skip
+
+
+def _tune_levels(
+    settings: TuneSettings,
+    loaded: LoadedRun,
+    parsed: Sequence[NoiseSpec],
+    tuning: tuple[Tensor, Tensor],
+    evaluation: tuple[Tensor, Tensor],
+    data: dict[str, Any],
+    normalize: Normalize | None,
+    timesteps: int,
+    shared: bool,
+    device: torch.device,
+    out: Path,
+) -> TuneReport:
+    """The levels, figures, tables and results.json of :func:`tune_run`, in the locked ``out``."""
+    pnet, run_dir = loaded.pnet, loaded.path
     modules = [pcoder.module_path for pcoder in pnet.pcoders]
     run_settings: dict[str, Any] = {
         "method": settings.method,

@@ -1,0 +1,22 @@
+"""Fixtures for the whole suite; plain helpers shared by several folders are in testkit.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for the whole run, restored at the end.
+
+    The models in the tests are tiny: a second OpenMP thread buys nothing, and on a shared
+    two-core machine threads waiting for each other made steps up to 20 times slower while the
+    other core was busy. Session scope, so session fixtures (trained networks) get it as well.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
