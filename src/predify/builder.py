@@ -14,6 +14,7 @@ from .modules import dry_run, eval_mode, resolve_module
 from .network import PredictiveNet
 from .parsing import parse_predictor
 from .pcoder import HyperparameterModule, PCoder, decoder_fan_out
+from .stages import channels_last, default_modules
 
 __all__ = ["auto_config", "auto_predictor", "predify"]
 
@@ -22,23 +23,69 @@ def _format_scale(value: float) -> str:
     return repr(float(value))
 
 
-def auto_predictor(rep_shape: Sequence[int], target_shape: Sequence[int], where: str = "") -> str:
-    """The reference's automatic decoder as a predictor string.
+def auto_predictor(
+    rep_shape: Sequence[int],
+    target_shape: Sequence[int],
+    where: str = "",
+    *,
+    patch_size: Sequence[int] | None = None,
+    prefix_tokens: int | None = None,
+    channels_last: bool = False,
+    target_channels_last: bool | None = None,
+) -> str:
+    """The automatic decoder from a representation to what it predicts, as a predictor string.
 
-    ``Sequential(Upsample(scale_factor=(r, r), mode="bilinear"), ConvTranspose2d(c_in, c_out, 3,
-    1, 1))`` when the target is r times larger, else ``Sequential(ConvTranspose2d(...))``;
-    trilinear and ConvTranspose3d for volumes.
+    - Feature maps (the reference's decoder): ``Sequential(Upsample(scale_factor=(r, r),
+      mode="bilinear"), ConvTranspose2d(c_in, c_out, 3, 1, 1))`` when the target is r times
+      larger, else ``Sequential(ConvTranspose2d(...))``; trilinear and ConvTranspose3d for volumes.
+      Channels-last maps (H, W, C) get the same decoder between ``Permute(0, 3, 1, 2)`` and
+      ``Permute(0, 2, 3, 1)`` (the latter left out when the target is channels-first: the image).
+    - Token maps [tokens, dim] predicting token maps with as many tokens (transformer blocks):
+      ``Linear(dim, dim_below)``, applied token-wise, prefix tokens included.
+    - Token maps predicting the image (the first pcoder of a vision transformer): the transposed
+      patch embedding ``Sequential(TokensToGrid(prefix_tokens=P, grid_size=(h, w)),
+      ConvTranspose2d(dim, C, kernel_size=(p, q), stride=(p, q)))``.
 
     Args:
-        rep_shape: one sample of the representation, (C, H, W) or (C, D, H, W).
-        target_shape: one sample of what it predicts, same rank.
+        rep_shape: one sample of the representation, (C, H, W), (C, D, H, W) or (tokens, dim).
+        target_shape: one sample of what it predicts.
+        where: names the pcoder in error messages.
+        patch_size: (p, q) of a vision transformer's patch embedding; inferred from the shapes
+            when None (the smallest patch whose grid fits in the tokens).
+        prefix_tokens: class and register tokens before the patch tokens; inferred when None.
+        channels_last: ``rep_shape`` is (H, W, C) (timm's Swin, MambaOut).
+        target_channels_last: the same for ``target_shape``; default ``channels_last``.
     """
     label = f"{where}: " if where else ""
+    if len(rep_shape) == 2:
+        return _token_predictor(rep_shape, target_shape, label, patch_size, prefix_tokens)
     if len(rep_shape) not in (3, 4) or len(target_shape) != len(rep_shape):
         raise ConfigError(
-            f"{label}automatic decoders need convolutional feature maps of the same rank, got "
+            f"{label}automatic decoders need feature maps of the same rank (or token maps), got "
             f"{list(rep_shape)} predicting {list(target_shape)}; give a predictor string"
         )
+    if target_channels_last is None:
+        target_channels_last = channels_last
+    if channels_last or target_channels_last:
+        if len(rep_shape) != 3:
+            raise ConfigError(f"{label}channels-last decoders are 2-D only, got {list(rep_shape)}")
+        first = _channels_first(rep_shape) if channels_last else tuple(rep_shape)
+        below = _channels_first(target_shape) if target_channels_last else tuple(target_shape)
+        inner = _conv_layers(first, below)
+        if channels_last:
+            inner.insert(0, "Permute(0, 3, 1, 2)")
+        if target_channels_last:
+            inner.append("Permute(0, 2, 3, 1)")
+        return f"Sequential({', '.join(inner)})"
+    return f"Sequential({', '.join(_conv_layers(rep_shape, target_shape))})"
+
+
+def _channels_first(shape: Sequence[int]) -> tuple[int, ...]:
+    return (shape[-1], *shape[:-1])
+
+
+def _conv_layers(rep_shape: Sequence[int], target_shape: Sequence[int]) -> list[str]:
+    """Upsampling (if the target is larger) and a 3x3 transposed convolution, channels first."""
     c_in, c_out = rep_shape[0], target_shape[0]
     ratios = [t / r for t, r in zip(target_shape[1:], rep_shape[1:], strict=True)]
     volumetric = len(rep_shape) == 4
@@ -57,7 +104,106 @@ def auto_predictor(rep_shape: Sequence[int], target_shape: Sequence[int], where:
             size = ", ".join(str(int(t)) for t in target_shape[1:])
             layers.append(f"Upsample(size=({size}), mode='{mode}')")
     layers.append(f"{conv}({c_in}, {c_out}, kernel_size=3, stride=1, padding=1)")
-    return f"Sequential({', '.join(layers)})"
+    return layers
+
+
+def _token_predictor(
+    rep_shape: Sequence[int],
+    target_shape: Sequence[int],
+    label: str,
+    patch_size: Sequence[int] | None,
+    prefix_tokens: int | None,
+) -> str:
+    tokens, dim = rep_shape
+    if len(target_shape) == 2:
+        if target_shape[0] != tokens:
+            raise ConfigError(
+                f"{label}automatic token decoders map each token to the token below, but "
+                f"{list(rep_shape)} has {tokens} tokens and the layer below {list(target_shape)} "
+                f"has {target_shape[0]}; give a predictor string"
+            )
+        return f"Linear({dim}, {target_shape[1]})"
+    if len(target_shape) != 3:
+        raise ConfigError(
+            f"{label}automatic decoders map tokens {list(rep_shape)} to tokens or to an image "
+            f"(C, H, W), not to {list(target_shape)}; give a predictor string"
+        )
+    channels, height, width = target_shape
+    if patch_size is not None and not _fits(tokens, height, width, patch_size, prefix_tokens):
+        # The model's own layout does not describe this module's tokens (CaiT's class token
+        # joins after its patch blocks): infer it from the shapes instead.
+        patch_size, prefix_tokens = None, None
+    if patch_size is None:
+        patch = _infer_patch(tokens, height, width, prefix_tokens)
+        if patch is None:
+            raise ConfigError(
+                f"{label}cannot lay {tokens} tokens out as patches of a {height}x{width} image; "
+                "give a predictor string"
+            )
+    else:
+        patch = (int(patch_size[0]), int(patch_size[1]))
+    grid = (height // patch[0], width // patch[1])
+    prefix = tokens - grid[0] * grid[1]
+    if (
+        height % patch[0]
+        or width % patch[1]
+        or prefix < 0
+        or (prefix_tokens is not None and prefix != prefix_tokens)
+    ):
+        raise ConfigError(
+            f"{label}{tokens} tokens are not {prefix_tokens if prefix_tokens is not None else 'P'}"
+            f" prefix tokens and {patch[0]}x{patch[1]} patches of a {height}x{width} image; "
+            "give a predictor string"
+        )
+    kernel = f"({patch[0]}, {patch[1]})"
+    return (
+        f"Sequential(TokensToGrid(prefix_tokens={prefix}, grid_size=({grid[0]}, {grid[1]})), "
+        f"ConvTranspose2d({dim}, {channels}, kernel_size={kernel}, stride={kernel}))"
+    )
+
+
+def _fits(
+    tokens: int, height: int, width: int, patch: Sequence[int], prefix_tokens: int | None
+) -> bool:
+    if height % patch[0] or width % patch[1]:
+        return False
+    prefix = tokens - (height // patch[0]) * (width // patch[1])
+    return prefix >= 0 and (prefix_tokens is None or prefix == prefix_tokens)
+
+
+def _infer_patch(
+    tokens: int, height: int, width: int, prefix_tokens: int | None
+) -> tuple[int, int] | None:
+    # Square patches, smallest first: the first whose grid fits in the tokens leaves the fewest
+    # prefix tokens (1 for a class token, 1 + registers), which is what ViTs have.
+    for size in range(1, min(height, width) + 1):
+        if height % size or width % size:
+            continue
+        prefix = tokens - (height // size) * (width // size)
+        if prefix >= 0 and (prefix_tokens is None or prefix == prefix_tokens):
+            return (size, size)
+    return None
+
+
+def _token_layout(backbone: nn.Module) -> tuple[tuple[int, int] | None, int | None]:
+    """(patch size, prefix tokens) of a timm-style vision transformer, or (None, None)."""
+    patch_embed = getattr(backbone, "patch_embed", None)
+    patch = getattr(patch_embed, "patch_size", None)
+    prefix = getattr(backbone, "num_prefix_tokens", None)
+    if patch is None and isinstance(getattr(backbone, "class_token", None), nn.Parameter):
+        # torchvision's VisionTransformer: one class token before the patches.
+        patch, prefix = getattr(backbone, "patch_size", None), 1
+    if isinstance(patch, int):
+        patch = (patch, patch)
+    valid_patch = (
+        isinstance(patch, (tuple, list))
+        and len(patch) == 2
+        and all(isinstance(p, int) and p > 0 for p in patch)
+    )
+    return (
+        (int(patch[0]), int(patch[1])) if valid_patch else None,  # type: ignore[index]
+        prefix if isinstance(prefix, int) and not isinstance(prefix, bool) else None,
+    )
 
 
 #: timm's EfficientNets had ``bn1`` then ``act1`` (and ``bn2``/``act2``) when the paper was
@@ -156,11 +302,18 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
 
     hyperparameters = _hyperparameter_modules(config)
+    nhwc = channels_last(backbone)
     pcoders = []
     for index, pcoder_config in enumerate(config.pcoders):
         where = f"pcoders[{index}]"
         rep_shape, target_shape = sample_shapes[index + 1], sample_shapes[index]
-        predictor = pcoder_config.predictor or auto_predictor(rep_shape, target_shape, where)
+        predictor = pcoder_config.predictor or auto_predictor(
+            rep_shape,
+            target_shape,
+            where,
+            channels_last=nhwc,
+            target_channels_last=nhwc and index > 0,
+        )
         decoder = parse_predictor(predictor, f"{where}.predictor")
         _make_out_of_place(decoder)
         decoder.to(device=device, dtype=dtype)
@@ -206,7 +359,7 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
 def auto_config(
     backbone: nn.Module,
     input_size: Sequence[int],
-    modules: Sequence[str],
+    modules: Sequence[str] | None = None,
     *,
     gradient_scaling: bool = True,
     hyperparameters: Hyperparameters | Sequence[Hyperparameters] | None = None,
@@ -216,21 +369,34 @@ def auto_config(
 ) -> PNetConfig:
     """A config with automatic decoders for the named modules of ``backbone``.
 
-    The decoder of each pcoder is written out as an explicit predictor string (the reference's
-    automatic decoder, :func:`auto_predictor`), so the saved TOML says exactly what is built.
+    The modules and the decoder of each pcoder are written out explicitly (module paths and
+    predictor strings, :func:`auto_predictor`), so the saved TOML says exactly what is built.
 
     Args:
-        backbone: the network to add feedback to.
+        backbone: the network to add feedback to: a CNN (feature maps, channels first, or
+            channels last as timm's Swin), or a vision transformer (token maps [tokens, dim],
+            prefix tokens included).
         input_size: one input sample, (C, H, W).
-        modules: module paths, bottom first (``["layer1", "layer2", ...]``).
+        modules: module paths, bottom first (``["layer1", "layer2", ...]``); None picks the
+            backbone's feature stages (:func:`predify.stages.default_modules`: timm's
+            ``feature_info``, known torchvision layouts, every few blocks of a transformer).
+
+    Raises:
+        ConfigError: a module is not found or does not fit; no decoder can be made automatically
+            (token maps whose token count changes); the message names the pcoder and says what
+            to write instead.
         gradient_scaling: scale error gradients by numel / sqrt(C).
         hyperparameters: one set for all pcoders or one per pcoder; default: the paper's beta 0.8,
             lambda 0.1, alpha 0.01 (lambda 0 on the top pcoder).
         shared_hyperparameters: one shared (optionally learnable) set for all pcoders.
     """
+    if modules is None:
+        modules = default_modules(backbone, input_size)
     if not modules:
         raise ConfigError("modules: expected at least one module path")
     paths = list(modules)
+    patch_size, prefix_tokens = _token_layout(backbone)
+    nhwc = channels_last(backbone)
     resolved = _resolve_modules(backbone, paths)
     shapes = dry_run(backbone, resolved, paths, tuple(input_size))
     sample_shapes = [tuple(input_size)] + [tuple(s[1:]) for s in shapes.output_shapes]
@@ -253,7 +419,15 @@ def auto_config(
         pcoders.append(
             PCoderConfig(
                 module=path,
-                predictor=auto_predictor(sample_shapes[index + 1], sample_shapes[index], path),
+                predictor=auto_predictor(
+                    sample_shapes[index + 1],
+                    sample_shapes[index],
+                    path,
+                    patch_size=patch_size,
+                    prefix_tokens=prefix_tokens,
+                    channels_last=nhwc,
+                    target_channels_last=nhwc and index > 0,
+                ),
                 hyperparameters=None if shared_hyperparameters else values,
             )
         )

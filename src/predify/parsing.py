@@ -8,8 +8,11 @@ constructors with literal arguments is accepted::
     nn.Upsample(scale_factor=2, mode="bilinear")
     torch.nn.ConvTranspose2d(8, 3, 3, padding=1)
 
-Nothing is imported or evaluated: the constructors are looked up in the whitelist below and
-called with the parsed literals.
+Besides ``torch.nn`` layers, predify's own :class:`~predify.layers.TokensToGrid` and
+:class:`~predify.layers.Permute` (written without a prefix) take a vision transformer's patch
+tokens back to a grid and channels-last maps to channels-first. Nothing is imported or
+evaluated: the constructors are looked up in the whitelists below and called with the parsed
+literals.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import Any
 from torch import nn
 
 from .errors import ConfigError
+from .layers import Permute, TokensToGrid
 
-__all__ = ["ALLOWED_LAYERS", "check_import_line", "parse_predictor"]
+__all__ = ["ALLOWED_LAYERS", "PREDIFY_LAYERS", "check_import_line", "parse_predictor"]
 
 _LAYER_NAMES = (
     # containers
@@ -90,6 +94,12 @@ ALLOWED_LAYERS: dict[str, Callable[..., nn.Module]] = {
     name: getattr(nn, name) for name in _LAYER_NAMES
 }
 
+#: predify's own layers, called by their bare name only (they are not in torch.nn).
+PREDIFY_LAYERS: dict[str, Callable[..., nn.Module]] = {
+    "Permute": Permute,
+    "TokensToGrid": TokensToGrid,
+}
+
 # Spellings a config may use for torch.nn: `X`, `nn.X`, `torch.nn.X`.
 _MODULE_PREFIXES = ((), ("nn",), ("torch", "nn"))
 
@@ -125,10 +135,13 @@ class _PredictorBuilder:
         if name is None or name[:-1] not in _MODULE_PREFIXES:
             raise self.fail(node.func, "only torch.nn layers (X, nn.X or torch.nn.X) may be called")
         constructor = ALLOWED_LAYERS.get(name[-1])
+        if constructor is None and len(name) == 1:
+            constructor = PREDIFY_LAYERS.get(name[0])
         if constructor is None:
             raise self.fail(
                 node.func,
-                f"{name[-1]!r} is not an allowed layer (allowed: {', '.join(_LAYER_NAMES)})",
+                f"{name[-1]!r} is not an allowed layer (allowed: "
+                f"{', '.join((*_LAYER_NAMES, *PREDIFY_LAYERS))})",
             )
         if name[-1] == "Sequential":
             if node.keywords:

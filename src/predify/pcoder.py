@@ -23,6 +23,7 @@ from torch.nn.grad import conv2d_input
 
 from .config import Hyperparameters
 from .errors import ConfigError, DataError
+from .layers import Permute, TokensToGrid
 
 __all__ = [
     "HyperparameterModule",
@@ -159,7 +160,7 @@ def _flatten(decoder: nn.Module) -> list[nn.Module] | None:
                 return None
             layers.extend(inner)
         return layers
-    if isinstance(decoder, (nn.ReLU, nn.Identity)):
+    if isinstance(decoder, (nn.ReLU, nn.Identity, nn.Linear, TokensToGrid, Permute)):
         return [decoder]
     if isinstance(decoder, (nn.ConvTranspose2d, nn.Conv2d)) and decoder.padding_mode == "zeros":
         if isinstance(decoder, nn.ConvTranspose2d) or isinstance(decoder.padding, tuple):
@@ -231,6 +232,14 @@ def _analytic_decode_and_vjp(
             grad = _conv2d_adjoint(layer, grad, shape)
         elif isinstance(layer, nn.Upsample):
             grad = _upsample_adjoint(layer, grad, shape)
+        elif isinstance(layer, nn.Linear):
+            grad = grad @ layer.weight
+        elif isinstance(layer, TokensToGrid):
+            # [B, D, H, W] -> the patch tokens [B, H*W, D]; the prefix tokens get zero.
+            patches = grad.flatten(2).transpose(1, 2)
+            grad = F.pad(patches, (0, 0, layer.prefix_tokens, 0))
+        elif isinstance(layer, Permute):
+            grad = grad.permute(*sorted(range(len(layer.dims)), key=layer.dims.__getitem__))
     return activation, difference, grad
 
 
@@ -247,8 +256,13 @@ def error_gradient(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Predict from ``rep`` and compute the scaled gradient of the prediction error.
 
+    Decoders built of transposed and plain 2-D convolutions, upsampling, ReLUs, ``Linear``,
+    :class:`~predify.layers.TokensToGrid` and :class:`~predify.layers.Permute` get their
+    transposed Jacobian applied by hand; others through autograd.
+
     Args:
-        decoder: maps ``rep`` [B, C, H, W] to a prediction of ``target``'s shape.
+        decoder: maps ``rep`` ([B, C, H, W], [B, H, W, C] or tokens [B, N, D]) to a prediction
+            of ``target``'s shape.
         rep: the representation e_n.
         target: what the decoder predicts, e_{n-1} or the image.
         coefficient: multiplies d - target before the transposed Jacobian; ``2 / numel`` gives the
@@ -260,8 +274,17 @@ def error_gradient(
         gradient term with its second-order dependence); otherwise no graph is kept.
     """
     layers = _flatten(decoder)
-    if layers is not None and rep.dim() == 4:
+    # Token maps [B, tokens, dim] are decoded by layers that start with a token-wise or layout
+    # layer; convolutions alone assume [B, C, H, W].
+    if layers is not None and (
+        rep.dim() == 4
+        or (bool(layers) and isinstance(layers[0], (nn.Linear, TokensToGrid, Permute)))
+    ):
         return _analytic_decode_and_vjp(layers, rep, target, coefficient)
+    if torch.is_inference_mode_enabled():
+        # Autograd does not run on inference tensors: compute on copies outside the mode.
+        with torch.inference_mode(False):
+            return error_gradient(decoder, rep.clone(), target.clone(), coefficient)
     differentiable = torch.is_grad_enabled() and (
         rep.requires_grad
         or target.requires_grad
@@ -331,15 +354,18 @@ def _fan_out_probe(decoder: nn.Module, channels: int) -> tuple[nn.Module, int]:
 def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
     """C: how many prediction elements of one sample depend on one element of the representation.
 
-    Measured for the element of channel 0 at the spatial centre, on a copy of the decoder whose
-    weights are all ones and biases zero, in float64 and eval mode. With non-negative weights
-    nothing cancels and every ReLU passes its (non-negative) input, so the count is the structural
-    fan-out with ReLUs counted as active: exact and deterministic, unlike the reference, which
-    estimated it by random perturbation for decoders ending in a ReLU.
+    Measured for the element at the centre of every dimension (for token maps: of the middle
+    token, a patch token), on a copy of the decoder whose weights are all ones and biases
+    zero, in float64 and eval mode. With non-negative weights nothing cancels and every ReLU
+    passes its (non-negative) input, so the count is the structural fan-out with ReLUs counted as
+    active: exact and deterministic, unlike the reference, which estimated it by random
+    perturbation for decoders ending in a ReLU. A token-wise ``Linear(dim, dim_below)`` gives
+    dim_below; a transposed patch embedding with p x q patches and C channels gives C * p * q.
 
     Args:
         decoder: the decoder module (left unchanged).
-        rep_shape: shape of one representation sample, (C, H, W) or (C, D, H, W).
+        rep_shape: shape of one representation sample, (C, H, W), (C, D, H, W), (H, W, C) or
+            (tokens, dim).
     """
     probe, channels = _fan_out_probe(decoder, rep_shape[0])
     rep_shape = (channels, *rep_shape[1:])
@@ -353,8 +379,10 @@ def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
             elif name.endswith("running_var"):
                 buffer.fill_(1.0)
         impulse = torch.zeros(1, *rep_shape, dtype=torch.float64)
-        centre = tuple(size // 2 for size in rep_shape[1:])
-        impulse[(0, 0, *centre)] = 1.0
+        # The centre of every dimension: spatially away from the borders whatever the layout
+        # (channels first or last), and for token maps a patch token, not a leading prefix token
+        # that a decoder of the image ignores. With all-ones weights every channel counts alike.
+        impulse[(0, *(size // 2 for size in rep_shape))] = 1.0
         response = probe(impulse) - probe(torch.zeros_like(impulse))
     count = int((response != 0).sum())
     if count == 0:

@@ -28,6 +28,7 @@ __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
     "InputNormalization",
+    "pretrained_normalization",
 ]
 
 # torchvision's ImageNet-pretrained weights expect these (RGB, images in [0, 1]).
@@ -48,6 +49,29 @@ CIFAR10_STD: tuple[float, ...] = (0.2470, 0.2435, 0.2616)
 
 CIFAR100_MEAN: tuple[float, ...] = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD: tuple[float, ...] = (0.2673, 0.2564, 0.2762)
+
+
+def pretrained_normalization(backbone: nn.Module) -> dict[str, list[float]] | None:
+    """The mean/std a timm model's pretrained weights expect, from its pretrained config.
+
+    Read with timm's ``resolve_model_data_config`` from the model's ``pretrained_cfg``, which
+    ``timm.create_model`` fills in whether or not weights are loaded: nothing is downloaded.
+
+    Returns:
+        ``{"mean": [...], "std": [...]}`` for images in [0, 1], or None for a model without a
+        timm pretrained config (or when timm is not installed).
+    """
+    if getattr(backbone, "pretrained_cfg", None) is None:
+        return None
+    try:
+        from timm.data import resolve_model_data_config
+    except ImportError:
+        return None
+    data_config = resolve_model_data_config(backbone)
+    mean, std = data_config.get("mean"), data_config.get("std")
+    if mean is None or std is None:
+        return None
+    return {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
 
 
 class InputNormalization(nn.Module):

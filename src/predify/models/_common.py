@@ -3,6 +3,7 @@ predictive network from a registry entry."""
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -84,6 +85,11 @@ def timm_backbone(name: str, **kwargs: Any) -> nn.Module:
         raise ConfigError(
             "backbone: timm models need the timm extra: pip install 'predify[timm]'"
         ) from None
+    if not timm.is_model(name):
+        # A local lookup in timm's own table of architectures: nothing is downloaded.
+        near = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"; nearest: {', '.join(near)}" if near else ""
+        raise ConfigError(f"backbone: unknown timm model {name!r}{hint}")
     try:
         return timm.create_model(name, **{"pretrained": False, **kwargs})
     except TypeError as error:

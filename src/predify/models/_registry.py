@@ -5,8 +5,10 @@ A :class:`ModelEntry` holds the zoo builder (``create_model(name)``), the backbo
 spec name such as ``torchvision:vgg16`` and a function building it untrained), the default
 pcoder modules and decoders, the input size and the normalisation pretrained weights expect.
 ``predify train --backbone NAME`` without ``--config`` takes its pcoder modules from the entry
-whose backbone matches NAME (:func:`default_modules`); :func:`predify.runs.build_backbone`
-rebuilds a run's backbone from the same entries. Registering a name twice is an error.
+whose backbone matches NAME (:func:`default_modules`), or, for backbones no entry knows (timm's,
+say), the feature stages :func:`predify.stages.default_modules` finds.
+:func:`predify.runs.build_backbone` rebuilds a run's backbone from the same entries. Registering
+a name twice is an error.
 """
 
 from __future__ import annotations

@@ -78,6 +78,34 @@ def _normalization(name: str | None) -> dict[str, list[float]] | None:
     return {"mean": list(getattr(data, f"{key}_MEAN")), "std": list(getattr(data, f"{key}_STD"))}
 
 
+def _backbone_normalization(
+    settings: TrainSettings, backbone: nn.Module, channels: int
+) -> dict[str, list[float]] | None:
+    """``--normalization``, or for a timm backbone without it, its pretrained config's."""
+    from ..data import pretrained_normalization
+
+    if settings.normalization is not None or not settings.backbone.startswith("timm:"):
+        return _normalization(settings.normalization)
+    normalization = pretrained_normalization(backbone)
+    if normalization is not None and len(normalization["mean"]) != channels:
+        raise ConfigError(
+            f"--backbone {settings.backbone}: timm's pretrained config normalises "
+            f"{len(normalization['mean'])} channels but the images have {channels}; pass "
+            f"--normalization ({', '.join(NORMALIZATIONS)})"
+        )
+    return normalization
+
+
+def _normalized(dataset: Dataset[Any], normalization: dict[str, list[float]]) -> Dataset[Any]:
+    from torchvision import transforms
+
+    from ..data import TransformedDataset
+
+    return TransformedDataset(
+        dataset, transforms.Normalize(normalization["mean"], normalization["std"])
+    )
+
+
 def _load_training_data(
     spec: str,
     root: str | None,
@@ -86,18 +114,12 @@ def _load_training_data(
     normalization: dict[str, list[float]] | None,
     resize: int | None = None,
 ) -> Dataset[Any]:
-    from torchvision import transforms
-
-    from ..data import TransformedDataset, load_dataset
+    from ..data import load_dataset
 
     dataset = load_dataset(
         spec, root=root, download=download, train=True, image_size=image_size, resize=resize
     )
-    if normalization is not None:
-        dataset = TransformedDataset(
-            dataset, transforms.Normalize(normalization["mean"], normalization["std"])
-        )
-    return dataset
+    return dataset if normalization is None else _normalized(dataset, normalization)
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -161,7 +183,7 @@ def _new_run(
             "another --out"
         )
     from ..data import dataset_info
-    from ..models import default_modules
+    from ..models import entry_for_backbone
 
     if settings.model is not None:
         return _new_zoo_run(settings)
@@ -170,13 +192,21 @@ def _new_run(
     seed_everything(settings.seed)
     config = load_config(settings.config) if settings.config else None
     image_size = _image_size(config)
-    normalization = _normalization(settings.normalization)
+    if settings.image_size is not None:
+        check_count(settings.image_size, "--image-size")
+        if image_size is not None and image_size != settings.image_size:
+            raise ConfigError(
+                f"--image-size {settings.image_size} differs from the input size {image_size} of "
+                f"{settings.config}"
+            )
+        image_size = settings.image_size
+    # Normalised below, once the backbone (whose pretrained config may say how) is built.
     dataset = _load_training_data(
         settings.data,
         settings.data_root,
         settings.download,
         image_size,
-        normalization,
+        None,
         settings.resize,
     )
     image_shape = tuple(dataset_info(dataset).image_shape)
@@ -188,8 +218,13 @@ def _new_run(
     backbone = build_backbone(spec)
     if settings.backbone_weights:
         load_backbone_weights(backbone, settings.backbone_weights)
+    normalization = _backbone_normalization(settings, backbone, image_shape[0])
+    if normalization is not None:
+        dataset = _normalized(dataset, normalization)
     if config is None:
-        config = auto_config(backbone, image_shape, default_modules(settings.backbone))
+        # The zoo's modules for its backbones; otherwise the backbone's feature stages.
+        entry = entry_for_backbone(settings.backbone)
+        config = auto_config(backbone, image_shape, entry.modules if entry else None)
     elif tuple(config.input_size) != image_shape:
         raise ConfigError(
             f"{settings.config}: input_size {list(config.input_size)} does not match the data's "
@@ -251,6 +286,11 @@ def _new_zoo_run(
     pnet.normalization = normalization
     input_size = tuple(pnet.config.input_size)
     image_size = input_size[-1]
+    if settings.image_size is not None and settings.image_size != image_size:
+        raise ConfigError(
+            f"--image-size {settings.image_size} differs from --model {settings.model}'s input "
+            f"size {image_size}; set its image_size in --backbone-kwargs instead"
+        )
     dataset = _load_training_data(
         settings.data,
         settings.data_root,

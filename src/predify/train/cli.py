@@ -5,6 +5,8 @@
     predify train --data mnist5k --out runs/shallow                  # ShallowCNN sized from data
     predify train --config pvgg16.toml --backbone torchvision:vgg16 \\
         --backbone-weights vgg16.pt --normalization imagenet --data folder:/data/train --out runs/v
+    predify train --data folder:/data/train --backbone timm:convnext_tiny \
+        --backbone-weights convnext.pt --out runs/c   # timm: feature stages, timm's mean/std
     predify train --resume runs/shallow --epochs 20                  # continue, exactly
     predify train --recipe peffnetb0-imagenet --pretrained \
         --data folder:/imagenet/train --out runs/peffnetb0            # the paper's recipe
@@ -70,7 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--backbone-weights", metavar="PATH",
            help="the trained backbone's state_dict (read with weights_only=True)")
     option("--normalization", choices=NORMALIZATIONS,
-           help="mean/std normalisation the backbone expects (default none)")
+           help="mean/std normalisation the backbone expects (default none; for timm:NAME the "
+           "model's pretrained config)")
+    option("--image-size", type=positive_int, metavar="N",
+           help="resize folder/torchvision images to NxN (default: the config's input size, "
+           "else the data's own; 224 for folders)")
     option("--epochs", type=positive_int, help=f"total number of epochs (default {d.epochs})")
     option("--batch-size", type=positive_int, help=f"per process (default {d.batch_size})")
     option("--lr", type=float, help=f"learning rate (default {d.lr:g})")

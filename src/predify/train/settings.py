@@ -18,6 +18,7 @@ __all__ = ["RUN_SETTINGS", "TrainSettings"]
 RUN_SETTINGS = (
     "data",
     "data_root",
+    "image_size",
     "epochs",
     "batch_size",
     "lr",
@@ -44,12 +45,18 @@ class TrainSettings:
         data: training data spec: ``mnist5k[:train|val|test]``,
             ``mnist|fashionmnist|cifar10|cifar100[:ROOT]``, ``folder:PATH`` or a directory.
         config: pcoder config (TOML path); None: automatic decoders at the backbone's default
-            modules (:func:`predify.models.default_modules`).
+            modules (the zoo's for its backbones, :func:`predify.models.default_modules`; else
+            the feature stages :func:`predify.stages.default_modules` finds, e.g. timm's
+            ``feature_info``).
         backbone: ``shallow_cnn`` (sized from the data), ``torchvision:NAME`` or ``timm:NAME``.
         backbone_kwargs: keyword arguments of the backbone builder.
         backbone_weights: the trained backbone's state_dict (read with ``weights_only=True``).
         normalization: ``none``, ``imagenet``, ``mnist``, ``fashionmnist``, ``cifar10``,
-            ``cifar100``: the mean/std the backbone expects.
+            ``cifar100``: the mean/std the backbone expects. None: none, except for
+            ``timm:NAME`` backbones, which get the mean/std of timm's pretrained config for the
+            model (:func:`predify.data.pretrained_normalization`).
+        image_size: side of the square images an image folder or torchvision data set is
+            resized to; None: the config's input size, else the data's own (224 for folders).
         epochs: total epochs (a resumed run may raise it).
         timesteps: 0 for the paper's objective; T > 0 trains through T steps of the dynamics.
         tbptt, checkpoint_activations: of training through the dynamics.
@@ -75,6 +82,7 @@ class TrainSettings:
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     backbone_weights: str | None = None
     normalization: str | None = None
+    image_size: int | None = None
     epochs: int = 5
     batch_size: int = 32
     lr: float = 1e-3

@@ -63,7 +63,7 @@ def plot_reliance(
 
     Args:
         noises: the noise levels, [L].
-        tuned: per level, the values each pcoder uses, [L][P] (bottom pcoder first).
+        tuned: per level, the values each pcoder uses, [L, P] (bottom pcoder first).
         path: the image file to write (atomically); its suffix picks the format.
         initial: the starting values per pcoder [P], drawn as dotted lines.
         pcoder_names: legend labels, [P]; default ``pcoder 0``, ...
@@ -118,7 +118,7 @@ def plot_accuracy(
     """Accuracy against timestep for each noise level: dashed before tuning, solid after.
 
     Args:
-        noises: [L]; before, after: per level, accuracy at t = 0..T, [L][T+1].
+        noises: [L]; before, after: per level, accuracy at t = 0..T, [L, T+1].
     """
     from matplotlib.ticker import MaxNLocator
 
