@@ -19,7 +19,7 @@ from ..builder import PAPER_HYPERPARAMETERS
 from ..config import Hyperparameters
 from ..errors import ConfigError
 from ..network import PredictiveNet
-from ._common import build_zoo_model
+from ._common import build_unpublished_zoo_model, three_conv_stages
 from ._registry import register_model
 
 __all__ = ["SMALL_CNN_MODULES", "SmallCNN", "psmallcnn"]
@@ -47,12 +47,8 @@ class SmallCNN(nn.Module):
         super().__init__()
         if image_size < 4 or image_size % 4:
             raise ConfigError(f"SmallCNN: image_size must be a multiple of 4, got {image_size}")
-        first, second, third = widths
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(second, third, 3, padding=1), nn.ReLU(),
-        )  # fmt: skip
+        self.features = three_conv_stages(in_channels, widths)
+        third = widths[2]
         side = image_size // 4
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -95,15 +91,10 @@ def psmallcnn(
         image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
         others: as :func:`predify.models.pvgg16`.
     """
-    if weights is not None:
-        raise ConfigError(f"psmallcnn: no published weights exist, got weights={weights!r}")
     if backbone is None:
         backbone = SmallCNN(in_channels, num_classes, image_size, widths, hidden)
-    first_conv = backbone.features[0]
-    assert isinstance(first_conv, nn.Conv2d)
-    size = (first_conv.in_channels, image_size, image_size)
-    return build_zoo_model(
-        "psmallcnn", "PSmallCNN", backbone, input_size=size, pretrained=False,
+    return build_unpublished_zoo_model(
+        "psmallcnn", "PSmallCNN", backbone, weights=weights, image_size=image_size,
         hyperparameters=hyperparameters, gradient_scaling=gradient_scaling, timesteps=timesteps,
         feedback_weights=feedback_weights,
     )  # fmt: skip
