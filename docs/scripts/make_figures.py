@@ -19,7 +19,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 IMAGES = Path(__file__).resolve().parents[1] / "images"
-DEMO_PLOTS = ("accuracy_vs_timestep.png", "reconstructions.png", "prediction_error.png")
+DEMO_PLOTS = (
+    "accuracy_vs_timestep.png",
+    "tuned_hyperparameters.png",
+    "correlation_distance.png",
+    "reconstructions.png",
+    "prediction_error.png",
+)
 
 
 def _box(axis, x: float, y: float, text: str, color: str, width: float = 1.5) -> None:

@@ -11,7 +11,8 @@ import difflib
 import os
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 __all__ = [
     "CheckpointError",
@@ -87,3 +88,13 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> ConfigError:
     near = difflib.get_close_matches(name, names, n=1)
     hint = f"; did you mean {near[0]!r}?" if near else ""
     return ConfigError(f"unknown {kind} {name!r}{hint} (available: {', '.join(names)})")
+
+
+_Value = TypeVar("_Value")
+
+
+def look_up(kind: str, name: str, table: Mapping[str, _Value]) -> _Value:
+    """``table[name]``, or the :func:`unknown_name` error for ``kind``."""
+    if name not in table:
+        raise unknown_name(kind, name, table)
+    return table[name]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .config import Hyperparameters
-from .errors import ConfigError, unknown_name
+from .errors import ConfigError, look_up
 
 if TYPE_CHECKING:
     from .network import PredictiveNet
@@ -142,7 +142,4 @@ def get_preset(name: str) -> HyperparameterPreset:
     Raises:
         ConfigError: no preset has that name (the message suggests the nearest).
     """
-    preset = PRESETS.get(name)
-    if preset is None:
-        raise unknown_name("hyperparameter preset", name, PRESETS)
-    return preset
+    return look_up("hyperparameter preset", name, PRESETS)

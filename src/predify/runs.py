@@ -9,8 +9,8 @@ A run directory holds::
     feedback.safetensors   decoders + hyperparameters (or feedback.pt without safetensors)
 
 The backbone is rebuilt from a spec naming a registered architecture (never an import path):
-``shallow_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with literal keyword
-arguments.
+``shallow_cnn``, ``small_cnn``, ``torchvision:<model name>`` or ``timm:<model name>``, with
+literal keyword arguments.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
     if entry is None or entry.backbone != name:
         raise ConfigError(
             f"backbone: unknown architecture {name!r}; "
-            "expected shallow_cnn, torchvision:NAME or timm:NAME"
+            "expected shallow_cnn, small_cnn, torchvision:NAME or timm:NAME"
         )
     try:
         return entry.build_backbone(**kwargs)

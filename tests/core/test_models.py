@@ -21,16 +21,18 @@ from predify.models import (
     PVGG16_MODULES,
     PVGG16_PREDICTORS,
     ShallowCNN,
+    SmallCNN,
     create_model,
     default_modules,
     get_model_entry,
     list_models,
     pshallow,
+    psmallcnn,
 )
 
 
 def test_registry_lists_the_papers_networks() -> None:
-    assert list_models() == ["peffnetb0", "presnet18", "pshallow", "pvgg16"]
+    assert list_models() == ["peffnetb0", "presnet18", "pshallow", "psmallcnn", "pvgg16"]
     with pytest.raises(ConfigError, match="did you mean 'presnet18'"):
         create_model("presnet19")
 
@@ -42,6 +44,7 @@ def test_registry_lists_the_papers_networks() -> None:
         ("peffnetb0", PEFFNETB0_MODULES, 64, 1000),
         ("pvgg16", PVGG16_MODULES, 32, 1000),
         ("pshallow", ("features[2]", "features[5]", "features[7]"), 32, 10),
+        ("psmallcnn", ("features[2]", "features[5]", "features[7]"), 32, 10),
     ],
 )
 def test_zoo_models_build_and_run(
@@ -57,6 +60,24 @@ def test_zoo_models_build_and_run(
         out = pnet(torch.rand(1, 3, image_size, image_size), record=True)
     assert out.logits.shape == (3, 1, classes)
     assert out.errors is not None and torch.isfinite(out.errors).all()
+
+
+@pytest.mark.parametrize("image_size", [28, 32])
+def test_small_cnn_sizes_its_classifier_from_the_image_size(image_size: int) -> None:
+    backbone = SmallCNN(in_channels=1, num_classes=7, image_size=image_size)
+    linear = backbone.classifier[1]
+    assert isinstance(linear, torch.nn.Linear)
+    assert linear.in_features == 32 * (image_size // 4) ** 2  # flattened, not pooled
+    pnet = psmallcnn(backbone, in_channels=1, image_size=image_size, timesteps=1).eval()
+    with torch.no_grad():
+        assert pnet(torch.rand(2, 1, image_size, image_size)).logits.shape == (2, 2, 7)
+
+
+def test_small_cnn_refuses_bad_sizes_and_weights() -> None:
+    with pytest.raises(ConfigError, match="image_size must be a multiple of 4, got 30"):
+        SmallCNN(image_size=30)
+    with pytest.raises(ConfigError, match="no published weights"):
+        psmallcnn(weights="DEFAULT")
 
 
 def test_pvgg16_has_the_papers_decoders() -> None:

@@ -1,33 +1,31 @@
-"""``predify demo``: the whole method on embedded data, end to end, in about two minutes on a CPU.
+"""``predify demo``: the whole method on embedded data, end to end, over several seeds.
 
+>>> from dataclasses import replace
 >>> from predify.demo import QUICK, run_demo
->>> report = run_demo("predify-demo", QUICK)     # doctest: +SKIP
->>> report.accuracy["paper"]["0.25"]              # doctest: +SKIP
+>>> report = run_demo("predify-demo", replace(QUICK, seeds=3))   # doctest: +SKIP
+>>> report.change_t0_to_T["tuned"]["0.5"]["mean"]                 # doctest: +SKIP
 
-- :mod:`~predify.demo.experiment`: :class:`DemoSettings`, :func:`run_demo`, :class:`DemoReport`
-  (train the backbone and its feedback, tune per noise level, evaluate, bootstrap);
+- :mod:`~predify.demo.settings`: :class:`DemoSettings`, :data:`FULL`, :data:`QUICK`;
+- :mod:`~predify.demo.experiment`: :func:`run_demo` (every seed, then the report and figures);
+- :mod:`~predify.demo.seeds`: one seed (train the backbone and its feedback, tune per noise
+  level, evaluate), and several seeds in parallel processes with a progress bar per stage;
 - :mod:`~predify.demo.evaluation`: the evaluated conditions (noise, clipping, paper's or tuned
   hyperparameters, shuffled-feedback control) scored at every timestep;
-- :mod:`~predify.demo.report` and :mod:`~predify.demo.plots`: report.md, the printed table, the
-  figures; :mod:`~predify.demo.cli`: the command.
+- :mod:`~predify.demo.statistics`: the interval over seeds and test images;
+- :mod:`~predify.demo.report` and :mod:`~predify.demo.plots`: :class:`DemoReport`, the
+  findings, report.md, the printed table, the figures; :mod:`~predify.demo.cli`: the command.
 """
 
-from .experiment import (
-    FULL,
-    NOISE_LEVELS,
-    QUICK,
-    SPLIT_SEED,
-    DemoReport,
-    DemoSettings,
-    run_demo,
-)
-from .report import summary_table
+from .experiment import run_demo
+from .report import DemoReport, summary_table
+from .settings import FULL, NOISE_LEVELS, QUICK, SPLIT_SEED, TEST_SEED, DemoSettings
 
 __all__ = [
     "FULL",
     "NOISE_LEVELS",
     "QUICK",
     "SPLIT_SEED",
+    "TEST_SEED",
     "DemoReport",
     "DemoSettings",
     "run_demo",

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ..cli_options import add_common_options, progress_from_args
+from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
 from .experiment import FULL, QUICK, run_demo
 from .report import summary_table
 
@@ -17,8 +17,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``predify demo``."""
     option = parser.add_argument
     option("--out", default="predify-demo", metavar="DIR", help="output directory")
-    option("--seed", type=int, default=0, help="seed of the whole run (default 0)")
-    option("--timesteps", type=int, default=None, help="T (default 10; 3 with --quick)")
+    option(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"seeds to run (default {FULL.seeds}; {QUICK.seeds} with --quick)",
+    )
+    option("--seed", type=nonnegative_int, default=0, help="the first seed (default 0)")
+    option(
+        "--workers",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help="seeds run at once, one process each (default: the fastest for the CPU cores; "
+        "0: in this process); the numbers do not depend on it",
+    )
+    option("--timesteps", type=positive_int, default=None, help="T (default 10; 3 with --quick)")
     option("--quick", action="store_true", help="a much smaller run (seconds), for tests")
     add_common_options(parser)
 
@@ -26,7 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``predify demo``: run it and print the summary table."""
     settings = QUICK if args.quick else FULL
-    changes = {"timesteps": args.timesteps} if args.timesteps is not None else {}
+    changes = {
+        name: getattr(args, name)
+        for name in ("seeds", "timesteps", "workers")
+        if getattr(args, name) is not None
+    }
     settings = replace(
         settings, seed=args.seed, device=args.device, progress=progress_from_args(args), **changes
     )

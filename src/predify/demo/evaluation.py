@@ -1,53 +1,62 @@
-"""The demo's evaluated conditions: noise, clipping, the paper's or tuned hyperparameters and
-the shuffled-feedback control, each scored at every timestep on the same images."""
+"""The demo's evaluated conditions, each scored at every timestep on the same test images and
+the same noise draw: the paper's hyperparameters with unclipped noise (the main one, with its
+prediction errors and the correlation distance of representations), clipped noise, the
+shuffled-feedback control and the hyperparameters tuned on the validation split."""
 
 from __future__ import annotations
 
-import copy
-import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ..config import Hyperparameters
 from ..errors import DataError
+from ..evaluate.analysis import correlation_distance
 from ..evaluate.metrics import misclassified
 from ..network import PNetState, PredictiveNet
 
-__all__ = ["Condition", "Outcome", "conditions_to_run", "evaluate_conditions"]
+__all__ = [
+    "CONDITIONS",
+    "Condition",
+    "conditions_to_run",
+    "derangement",
+    "evaluate_condition",
+    "evaluate_main",
+    "with_shuffled_feedback",
+]
+
+#: The evaluated conditions, in the order of the report; "paper" is the main result.
+CONDITIONS = ("paper", "clipped", "shuffled_feedback", "tuned")
 
 
 @dataclass(frozen=True)
 class Condition:
     """One evaluated condition: a noise level, clipping, and what the feedback is."""
 
-    key: str
-    """The report entry: ``accuracy`` + ``_<key>`` (empty for the main result)."""
+    name: str
+    """One of :data:`CONDITIONS`."""
     sigma: float
     clip: bool = False
     shuffled: bool = False
-    hyperparameters: Hyperparameters | tuple[Hyperparameters, ...] | None = None
-    """None: the network's configured (paper) hyperparameters; else one set or one per pcoder."""
+    tuned: bool = False
 
 
-@dataclass
-class Outcome:
-    correct: Tensor
-    """bool [T+1, N]: image n classified correctly at timestep t."""
-    errors: Tensor | None = None
-    """[T+1, n_pcoders] mean prediction error over the images (main setting only)."""
-    reconstructions: Tensor | None = None
-    """[T+1, C, H, W] the first decoder's prediction of the shown image over time."""
-    shown_input: Tensor | None = None
-    """[C, H, W] the shown image as the network received it."""
+def conditions_to_run(noise_levels: Sequence[float]) -> list[Condition]:
+    """The conditions besides the main one (which :func:`evaluate_main` runs for every level)."""
+    conditions = []
+    for sigma in noise_levels:
+        if sigma > 0:  # clipping clean images, already in [0, 1], changes nothing
+            conditions.append(Condition("clipped", sigma, clip=True))
+        conditions.append(Condition("shuffled_feedback", sigma, shuffled=True))
+        conditions.append(Condition("tuned", sigma, tuned=True))
+    return conditions
 
 
-# ---------------------------------------------------------------------- evaluation
-def _derangement(size: int, generator: torch.Generator) -> Tensor:
+def derangement(size: int, generator: torch.Generator) -> Tensor:
     """A random permutation without fixed points: image i gets the feedback of image p[i] != i."""
     if size < 2:
         raise DataError("the shuffled-feedback control needs batches of at least 2 images")
@@ -57,134 +66,140 @@ def _derangement(size: int, generator: torch.Generator) -> Tensor:
     return source
 
 
-def _with_shuffled_feedback(state: PNetState, source: Tensor) -> PNetState:
+def with_shuffled_feedback(state: PNetState, source: Tensor) -> PNetState:
     """The state with the top-down predictions (those of pcoders 2..N, which feed the layer
     below) taken from other images; pcoder 1's prediction of the input feeds nothing."""
     preds = [state.preds[0], *(p[source] if p is not None else None for p in state.preds[1:])]
     return replace(state, preds=preds)
 
 
-def _batches(total: int, size: int) -> Iterator[slice]:
-    for start in range(0, total, size):
-        yield slice(start, min(start + size, total))
+def _noisy(images: Tensor, noise: Tensor, sigma: float, clip: bool) -> Tensor:
+    x = images + sigma * noise
+    return x.clamp(0.0, 1.0) if clip else x
 
 
-def _evaluate(
+def evaluate_main(
     pnet: PredictiveNet,
     images: Tensor,
     labels: Tensor,
     noise: Tensor,
-    setting: Condition,
+    levels: Sequence[float],
+    timesteps: int,
+    batch_size: int,
+    device: torch.device,
+    on_setting: Callable[[], None],
+) -> tuple[Any, ...]:
+    """The main setting (paper hyperparameters, unclipped noise) at every level, the levels in
+    lockstep so that each noisy representation meets its clean one at the same timestep.
+
+    Returns correct {sigma: bool [T+1, N]}, prediction errors {sigma: [T+1, P]}, correlation
+    distances {sigma > 0: [P, T+1]} (image means) and {sigma > 0: [P, 2, N]} (per image at
+    t = 0 and T), and (reconstructions, shown inputs) of the first image.
+    """
+    correct: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
+    errors = {
+        sigma: torch.zeros(timesteps + 1, pnet.num_pcoders, dtype=torch.float64) for sigma in levels
+    }
+    noisy_levels = [sigma for sigma in levels if sigma > 0]
+    if noisy_levels and 0.0 not in levels:
+        raise DataError("the correlation distance needs sigma 0 among the noise levels")
+    distance_sums = {
+        sigma: torch.zeros(pnet.num_pcoders, timesteps + 1, dtype=torch.float64)
+        for sigma in noisy_levels
+    }
+    # Per image at t = 0 and t = T: [batches] of [P, 2, b].
+    distance_ends: dict[float, list[Tensor]] = {sigma: [] for sigma in noisy_levels}
+    shown: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
+    shown_inputs: dict[float, np.ndarray] = {}
+    with torch.no_grad():
+        for start in range(0, len(labels), batch_size):
+            part = slice(start, start + batch_size)
+            target = labels[part].to(device)
+            clean = images[part].to(device)
+            inputs = {
+                sigma: _noisy(clean, noise[part].to(device), sigma, False) for sigma in levels
+            }
+            states = {sigma: pnet.start(x, with_errors=True) for sigma, x in inputs.items()}
+            for t in range(timesteps + 1):
+                if t > 0:
+                    states = {sigma: pnet.step(s, with_errors=True) for sigma, s in states.items()}
+                reference = states.get(0.0)
+                for sigma, state in states.items():
+                    if t == 0:
+                        correct[sigma].append(
+                            torch.empty(timesteps + 1, len(target), dtype=torch.bool)
+                        )
+                    correct[sigma][-1][t] = (~misclassified(state.logits, target)).cpu()
+                    assert state.errors is not None
+                    errors[sigma][t] += state.errors.double().cpu() * len(target)
+                    if sigma > 0 and reference is not None:
+                        if t == 0:
+                            distance_ends[sigma].append(
+                                torch.empty(pnet.num_pcoders, 2, len(target), dtype=torch.float64)
+                            )
+                        for index in range(pnet.num_pcoders):
+                            distance = (
+                                correlation_distance(reference.reps[index], state.reps[index])
+                                .double()
+                                .cpu()
+                            )
+                            distance_sums[sigma][index, t] += distance.sum()
+                            if t in (0, timesteps):
+                                distance_ends[sigma][-1][index, int(t > 0)] = distance
+                    if start == 0:
+                        first_prediction = state.preds[0]
+                        assert first_prediction is not None
+                        shown[sigma].append(first_prediction[0].cpu())
+            if start == 0:
+                shown_inputs = {sigma: x[0].cpu().numpy() for sigma, x in inputs.items()}
+    count = len(labels)
+    for _ in levels:
+        on_setting()
+    return (
+        {sigma: torch.cat(parts, dim=1).numpy() for sigma, parts in correct.items()},
+        {sigma: (total / count).numpy() for sigma, total in errors.items()},
+        {sigma: (total / count).numpy() for sigma, total in distance_sums.items()},
+        {sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in distance_ends.items()},
+        ({sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()}, shown_inputs),
+    )
+
+
+def evaluate_condition(
+    pnet: PredictiveNet,
+    images: Tensor,
+    labels: Tensor,
+    noise: Tensor,
+    condition: Condition,
+    hyperparameters: Sequence[Hyperparameters] | None,
     timesteps: int,
     batch_size: int,
     seed: int,
     device: torch.device,
-    record: bool,
-    bar: Any,
-) -> Outcome:
-    """Accuracy at every timestep of one setting (and, with ``record``, the prediction errors and
-    the first image's reconstructions)."""
+) -> np.ndarray:
+    """bool [T+1, N]: correctness at every timestep of one control or tuned condition.
+
+    ``hyperparameters``: installed for the duration (the tuned ones), None: the network's."""
     configured = pnet.hyperparameter_values()
-    if setting.hyperparameters is not None:
-        pnet.set_hyperparameters(setting.hyperparameters)
+    if hyperparameters is not None:
+        pnet.set_hyperparameters(list(hyperparameters))
     shuffle_generator = torch.Generator().manual_seed(seed)
-    correct: list[Tensor] = []
-    error_sums = torch.zeros(timesteps + 1, pnet.num_pcoders, dtype=torch.float64)
-    outcome = Outcome(correct=torch.empty(0))
+    correct = []
     try:
         with torch.no_grad():
-            for part in _batches(len(labels), batch_size):
-                x = images[part] + setting.sigma * noise[part]
-                if setting.clip:
-                    x = x.clamp(0.0, 1.0)
-                x = x.to(device)
+            for start in range(0, len(labels), batch_size):
+                part = slice(start, start + batch_size)
+                x = _noisy(images[part], noise[part], condition.sigma, condition.clip).to(device)
                 target = labels[part].to(device)
-                source = _derangement(len(target), shuffle_generator).to(device)
-                state = pnet.start(x, with_errors=record)
+                source = derangement(len(target), shuffle_generator).to(device)
+                state = pnet.start(x, with_errors=False)
                 per_step = [~misclassified(state.logits, target)]
-                errors = [state.errors]
-                shown = [state.preds[0][0].cpu()] if record and part.start == 0 else []  # type: ignore[index]
-                for _ in range(timesteps):
-                    if setting.shuffled:
-                        state = _with_shuffled_feedback(state, source)
-                    state = pnet.step(state, with_errors=record)
+                for t in range(timesteps):
+                    if condition.shuffled:
+                        state = with_shuffled_feedback(state, source)
+                    last = t == timesteps - 1
+                    state = pnet.step(state, with_predictions=not last, with_errors=False)
                     per_step.append(~misclassified(state.logits, target))
-                    errors.append(state.errors)
-                    if shown:
-                        shown.append(state.preds[0][0].cpu())  # type: ignore[index]
                 correct.append(torch.stack(per_step).cpu())
-                if record:
-                    error_sums += torch.stack(errors).double().cpu() * len(target)  # type: ignore[arg-type]
-                if shown:
-                    outcome.reconstructions = torch.stack(shown)
-                    outcome.shown_input = x[0].cpu()
-                bar.update(1)
     finally:
         pnet.set_hyperparameters(configured)
-    outcome.correct = torch.cat(correct, dim=1)
-    if record:
-        outcome.errors = (error_sums / len(labels)).float()
-    return outcome
-
-
-def evaluate_conditions(
-    pnet: PredictiveNet,
-    images: Tensor,
-    labels: Tensor,
-    noise: Tensor,
-    to_run: Sequence[Condition],
-    timesteps: int,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-    bar: Any,
-    workers: int,
-) -> dict[tuple[str, float], Outcome]:
-    """Every setting; on the CPU ``workers`` at once, each in its own thread on its own copy of
-    the network (the demo runs ops single-threaded, see :func:`run_demo`).
-
-    PyTorch ops release the GIL, so the settings run truly in parallel. The results do not depend
-    on how many run at once: each setting has its own seeds.
-    """
-
-    def evaluate(model: PredictiveNet, setting: Condition) -> Outcome:
-        bar.set_postfix_str(f"sigma {setting.sigma}, {setting.key or 'feedback'}")
-        return _evaluate(
-            model,
-            images,
-            labels,
-            noise,
-            setting,
-            timesteps,
-            batch_size,
-            seed,
-            device,
-            record=setting.key == "",
-            bar=bar,
-        )
-
-    if workers <= 1 or device.type != "cpu":
-        return {(s.key, s.sigma): evaluate(pnet, s) for s in to_run}
-    local = threading.local()
-
-    def task(setting: Condition) -> Outcome:
-        if not hasattr(local, "model"):
-            local.model = copy.deepcopy(pnet)  # hooks and hyperparameters stay per thread
-        return evaluate(local.model, setting)
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(to_run))) as pool:
-        outcomes = list(pool.map(task, to_run))
-    return {(s.key, s.sigma): outcome for s, outcome in zip(to_run, outcomes, strict=True)}
-
-
-def conditions_to_run(
-    noise_levels: Sequence[float], tuned: dict[float, tuple[Hyperparameters, ...]]
-) -> list[Condition]:
-    settings = []
-    for sigma in noise_levels:
-        settings.append(Condition("", sigma))  # the paper's hyperparameters, noise unclipped
-        if sigma > 0:  # clipping clean images, already in [0, 1], changes nothing
-            settings.append(Condition("clipped", sigma, clip=True))
-        settings.append(Condition("shuffled_feedback", sigma, shuffled=True))
-        settings.append(Condition("tuned", sigma, hyperparameters=tuned[sigma]))
-    return settings
+    return torch.cat(correct, dim=1).numpy()

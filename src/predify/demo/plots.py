@@ -1,93 +1,192 @@
-"""The demo's figures: accuracy over timesteps, reconstructions, prediction errors."""
+"""The demo's figures, drawn from the report (and, for reconstructions, from one seed's images)
+on standalone matplotlib figures (pyplot's global state is never touched)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import Tensor
 
 from ..plotting import new_figure, save_figure
-from .evaluation import Outcome
 
-__all__ = ["plot_accuracy", "plot_prediction_error", "plot_reconstructions"]
+__all__ = [
+    "plot_accuracy",
+    "plot_correlation_distance",
+    "plot_prediction_error",
+    "plot_reconstructions",
+    "plot_tuned_hyperparameters",
+]
 
 
-def plot_accuracy(report: dict[str, Any], path: Path) -> None:
+def _figure(width: float, height: float) -> Any:
+    return new_figure(width, height, constrained=True)
+
+
+def _save(figure: Any, path: Path) -> Path:
+    return save_figure(figure, path)
+
+
+def _integer_ticks(axis: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_accuracy(report: Mapping[str, Any], path: Path) -> Path:
+    """Accuracy over timesteps per noise level: seed means (thick) and each seed (thin)."""
     levels = report["noise_levels"]
-    figure = new_figure(3.6 * len(levels), 3.4)
-    axes = figure.subplots(1, len(levels), sharey=True)
+    figure = _figure(3.6 * len(levels), 3.4)
+    axes = np.atleast_1d(figure.subplots(1, len(levels), sharey=True))
     lines = (
         ("accuracy", "feedback (paper)", "C0", "-"),
         ("accuracy_clipped", "noise clipped to [0, 1]", "C1", "--"),
         ("accuracy_shuffled_feedback", "shuffled feedback (control)", "C3", ":"),
         ("accuracy_tuned", "tuned on validation split", "C2", "-."),
     )
-    for axis, sigma in zip(np.atleast_1d(axes), levels, strict=True):
-        for key, label, color, style in lines:
-            axis.plot(report["timesteps"], report[key][str(sigma)], style, color=color, label=label)
+    steps = report["timesteps"]
+    for axis, sigma in zip(axes, levels, strict=True):
+        key = str(sigma)
+        for name, label, color, style in lines:
+            for seed in report["per_seed"].values():
+                axis.plot(steps, seed[name][key], style, color=color, linewidth=0.7, alpha=0.35)
+            axis.plot(steps, report[name][key], style, color=color, linewidth=2, label=label)
         axis.axhline(0.1, color="grey", linewidth=0.8, alpha=0.6)
         axis.set_title(f"noise sigma = {sigma}")
         axis.set_xlabel("timestep t")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_ticks(axis)
         axis.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("test accuracy (chance = 0.1)")
-    np.atleast_1d(axes)[0].legend(fontsize=7, loc="lower left")
-    figure.suptitle("MNIST-5k test accuracy over timesteps (t = 0: feed-forward)", fontsize=10)
-    figure.tight_layout()
-    save_figure(figure, path, tight=True)
+    axes[0].set_ylabel("test accuracy (chance = 0.1)")
+    axes[0].legend(fontsize=7, loc="lower left")
+    figure.suptitle(
+        f"MNIST-5k test accuracy over timesteps: mean of {len(report['seeds'])} seeds (thick), "
+        "each seed (thin)",
+        fontsize=10,
+    )
+    return _save(figure, path)
+
+
+#: The tuned quantities shown, with their labels (beta is 1 - lambda - memory).
+_TUNED = (
+    ("feedback", "lambda (feedback weight)"),
+    ("memory", "memory (1 - beta - lambda)"),
+    ("pc", "alpha (error-correction weight)"),
+)
+
+
+def plot_tuned_hyperparameters(report: Mapping[str, Any], path: Path) -> Path:
+    """Tuned lambda, memory and alpha per pcoder against noise level; seeds as points."""
+    levels = np.asarray(report["noise_levels"], dtype=float)
+    seeds = list(report["per_seed"].values())
+    first = report["tuned_hyperparameters"][str(levels[0])]
+    count = len(first)
+    figure = _figure(3.6 * len(_TUNED), 3.3)
+    axes = figure.subplots(1, len(_TUNED))
+    spread = 0.012 * (levels.max() - levels.min() if len(levels) > 1 else 1.0)
+    for axis, (name, label) in zip(axes, _TUNED, strict=True):
+        for index in range(count):
+            if name == "feedback" and index == count - 1:
+                continue  # the top pcoder has no feedback: its lambda is 0 by construction
+            color = f"C{index}"
+            offset = (index - (count - 1) / 2) * spread
+            for number, seed in enumerate(seeds):
+                values = [seed["tuned_hyperparameters"][str(s)][index][name] for s in levels]
+                axis.scatter(
+                    levels + offset, values, s=14, color=color, alpha=0.7,
+                    label=f"pcoder{index + 1} (seeds)" if number == 0 else None,
+                )  # fmt: skip
+            means = [report["tuned_hyperparameters"][str(s)][index][name] for s in levels]
+            axis.plot(levels + offset, means, color=color, linewidth=1.2)
+        axis.set_title(label, fontsize=9)
+        axis.set_xlabel("noise sigma")
+        axis.set_xticks(levels)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(
+        "Hyperparameters tuned on the validation split at each noise level (points: seeds; "
+        "line: their mean)",
+        fontsize=10,
+    )
+    return _save(figure, path)
+
+
+def plot_correlation_distance(report: Mapping[str, Any], path: Path) -> Path:
+    """Correlation distance between clean and noisy representations over timesteps, per pcoder:
+    seed means (thick) and each seed (thin), one colour per noise level."""
+    distances = report["correlation_distance"]
+    sigmas = list(distances)
+    names = list(distances[sigmas[0]]) if sigmas else []
+    figure = _figure(3.4 * max(1, len(names)), 3.1)
+    axes = np.atleast_1d(figure.subplots(1, max(1, len(names))))
+    steps = report["timesteps"]
+    for axis, name in zip(axes, names, strict=False):
+        for number, sigma in enumerate(sigmas):
+            color = f"C{number}"
+            for seed in report["per_seed"].values():
+                axis.plot(steps, seed["correlation_distance"][sigma][name], color=color,
+                          linewidth=0.7, alpha=0.35)  # fmt: skip
+            axis.plot(steps, distances[sigma][name], color=color, linewidth=2,
+                      label=f"sigma {sigma}")  # fmt: skip
+        axis.set_title(f"{name}: 1 - r(clean, noisy)", fontsize=9)
+        axis.set_xlabel("timestep t")
+        _integer_ticks(axis)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(
+        "Do noisy representations move toward the clean ones? (paper hyperparameters)",
+        fontsize=10,
+    )
+    return _save(figure, path)
+
+
+def plot_prediction_error(report: Mapping[str, Any], path: Path) -> Path:
+    """Each pcoder's prediction error over timesteps (seed means), one line per noise level."""
+    levels = report["noise_levels"]
+    names = list(report["prediction_error"][str(levels[0])])
+    figure = _figure(3.4 * len(names), 3.0)
+    axes = np.atleast_1d(figure.subplots(1, len(names)))
+    for axis, name in zip(axes, names, strict=True):
+        for sigma in levels:
+            axis.plot(
+                report["timesteps"], report["prediction_error"][str(sigma)][name],
+                label=f"sigma {sigma}",
+            )  # fmt: skip
+        axis.set_yscale("log")
+        axis.set_title(f"{name} prediction error (MSE)", fontsize=9)
+        axis.set_xlabel("timestep t")
+        _integer_ticks(axis)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return _save(figure, path)
 
 
 def plot_reconstructions(
-    outcomes: dict[tuple[str, float], Outcome],
-    clean: Tensor,
+    clean: np.ndarray,
+    shown_inputs: Mapping[float, np.ndarray],
+    reconstructions: Mapping[float, np.ndarray],
     noise_levels: Sequence[float],
     path: Path,
-) -> None:
-    first = outcomes[("", noise_levels[0])].reconstructions
-    assert first is not None
-    steps = first.shape[0] - 1
+    seed: int,
+) -> Path:
+    """An input, its noisy versions and the first decoder's reconstruction over timesteps."""
+    steps = reconstructions[noise_levels[0]].shape[0] - 1
     shown_steps = sorted({0, 1, 2, steps // 2, steps} & set(range(steps + 1)))
     columns = 2 + len(shown_steps)
-    figure = new_figure(1.5 * columns, 1.6 * len(noise_levels))
+    figure = _figure(1.5 * columns, 1.6 * len(noise_levels))
     axes = figure.subplots(len(noise_levels), columns, squeeze=False)
     for row, sigma in enumerate(noise_levels):
-        outcome = outcomes[("", sigma)]
-        assert outcome.reconstructions is not None and outcome.shown_input is not None
-        panels = [(clean, "input"), (outcome.shown_input, f"noisy, sigma {sigma}")]
-        panels += [(outcome.reconstructions[t], f"decoder 1, t={t}") for t in shown_steps]
+        panels = [(clean, "input"), (shown_inputs[sigma], f"noisy, sigma {sigma}")]
+        panels += [(reconstructions[sigma][t], f"decoder 1, t={t}") for t in shown_steps]
         for column, (image, title) in enumerate(panels):
             axis = axes[row][column]
-            axis.imshow(image[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+            axis.imshow(image[0], cmap="gray", vmin=0.0, vmax=1.0)
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0 or column == 1:
                 axis.set_title(title, fontsize=7)
     figure.suptitle(
-        "An input, its noisy version and the first decoder's reconstruction", fontsize=9
+        f"An input, its noisy version and the first decoder's reconstruction (seed {seed})",
+        fontsize=9,
     )
-    save_figure(figure, path, tight=True)
-
-
-def plot_prediction_error(report: dict[str, Any], path: Path) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    levels = report["noise_levels"]
-    names = list(report["prediction_error"][str(levels[0])])
-    figure = new_figure(3.4 * len(names), 3.0)
-    axes = figure.subplots(1, len(names), squeeze=False)
-    for axis, name in zip(axes[0], names, strict=True):
-        for sigma in levels:
-            values = report["prediction_error"][str(sigma)][name]
-            axis.plot(report["timesteps"], values, label=f"sigma {sigma}")
-        axis.set_yscale("log")
-        axis.set_title(f"{name} prediction error (MSE)", fontsize=9)
-        axis.set_xlabel("timestep t")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    save_figure(figure, path, tight=True)
+    return _save(figure, path)

@@ -2,7 +2,7 @@
 
 >>> from predify.evaluate.api import EvaluateSettings, evaluate_run
 >>> settings = EvaluateSettings(attacks=(), out="eval")       # doctest: +SKIP
->>> report = evaluate_run("predify-demo", settings)           # doctest: +SKIP
+>>> report = evaluate_run("predify-demo/seed-0", settings)    # doctest: +SKIP
 >>> report.corruption.mce_relative_to_t0                       # doctest: +SKIP
 
 Reads the run directory that ``predify demo`` or ``predify train`` wrote and evaluates it on its

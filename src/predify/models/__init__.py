@@ -2,7 +2,7 @@
 
 >>> from predify.models import create_model, list_models
 >>> list_models()
-['peffnetb0', 'presnet18', 'pshallow', 'pvgg16']
+['peffnetb0', 'presnet18', 'pshallow', 'psmallcnn', 'pvgg16']
 >>> pnet = create_model("presnet18", weights=None)  # doctest: +SKIP
 """
 
@@ -27,6 +27,7 @@ from .peffnetb0 import (
 from .presnet18 import PRESNET18_MODULES, presnet18
 from .pvgg16 import PVGG16_MODULES, PVGG16_PREDICTORS, pvgg16
 from .shallow import SHALLOW_MODULES, ShallowCNN, pshallow
+from .small_cnn import SMALL_CNN_MODULES, SmallCNN, psmallcnn
 
 __all__ = [
     "IMAGENET_NORMALIZATION",
@@ -38,9 +39,11 @@ __all__ = [
     "PVGG16_MODULES",
     "PVGG16_PREDICTORS",
     "SHALLOW_MODULES",
+    "SMALL_CNN_MODULES",
     "ZOO_OPTIONS",
     "ModelEntry",
     "ShallowCNN",
+    "SmallCNN",
     "ZooOptions",
     "create_model",
     "default_modules",
@@ -50,6 +53,7 @@ __all__ = [
     "peffnetb0",
     "presnet18",
     "pshallow",
+    "psmallcnn",
     "pvgg16",
     "register_model",
     "timm_backbone",

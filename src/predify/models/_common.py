@@ -172,3 +172,35 @@ def build_torchvision_zoo_model(
         timesteps=chosen.timesteps,
         feedback_weights=chosen.feedback_weights,
     )
+
+
+def three_conv_stages(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
+    """Three 3x3 conv + ReLU stages, the first two followed by 2x2 max pooling (modules 0..7):
+    the feature layout of the zoo's small MNIST/CIFAR networks. [B, C, H, W] ->
+    [B, widths[2], H/4, W/4]."""
+    first, second, third = widths
+    return nn.Sequential(
+        nn.Conv2d(in_channels, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(second, third, 3, padding=1), nn.ReLU(),
+    )  # fmt: skip
+
+
+def build_unpublished_zoo_model(
+    name: str,
+    display_name: str,
+    backbone: nn.Module,
+    *,
+    weights: None,
+    image_size: int,
+    **build: Any,
+) -> PredictiveNet:
+    """:func:`build_zoo_model` for a network without published weights whose ``features[0]``
+    is its first convolution: refuses ``weights``, sizes the input from that convolution's
+    channels and ``image_size``."""
+    if weights is not None:
+        raise ConfigError(f"{name}: no published weights exist, got weights={weights!r}")
+    features = backbone.features
+    assert isinstance(features, nn.Sequential) and isinstance(features[0], nn.Conv2d)
+    size = (features[0].in_channels, image_size, image_size)
+    return build_zoo_model(name, display_name, backbone, input_size=size, pretrained=False, **build)

@@ -10,9 +10,8 @@ from torch import Tensor, nn
 
 from ..builder import PAPER_HYPERPARAMETERS
 from ..config import Hyperparameters
-from ..errors import ConfigError
 from ..network import PredictiveNet
-from ._common import build_zoo_model
+from ._common import build_unpublished_zoo_model, three_conv_stages
 from ._registry import register_model
 
 __all__ = ["SHALLOW_MODULES", "ShallowCNN", "pshallow"]
@@ -31,12 +30,8 @@ class ShallowCNN(nn.Module):
         self, in_channels: int = 3, num_classes: int = 10, widths: Sequence[int] = (16, 32, 64)
     ) -> None:
         super().__init__()
-        first, second, third = widths
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, first, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(first, second, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(second, third, 3, padding=1), nn.ReLU(),
-        )  # fmt: skip
+        self.features = three_conv_stages(in_channels, widths)
+        third = widths[2]
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(third, num_classes)
 
@@ -73,15 +68,10 @@ def pshallow(
         image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
         others: as :func:`predify.models.pvgg16`.
     """
-    if weights is not None:
-        raise ConfigError(f"pshallow: no published weights exist, got weights={weights!r}")
     if backbone is None:
         backbone = ShallowCNN(in_channels, num_classes, widths)
-    first_conv = backbone.features[0]
-    assert isinstance(first_conv, nn.Conv2d)
-    size = (first_conv.in_channels, image_size, image_size)
-    return build_zoo_model(
-        "pshallow", "PShallowCNN", backbone, input_size=size, pretrained=False,
+    return build_unpublished_zoo_model(
+        "pshallow", "PShallowCNN", backbone, weights=weights, image_size=image_size,
         hyperparameters=hyperparameters, gradient_scaling=gradient_scaling, timesteps=timesteps,
         feedback_weights=feedback_weights,
     )  # fmt: skip

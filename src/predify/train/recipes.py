@@ -25,7 +25,7 @@ from typing import Any
 from torchvision import transforms
 
 from ..data import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import unknown_name
+from ..errors import look_up
 from .schedulers import SchedulerSettings
 from .settings import TrainSettings
 
@@ -193,7 +193,4 @@ def get_recipe(name: str) -> TrainingRecipe:
     Raises:
         ConfigError: no recipe has that name (the message suggests the nearest).
     """
-    recipe = RECIPES.get(name)
-    if recipe is None:
-        raise unknown_name("training recipe", name, RECIPES)
-    return recipe
+    return look_up("training recipe", name, RECIPES)

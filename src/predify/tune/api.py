@@ -1,7 +1,7 @@
 """Tune a trained run at several noise levels: ``tune_run(run, noises, TuneSettings(...))``.
 
 >>> from predify.tune.api import TuneSettings, tune_run
->>> report = tune_run("predify-demo", ["gaussian:0.25", "gaussian:0.5"])  # doctest: +SKIP
+>>> report = tune_run("predify-demo/seed-0", ["gaussian:0.25", "gaussian:0.5"])  # doctest: +SKIP
 >>> report.levels[0]["accuracy_after"]                                    # doctest: +SKIP
 
 Tunes beta, lambda and alpha at each noise level on the run's validation split, reports accuracy

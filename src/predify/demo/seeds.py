@@ -1,0 +1,477 @@
+"""One seed of the demo, and several seeds in parallel processes.
+
+A seed retrains everything that has an initialisation or a data order: the backbone, its
+feedback, the tuning of the hyperparameters and the tuning's noise. What every seed shares: the
+MNIST-5k split, the test images and their noise draw, so that seeds are compared image by image.
+
+Each seed runs in its own worker process with single-threaded ops: a seed's numbers are then the
+same whichever other seeds run beside it and however many run at once (and the same as in this
+process, ``workers=0``). A progress bar per stage counts the work of all seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import queue
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from ..config import Hyperparameters
+from ..data.noise import add_gaussian_noise
+from ..runs import RunInfo, save_run
+from ..train.callbacks import Callback
+from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
+from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data import Splits
+    from ..train import FeedbackTrainer
+
+__all__ = [
+    "STAGES",
+    "SeedResult",
+    "best_worker_count",
+    "evaluation_images",
+    "run_seed",
+    "run_seeds",
+    "stage_totals",
+    "subset",
+]
+
+#: The stages of a seed, in order, as its progress events name them.
+STAGES = ("backbone", "feedback", "tuning", "evaluation")
+
+
+@dataclass
+class SeedResult:
+    """What one seed measured (plain arrays: it crosses a process boundary)."""
+
+    seed: int
+    correct: dict[tuple[str, float], np.ndarray]
+    """bool [T+1, N] per (condition name, sigma): test image n classified correctly at t."""
+    prediction_error: dict[float, np.ndarray]
+    """[T+1, n_pcoders] mean prediction error over the test images (main condition)."""
+    correlation_distance: dict[float, np.ndarray]
+    """[n_pcoders, T+1] mean correlation distance between each test image's representation
+    with noise sigma and without (main condition: paper hyperparameters), for sigma > 0."""
+    distance_ends: dict[float, np.ndarray]
+    """[n_pcoders, 2, N] the same per test image, at t = 0 and t = T."""
+    tuned: dict[float, list[dict[str, float]]]
+    """Per sigma, per pcoder: the tuned feedforward, feedback, memory, pc."""
+    tuning: dict[float, dict[str, Any]]
+    backbone_val_accuracy: float
+    backbone_train_loss: list[float]
+    feedback_train_loss: list[dict[str, float]]
+    pcoder_names: list[str]
+    paper_hyperparameters: list[dict[str, float]]
+    """What each pcoder uses in the main condition (the paper's values)."""
+    timings: dict[str, float]
+    reconstructions: dict[float, np.ndarray] = field(default_factory=dict)
+    """[T+1, C, H, W] the first decoder's prediction of the first test image (main condition)."""
+    shown_inputs: dict[float, np.ndarray] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- data and training
+def subset(dataset: TensorDataset, count: int | None, seed: int) -> TensorDataset:
+    """``count`` items of ``dataset`` in a seeded random order (all of them when None)."""
+    images, labels = dataset.tensors
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    if count is not None:
+        order = order[:count]
+    return TensorDataset(images[order], labels[order])
+
+
+def train_backbone(
+    backbone: nn.Module,
+    train: TensorDataset,
+    settings: DemoSettings,
+    seed: int,
+    device: torch.device,
+    on_epoch: Callable[[], None],
+) -> list[float]:
+    """Supervised training on clean images (Adam, one cycle); leaves it in eval mode."""
+    images, labels = (tensor.to(device) for tensor in train.tensors)
+    backbone.to(device)
+    steps_per_epoch = math.ceil(len(labels) / settings.backbone_batch_size)
+    optimizer = torch.optim.Adam(backbone.parameters(), lr=settings.backbone_lr)
+    # One cycle: a short warm-up, then annealing, converges in a dozen epochs where a constant
+    # rate is still a point or two lower.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, settings.backbone_lr, total_steps=settings.backbone_epochs * steps_per_epoch
+    )
+    generator = torch.Generator().manual_seed(seed)
+    epoch_losses = []
+    backbone.train()
+    for _ in range(settings.backbone_epochs):
+        order = torch.randperm(len(labels), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(labels), settings.backbone_batch_size):
+            batch = order[start : start + settings.backbone_batch_size]
+            loss = F.cross_entropy(backbone(images[batch]), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        epoch_losses.append(total / len(labels))
+        on_epoch()
+    backbone.eval()
+    return epoch_losses
+
+
+def accuracy(model: nn.Module, dataset: TensorDataset, device: torch.device) -> float:
+    images, labels = dataset.tensors
+    with torch.no_grad():
+        predicted = torch.cat(
+            [model(chunk.to(device)).argmax(-1).cpu() for chunk in images.split(500)]
+        )
+    return float((predicted == labels).float().mean())
+
+
+# ---------------------------------------------------------------------- one seed
+def _level_seed(seed: int, purpose: str, sigma: float) -> int:
+    """A seed for one purpose at one noise level: independent of the order of the levels."""
+    return zlib.crc32(f"{seed}/{purpose}/{float(sigma)}".encode())
+
+
+def _hyperparameter_dict(value: Hyperparameters) -> dict[str, float]:
+    return {**asdict(value), "memory": value.memory}
+
+
+def evaluation_images(splits: Splits, settings: DemoSettings) -> tuple[TensorDataset, torch.Tensor]:
+    """The test images every seed is evaluated on (in mixed-class batches) and their noise draw
+    (unit Gaussian; each level scales it), the same for every seed."""
+    test = subset(splits.test, settings.test_images, TEST_SEED)
+    images = test.tensors[0]
+    noise = add_gaussian_noise(
+        torch.zeros_like(images), 1.0, torch.Generator().manual_seed(TEST_SEED + 1)
+    )
+    return test, noise
+
+
+class _FeedbackProgress(Callback):
+    """Reports every optimiser step of the feedback training as a progress event."""
+
+    def __init__(self, report: Callable[[str, int], None]) -> None:
+        self.report = report
+
+    def on_step_end(
+        self, trainer: FeedbackTrainer, losses: Mapping[str, float], lr: float, epoch: int
+    ) -> None:
+        self.report("feedback", 1)
+
+
+def run_seed(
+    seed: int,
+    settings: DemoSettings,
+    run_dir: str,
+    device_name: str,
+    events: Any = None,
+    splits: Splits | None = None,
+) -> SeedResult:
+    """Train, tune and evaluate one seed; writes its run directory into ``run_dir``.
+
+    Args:
+        seed: seeds the backbone's initialisation and data order, the decoders, the feedback
+            training, the tuning and the shuffled-feedback control.
+        events: a queue (or anything with ``put``) that receives ``(seed, stage, amount)`` as
+            work is done, for the progress bars; None: no events.
+        splits: the MNIST-5k split (read from disk when None).
+    """
+    from ..data import mnist5k_splits
+    from ..models import SmallCNN, psmallcnn
+    from ..train import (
+        FeedbackTrainer,
+        MetricsLogging,
+        ModelCheckpoint,
+        TrainSettings,
+        seed_everything,
+    )
+    from ..tune import parse_noise, tune_gradient
+
+    def report(stage: str, amount: int = 1) -> None:
+        if events is not None:
+            events.put((seed, stage, amount))
+
+    device = torch.device(device_name)
+    if device.type == "cpu":
+        # The same numbers on any number of cores (reductions split over threads round
+        # differently), and no stalls on threads waiting for each other on a busy machine.
+        torch.set_num_threads(1)
+    timings: dict[str, float] = {}
+    levels = [float(sigma) for sigma in settings.noise_levels]
+    steps = settings.timesteps
+    out = Path(run_dir)
+
+    phase = time.perf_counter()
+    seed_everything(seed)
+    splits = mnist5k_splits(SPLIT_SEED) if splits is None else splits
+    # The whole split as `load_dataset("mnist5k:train")` gives it, so that `predify train
+    # --resume DIR` continues this run exactly; the trainer shuffles it per epoch.
+    train = (
+        splits.train
+        if settings.train_images is None
+        else subset(splits.train, settings.train_images, seed)
+    )
+    test, noise = evaluation_images(splits, settings)
+    images, labels = test.tensors
+    backbone = SmallCNN(in_channels=1, num_classes=10, image_size=28)
+    backbone_losses = train_backbone(
+        backbone, train, settings, seed, device, lambda: report("backbone")
+    )
+    val_accuracy = accuracy(backbone, splits.val, device)
+    timings["backbone"] = time.perf_counter() - phase
+
+    phase = time.perf_counter()
+    backbone.requires_grad_(False)
+    pnet = psmallcnn(backbone, in_channels=1, image_size=28, timesteps=steps)
+    trainer = FeedbackTrainer(pnet, lr=settings.feedback_lr, seed=seed, device=device)
+    feedback_losses = trainer.fit(
+        train,
+        epochs=settings.feedback_epochs,
+        batch_size=settings.batch_size,
+        callbacks=[
+            ModelCheckpoint(out / "checkpoint.pt"),
+            MetricsLogging(out, tensorboard=False),
+            _FeedbackProgress(report),
+        ],
+    )
+    pnet.eval()
+    extra: dict[str, Any] = {"demo": {"quick": settings.quick, "timesteps": steps}}
+    if settings.train_images is None:
+        # The same data, order and settings as `predify train`: `--resume DIR` continues it.
+        training = TrainSettings(
+            data="mnist5k:train",
+            epochs=settings.feedback_epochs,
+            batch_size=settings.batch_size,
+            lr=settings.feedback_lr,
+            seed=seed,
+        ).run_json(image_size=None)
+        training.update(status="finished", steps=trainer.global_step)
+        extra["training"] = training
+    info = RunInfo(
+        backbone={
+            "name": "small_cnn",
+            "kwargs": {"in_channels": 1, "num_classes": 10, "image_size": 28},
+        },
+        data={"spec": "mnist5k", "split_seed": SPLIT_SEED},
+        num_classes=10,
+        normalization=None,
+        seed=seed,
+        extra=extra,
+    )
+    save_run(out, pnet, info)
+    timings["feedback"] = time.perf_counter() - phase
+
+    phase = time.perf_counter()
+    tuning_data = (
+        splits.val
+        if settings.tune_images is None
+        else subset(splits.val, settings.tune_images, seed + 4)
+    )
+    tuned: dict[float, list[Hyperparameters]] = {}
+    tuning: dict[float, dict[str, Any]] = {}
+    for sigma in levels:
+        result = tune_gradient(
+            pnet,
+            tuning_data,
+            parse_noise(f"gaussian:{sigma}"),
+            timesteps=steps,
+            epochs=1_000,  # max_steps ends it first
+            max_steps=settings.tune_steps,
+            batch_size=settings.tune_batch_size,
+            time_budget_s=settings.tune_seconds_per_level,
+            measure_loss=False,
+            seed=_level_seed(seed, "tune", sigma),
+            progress=False,
+        )
+        tuned[sigma] = list(result.effective)
+        losses = [point.loss for point in result.trajectory if point.note == ""]
+        window = max(1, min(len(losses) // 4, 8))
+        tuning[sigma] = {
+            "method": "gradient",
+            "split": "validation",
+            "steps": result.steps,
+            "seconds": round(result.seconds, 2),
+            "stopped_by_budget": result.stopped_by_budget,
+            # Mini-batch losses (cross-entropy summed over t = 1..T), mean of the first and of
+            # the last steps: what the tuning optimised, beside what it did to accuracy.
+            "loss_first_steps": float(np.mean(losses[:window])) if losses else math.nan,
+            "loss_last_steps": float(np.mean(losses[-window:])) if losses else math.nan,
+        }
+        report("tuning", settings.tune_steps)
+    timings["tuning"] = time.perf_counter() - phase
+
+    phase = time.perf_counter()
+    correct_main, errors, distances, distance_ends, (reconstructions, shown) = evaluate_main(
+        pnet,
+        images,
+        labels,
+        noise,
+        levels,
+        steps,
+        settings.eval_batch_size,
+        device,
+        lambda: report("evaluation"),
+    )
+    correct = {("paper", sigma): value for sigma, value in correct_main.items()}
+    for condition in conditions_to_run(levels):
+        correct[(condition.name, condition.sigma)] = evaluate_condition(
+            pnet,
+            images,
+            labels,
+            noise,
+            condition,
+            tuned[condition.sigma] if condition.tuned else None,
+            steps,
+            settings.eval_batch_size,
+            _level_seed(seed, f"shuffle-{condition.name}", condition.sigma),
+            device,
+        )
+        report("evaluation")
+    timings["evaluation"] = time.perf_counter() - phase
+    return SeedResult(
+        seed=seed,
+        correct=correct,
+        prediction_error=errors,
+        correlation_distance=distances,
+        distance_ends=distance_ends,
+        tuned={sigma: [_hyperparameter_dict(v) for v in values] for sigma, values in tuned.items()},
+        tuning=tuning,
+        backbone_val_accuracy=val_accuracy,
+        backbone_train_loss=backbone_losses,
+        feedback_train_loss=feedback_losses,
+        pcoder_names=[f"pcoder{index + 1}" for index in range(pnet.num_pcoders)],
+        paper_hyperparameters=[_hyperparameter_dict(v) for v in pnet.hyperparameter_values()],
+        timings={name: round(value, 2) for name, value in timings.items()},
+        reconstructions=reconstructions,
+        shown_inputs=shown,
+    )
+
+
+# ---------------------------------------------------------------------- several seeds
+def best_worker_count(seeds: int, cores: int) -> int:
+    """How many seeds to run at once on ``cores`` cores, each single-threaded.
+
+    The shortest makespan of ``ceil(seeds / w)`` rounds of ``w`` seeds sharing the cores (a
+    round takes ``max(1, w / cores)`` seed-times): 3 seeds on 2 cores run all at once (1.5
+    seed-times) rather than 2 then 1 (2 seed-times). Ties go to fewer processes.
+    """
+    cores = max(1, cores)
+    candidates = range(1, max(1, seeds) + 1)
+    return min(candidates, key=lambda w: (math.ceil(seeds / w) * max(1.0, w / cores), w))
+
+
+def stage_totals(settings: DemoSettings, seeds: int) -> dict[str, int]:
+    """The amount of work of each stage over all seeds, in the units of the progress events."""
+    train_images = 3000 if settings.train_images is None else settings.train_images
+    levels = len(settings.noise_levels)
+    return {
+        "backbone": seeds * settings.backbone_epochs,
+        "feedback": seeds
+        * settings.feedback_epochs
+        * math.ceil(train_images / settings.batch_size),
+        "tuning": seeds * levels * settings.tune_steps,
+        "evaluation": seeds * (levels + len(conditions_to_run(settings.noise_levels))),
+    }
+
+
+def run_seeds(
+    seeds: Sequence[int],
+    settings: DemoSettings,
+    out: Path,
+    device: str,
+    *,
+    workers: int,
+    progress: bool,
+    splits: Splits,
+) -> list[SeedResult]:
+    """Run every seed, ``workers`` at once, each in its own worker process (0: in this process,
+    one after the other); the run directory of seed s is ``out / f"seed-{s}"``. A progress bar
+    per stage counts the work of all seeds. Returns the results in the order of ``seeds``.
+
+    ``splits`` is read once here and sent to the workers."""
+    totals = stage_totals(settings, len(seeds))
+    bars = {
+        stage: tqdm(  # one bar per stage, counting all seeds
+            total=totals[stage],
+            desc=f"{index + 1}/{len(STAGES)} {stage}",
+            position=index,
+            disable=not progress,
+        )
+        for index, stage in enumerate(STAGES)
+    }
+    results: dict[int, SeedResult] = {}
+    threads = torch.get_num_threads()
+    try:
+        if workers == 0:
+            direct = _BarUpdates(bars)
+            for seed in seeds:
+                run_dir = str(out / f"seed-{seed}")
+                results[seed] = run_seed(seed, settings, run_dir, device, direct, splits)
+        else:
+            _run_in_processes(seeds, settings, out, device, workers, splits, bars, results)
+    finally:
+        torch.set_num_threads(threads)  # run_seed makes ops single-threaded
+        for bar in bars.values():
+            bar.close()
+    return [results[seed] for seed in seeds]
+
+
+class _BarUpdates:
+    """The progress-event queue's ``put``, applied to the bars at once (seeds in this process)."""
+
+    def __init__(self, bars: dict[str, Any]) -> None:
+        self.bars = bars
+
+    def put(self, event: tuple[int, str, int]) -> None:
+        _, stage, amount = event
+        self.bars[stage].update(amount)
+
+
+def _run_in_processes(
+    seeds: Sequence[int],
+    settings: DemoSettings,
+    out: Path,
+    device: str,
+    workers: int,
+    splits: Splits,
+    bars: dict[str, Any],
+    results: dict[int, SeedResult],
+) -> None:
+    context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+    with context.Manager() as manager, ProcessPoolExecutor(workers, context) as pool:
+        events = manager.Queue()
+        pending: set[Future[SeedResult]] = {
+            pool.submit(run_seed, seed, settings, str(out / f"seed-{seed}"), device, events, splits)
+            for seed in seeds
+        }
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(events, bars)
+            for future in finished:
+                result = future.result()  # a worker's exception is raised here
+                results[result.seed] = result
+        _drain(events, bars)
+
+
+def _drain(events: Any, bars: dict[str, Any]) -> None:
+    while True:
+        try:
+            _, stage, amount = events.get_nowait()
+        except queue.Empty:
+            return
+        bars[stage].update(amount)
