@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 
 from ._device import DEFAULT_DEVICE
+from ._precision import PRECISIONS
 
 __all__ = [
     "DEFAULT_DEVICE",
     "add_common_options",
     "add_device_option",
+    "add_execution_options",
     "add_progress_option",
+    "execution_from_args",
     "nonnegative_int",
     "positive_int",
     "progress_from_args",
@@ -60,6 +63,38 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="no progress bars (default: on a terminal)",
     )
+
+
+def add_execution_options(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, ``--channels-last``, ``--compile``: how the network runs
+    (:class:`predify._precision.Execution`)."""
+    parser.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="fp32",
+        help="autocast precision: fp32 (none), bf16, or fp16 (with gradient scaling when "
+        "training); default fp32",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="NHWC memory layout for the network's weights and the batches (faster with "
+        "tensor cores)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (the first batch compiles: minutes on a CPU)",
+    )
+
+
+def execution_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """``precision``, ``channels_last`` and ``compile`` of parsed options, as settings fields."""
+    return {
+        "precision": getattr(args, "precision", "fp32"),
+        "channels_last": bool(getattr(args, "channels_last", False)),
+        "compile": bool(getattr(args, "compile", False)),
+    }
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
+from ._tracing import StructureKey, TracedBackbone, hooks_bypassed, structure_key, trace_backbone
 from .config import Hyperparameters, PNetConfig
 from .errors import ConfigError, DataError
 from .modules import forward_hooks
@@ -138,6 +139,9 @@ class PredictiveNet(nn.Module):
         #: ``{"mean": [...], "std": [...]}`` that images in [0, 1] get before this network (the
         #: pretrained weights' normalisation; set by the zoo builders and by load_run), or None.
         self.normalization: dict[str, list[float]] | None = None
+        # Per state of the backbone's plain attributes: the traced backbone (or None), clone_all.
+        self._traces: dict[StructureKey, tuple[TracedBackbone | None, bool]] = {}
+        self._trace_for(structure_key(backbone))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -280,67 +284,88 @@ class PredictiveNet(nn.Module):
         if not x.is_floating_point():
             raise DataError(f"input: expected a floating-point tensor, got {x.dtype}")
 
-    def _pass(
-        self, x: Tensor, previous: PNetState | None, with_predictions: bool, with_errors: bool
-    ) -> PNetState:
-        reps: list[Tensor | None] = [None] * self.num_pcoders
+    def _backbone_runner(self) -> tuple[TracedBackbone | None, bool]:
+        """The traced backbone for the backbone's current state (None: run it with hooks), and
+        whether every representation must be copied (an in-place op in training mode)."""
+        key = structure_key(self.backbone)
+        entry = self._traces.get(key)
+        if entry is None:
+            entry = self._trace_for(key)
+        traced, clone_all = entry
+        if traced is not None and hooks_bypassed(self.backbone, traced):
+            traced = None
+        return traced, clone_all
+
+    @torch.compiler.disable
+    def _trace_for(self, key: StructureKey) -> tuple[TracedBackbone | None, bool]:
         # The dry run (eval mode) finds in-place ops such as ReLU(inplace=True); ops that write in
         # place only in training mode (Dropout(inplace=True)) are guarded against by copying.
         clone_all = self.backbone.training and any(
             getattr(module, "inplace", False) is True for module in self.backbone.modules()
         )
+        entry = (trace_backbone(self.backbone, self._modules_to_update), clone_all)
+        self._traces[key] = entry
+        return entry
 
-        def make_hook(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], Tensor]:
-            pcoder = self.pcoders[index]
-            clone = clone_all or self._clone_outputs[index]
+    def train(self, mode: bool = True) -> PredictiveNet:
+        super().train(mode)
+        # Trace for the new flags now, outside any compiled region that may call the network.
+        key = structure_key(self.backbone)
+        if key not in self._traces:
+            self._trace_for(key)
+        return self
 
-            def hook(module: nn.Module, inputs: tuple[Any, ...], output: Tensor) -> Tensor:
-                if previous is None:
-                    rep = output
-                else:
-                    above = previous.preds[index + 1] if index + 1 < self.num_pcoders else None
-                    error_term = previous.error_terms[index]
-                    if error_term is None or (pcoder.has_feedback and above is None):
-                        raise RuntimeError("step() needs a state whose predictions were computed")
-                    rep = pcoder.update(output, above, previous.reps[index], error_term)
-                reps[index] = rep.clone() if clone else rep
-                return rep
+    @property
+    def traced(self) -> bool:
+        """Whether passes run the traced backbone (compile-friendly) rather than temporary hooks
+        (a backbone fx cannot trace, or a user's hook on a container of the backbone)."""
+        return self._backbone_runner()[0] is not None
 
-            return hook
+    def __getstate__(self) -> dict[str, Any]:
+        # A traced program shares the backbone's dictionaries; a copy traces its own backbone.
+        state = dict(super().__getstate__())
+        state["_traces"] = {}
+        return state
 
-        with forward_hooks([(m, make_hook(i)) for i, m in enumerate(self._modules_to_update)]):
-            logits = self.backbone(x)
-        missing = [self.pcoders[i].module_path for i, r in enumerate(reps) if r is None]
-        if missing:
-            raise RuntimeError(f"the backbone did not run the pcoder modules {missing}")
-        done: list[Tensor] = [r for r in reps if r is not None]
-        state = PNetState(
+    def _pass(
+        self,
+        x: Tensor,
+        previous: PNetState | None,
+        with_predictions: bool,
+        with_errors: bool,
+        runner: tuple[TracedBackbone | None, bool] | None = None,
+    ) -> PNetState:
+        traced, clone_all = runner if runner is not None else self._backbone_runner()
+        carried: _Carried | None = None
+        if previous is not None:
+            above = [*previous.preds[1:], None]
+            for index, pcoder in enumerate(self.pcoders):
+                if previous.error_terms[index] is None or (
+                    pcoder.has_feedback and above[index] is None
+                ):
+                    raise RuntimeError("step() needs a state whose predictions were computed")
+            carried = (tuple(previous.reps), tuple(above), tuple(previous.error_terms))
+        if previous is not None and traced is not None and torch.compiler.is_compiling():
+            # Every timestep after the first runs the same program: compiled once, not per step.
+            flat = _timestep_region(
+                self, x, carried, traced, clone_all, with_predictions, with_errors
+            )
+            logits, reps, preds, error_terms, errors = _unflatten(
+                flat, self.num_pcoders, with_predictions, with_errors
+            )
+        else:
+            logits, reps, preds, error_terms, errors = _timestep(
+                self, x, carried, traced, clone_all, with_predictions, with_errors
+            )
+        return PNetState(
             input=x,
             timestep=0 if previous is None else previous.timestep + 1,
             logits=logits,
-            reps=done,
-            preds=[None] * self.num_pcoders,
-            error_terms=[None] * self.num_pcoders,
+            reps=list(reps),
+            preds=list(preds),
+            error_terms=list(error_terms),
+            errors=errors,
         )
-        if with_predictions:
-            errors = []
-            for index, pcoder in enumerate(self.pcoders):
-                target = x if index == 0 else done[index - 1]
-                try:
-                    prediction, difference, error_term = pcoder.predict(done[index], target)
-                except DataError as error:
-                    raise DataError(
-                        f"pcoders[{index}] ({pcoder.module_path}): {error} for an input of shape "
-                        f"{list(x.shape)} (the network was built for input_size "
-                        f"{list(self.config.input_size)})"
-                    ) from None
-                state.preds[index] = prediction
-                state.error_terms[index] = error_term
-                if with_errors:
-                    errors.append(difference.pow(2).mean())
-            if with_errors:
-                state.errors = torch.stack(errors)
-        return state
 
     def start(self, x: Tensor, *, with_errors: bool = True) -> PNetState:
         """The feed-forward pass (t = 0): every representation is its layer's output.
@@ -376,7 +401,10 @@ class PredictiveNet(nn.Module):
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"timesteps: expected an integer >= 0, got {timesteps!r}")
         self.check_input(x)
-        state = self._pass(x, None, with_predictions=record or steps > 0, with_errors=record)
+        # Once per call: the lookup walks every backbone module, work a compiler would trace
+        # again at every step.
+        runner = self._backbone_runner()
+        state = self._pass(x, None, record or steps > 0, record, runner)
         logits = [state.logits]
         # Only a recording keeps past states alive: memory must not grow with T otherwise.
         reps: list[list[Tensor]] = [[r] for r in state.reps] if record else []
@@ -384,7 +412,7 @@ class PredictiveNet(nn.Module):
         errors = [state.errors] if state.errors is not None else []
         for t in range(1, steps + 1):
             need_predictions = record or t < steps
-            state = self.step(state, with_predictions=need_predictions, with_errors=record)
+            state = self._pass(x, state, need_predictions, record and need_predictions, runner)
             logits.append(state.logits)
             if record:
                 for index in range(self.num_pcoders):
@@ -403,3 +431,101 @@ class PredictiveNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.config.name!r}, input_size={list(self.config.input_size)}"
+
+
+# The dynamics' carried tensors for one step: e_n(t-1), d_{n+1}(t-1) (None on top) and the
+# error terms alpha * s * g_n(t-1), per pcoder.
+_Carried = tuple[tuple[Tensor, ...], tuple[Tensor | None, ...], tuple[Tensor | None, ...]]
+
+
+def _timestep(
+    net: PredictiveNet,
+    x: Tensor,
+    carried: _Carried | None,
+    traced: TracedBackbone | None,
+    clone_all: bool,
+    with_predictions: bool,
+    with_errors: bool,
+) -> tuple[Tensor, list[Tensor], list[Tensor | None], list[Tensor | None], Tensor | None]:
+    """One pass of the backbone with the pcoder updates, then the decoders (see ``_pass``)."""
+    reps: list[Tensor | None] = [None] * net.num_pcoders
+
+    def tap(index: int, output: Tensor) -> Tensor:
+        if carried is None:
+            rep = output
+        else:
+            previous_reps, above, error_terms = carried
+            error_term = error_terms[index]
+            assert error_term is not None
+            rep = net.pcoders[index].update(output, above[index], previous_reps[index], error_term)
+        reps[index] = rep.clone() if clone_all or net._clone_outputs[index] else rep
+        return rep
+
+    if traced is not None:
+        logits = traced(tap, x)
+    else:
+
+        def make_hook(index: int) -> Callable[[nn.Module, tuple[Any, ...], Any], Tensor]:
+            return lambda module, inputs, output: tap(index, output)
+
+        with forward_hooks([(m, make_hook(i)) for i, m in enumerate(net.updated_modules)]):
+            logits = net.backbone(x)
+    missing = [net.pcoders[i].module_path for i, r in enumerate(reps) if r is None]
+    if missing:
+        raise RuntimeError(f"the backbone did not run the pcoder modules {missing}")
+    done: list[Tensor] = [r for r in reps if r is not None]
+    preds: list[Tensor | None] = [None] * net.num_pcoders
+    new_error_terms: list[Tensor | None] = [None] * net.num_pcoders
+    errors: Tensor | None = None
+    if with_predictions:
+        differences = []
+        for index, pcoder in enumerate(net.pcoders):
+            target = x if index == 0 else done[index - 1]
+            try:
+                prediction, difference, error_term = pcoder.predict(done[index], target)
+            except DataError as error:
+                raise DataError(
+                    f"pcoders[{index}] ({pcoder.module_path}): {error} for an input of shape "
+                    f"{list(x.shape)} (the network was built for input_size "
+                    f"{list(net.config.input_size)})"
+                ) from None
+            preds[index] = prediction
+            new_error_terms[index] = error_term
+            if with_errors:
+                differences.append(difference.pow(2).mean())
+        if with_errors:
+            errors = torch.stack(differences)
+    return logits, done, preds, new_error_terms, errors
+
+
+@torch.compiler.nested_compile_region
+def _timestep_region(
+    net: PredictiveNet,
+    x: Tensor,
+    carried: _Carried | None,
+    traced: TracedBackbone | None,
+    clone_all: bool,
+    with_predictions: bool,
+    with_errors: bool,
+) -> tuple[Tensor, ...]:
+    # A region reused across timesteps must return tensors only, hence the flat tuple.
+    logits, reps, preds, error_terms, errors = _timestep(
+        net, x, carried, traced, clone_all, with_predictions, with_errors
+    )
+    flat = [logits, *reps]
+    if with_predictions:
+        flat += [*preds, *error_terms]  # type: ignore[list-item]
+        if errors is not None:
+            flat.append(errors)
+    return tuple(flat)
+
+
+def _unflatten(
+    flat: tuple[Tensor, ...], count: int, with_predictions: bool, with_errors: bool
+) -> tuple[Tensor, list[Tensor], list[Tensor | None], list[Tensor | None], Tensor | None]:
+    reps = list(flat[1 : 1 + count])
+    if not with_predictions:
+        return flat[0], reps, [None] * count, [None] * count, None
+    preds: list[Tensor | None] = list(flat[1 + count : 1 + 2 * count])
+    error_terms: list[Tensor | None] = list(flat[1 + 2 * count : 1 + 3 * count])
+    return flat[0], reps, preds, error_terms, flat[1 + 3 * count] if with_errors else None

@@ -182,6 +182,17 @@ def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size)
     if layer.scale_factor is not None:
         factor = layer.scale_factor
         scales = tuple(factor) if isinstance(factor, tuple) else (factor, factor)
+    if torch.compiler.is_compiling():
+        # Under torch.compile with a dynamic batch size, the aten backward ops below receive a
+        # size list mixing ints and symbols, which their meta functions reject (torch 2.14).
+        # The adjoint as two small matrices (one per spatial axis) compiles at any batch size.
+        rows = _interpolation_matrix(
+            int(output_size[0]), int(input_size[-2]), layer, scales[0], grad
+        )
+        columns = _interpolation_matrix(
+            int(output_size[1]), int(input_size[-1]), layer, scales[1], grad
+        )
+        return torch.einsum("oh,bcow,wv->bchv", rows, grad, columns)
     if layer.mode == "bilinear":
         return torch.ops.aten.upsample_bilinear2d_backward(
             grad, output_size, input_size, bool(layer.align_corners), scales[0], scales[1]
@@ -189,6 +200,35 @@ def _upsample_adjoint(layer: nn.Upsample, grad: Tensor, input_shape: torch.Size)
     return torch.ops.aten.upsample_nearest2d_backward(
         grad, output_size, input_size, scales[0], scales[1]
     )
+
+
+def _interpolation_matrix(
+    output_size: int, input_size: int, layer: nn.Upsample, scale: float | None, like: Tensor
+) -> Tensor:
+    """M [output_size, input_size] with upsample(x) = M x along one axis, for ``layer``'s mode;
+    the source-index arithmetic is aten's (``area_pixel_compute_source_index``, ``nearest_idx``)."""
+    # aten computes source positions in float, or double for double tensors.
+    exact = torch.float64 if like.dtype == torch.float64 else torch.float32
+    destination = torch.arange(output_size, device=like.device, dtype=exact)
+    matrix = torch.zeros(output_size, input_size, device=like.device, dtype=exact)
+    rows = torch.arange(output_size, device=like.device)
+    if layer.mode == "nearest":
+        ratio = 1.0 / scale if scale else input_size / output_size
+        source = torch.floor(destination * ratio).long().clamp(max=input_size - 1)
+        matrix[rows, source] = 1.0
+        return matrix.to(like.dtype)
+    if layer.align_corners:
+        ratio = (input_size - 1) / (output_size - 1) if output_size > 1 else 0.0
+        position = destination * ratio
+    else:
+        ratio = 1.0 / scale if scale else input_size / output_size
+        position = ((destination + 0.5) * ratio - 0.5).clamp(min=0.0)
+    lower = position.long().clamp(max=input_size - 1)
+    upper = (lower + 1).clamp(max=input_size - 1)
+    weight_upper = position - lower
+    matrix.index_put_((rows, lower), 1.0 - weight_upper, accumulate=True)
+    matrix.index_put_((rows, upper), weight_upper, accumulate=True)
+    return matrix.to(like.dtype)
 
 
 def _conv2d_adjoint(layer: nn.Conv2d, grad: Tensor, input_shape: torch.Size) -> Tensor:
@@ -405,6 +445,8 @@ class PCoder(nn.Module):
         module_path: the backbone module whose output this pcoder updates.
     """
 
+    gradient_scale: Tensor
+
     def __init__(
         self,
         decoder: nn.Module,
@@ -422,6 +464,9 @@ class PCoder(nn.Module):
         self.gradient_scaling = gradient_scaling
         self.module_path = module_path
         self._c_sqrt = 1.0
+        # 2 / c_sqrt as a tensor for compiled code: a Python float that differs between two
+        # compiled networks becomes a symbolic input, which nested compile regions reject.
+        self.register_buffer("gradient_scale", torch.tensor(2.0), persistent=False)
         self.c_sqrt = c_sqrt
 
     @property
@@ -435,6 +480,8 @@ class PCoder(nn.Module):
         if not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{self.module_path or 'pcoder'}: c_sqrt must be > 0, got {value}")
         self._c_sqrt = value
+        with torch.no_grad():
+            self.gradient_scale.fill_(2.0 / value)
 
     def get_extra_state(self) -> dict[str, float]:
         return {"c_sqrt": self._c_sqrt}
@@ -443,11 +490,18 @@ class PCoder(nn.Module):
         if "c_sqrt" in state:
             self.c_sqrt = float(state["c_sqrt"])
 
+    def _floats_for_eager(self) -> tuple[float, float, float] | None:
+        # Compiled code would guard on Python floats and recompile for every new value (each
+        # tuning trial); the buffer's tensors are graph inputs instead.
+        if torch.compiler.is_compiling():
+            return None
+        return self.hyperparameters.floats()
+
     def update(
         self, feedforward: Tensor, feedback: Tensor | None, rep: Tensor, error_term: Tensor
     ) -> Tensor:
         """e(t) from ff(t), the prediction from above d(t-1), e(t-1) and alpha * s * g(t-1)."""
-        floats = self.hyperparameters.floats()
+        floats = self._floats_for_eager()
         if floats is None:
             beta_t, lam_t, memory_t, _ = self.hyperparameters.weights()
             if not self.has_feedback or feedback is None:
@@ -468,7 +522,9 @@ class PCoder(nn.Module):
 
     def error_coefficient(self, prediction_numel: int) -> Tensor | float:
         """What multiplies (d - target) before the VJP: alpha * s * 2 / numel(d)."""
-        floats = self.hyperparameters.floats()
+        if self.gradient_scaling and torch.compiler.is_compiling():
+            return self.hyperparameters.weights()[3] * self.gradient_scale
+        floats = self._floats_for_eager()
         scale = 2.0 / self._c_sqrt if self.gradient_scaling else 2.0 / prediction_numel
         if floats is not None and not torch.is_grad_enabled():
             return floats[2] * scale

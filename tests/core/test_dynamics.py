@@ -75,13 +75,16 @@ def vggish_pair() -> tuple[predify.PredictiveNet, predify.PredictiveNet]:
 
 # ---------------------------------------------------------------------- (a) memory
 @contextmanager
-def liveness_probe(pnet: predify.PredictiveNet, x: torch.Tensor) -> Iterator[list[list[int]]]:
+def liveness_probe(
+    pnet: predify.PredictiveNet, x: torch.Tensor, force_hooks: bool = False
+) -> Iterator[list[list[int]]]:
     """At the start of every backbone pass k, count per pass j <= k - 2 its tensors still alive.
 
     Weak references are taken to every tensor flowing into and out of each backbone leaf module
     (the feed-forward drives, the representations returned by the pcoders, everything computed
     from them) and to every decoder submodule's output (the predictions and their intermediates),
     grouped by pass. The input and each pass's logits (which the output must keep) are excluded.
+    ``force_hooks`` runs the backbone through temporary hooks instead of the traced program.
     """
     passes: list[list[weakref.ref[torch.Tensor]]] = []
     stale: list[list[int]] = []
@@ -104,10 +107,10 @@ def liveness_probe(pnet: predify.PredictiveNet, x: torch.Tensor) -> Iterator[lis
         excluded.add(id(output))
         passes[-1] = [r for r in passes[-1] if r() is not output]
 
-    handles = [
-        pnet.backbone.register_forward_pre_hook(on_pass_start),
-        pnet.backbone.register_forward_hook(on_pass_end),
-    ]
+    # A pass starts with the backbone's first leaf module and ends with its last (whose output
+    # is the logits): hooks on leaves fire on the traced path and on the hook path alike.
+    leaves = [module for module in pnet.backbone.modules() if not list(module.children())]
+    handles = [leaves[0].register_forward_pre_hook(on_pass_start)]
 
     def track_inputs(module: nn.Module, inputs: tuple[Any, ...]) -> None:
         for tensor in inputs:
@@ -123,6 +126,10 @@ def liveness_probe(pnet: predify.PredictiveNet, x: torch.Tensor) -> Iterator[lis
     for pcoder in pnet.pcoders:
         for module in pcoder.decoder.modules():
             handles.append(module.register_forward_hook(track_output))
+    handles.append(leaves[-1].register_forward_hook(on_pass_end))  # after track_output
+    if force_hooks:
+        handles.append(pnet.backbone.register_forward_pre_hook(lambda module, inputs: None))
+    assert pnet.traced != force_hooks, "the probe does not test the path it names"
     # The cyclic garbage collector is off during the call: a tensor must be freed by reference
     # counting as soon as it is no longer needed. (One caught in a reference cycle would wait for
     # a collection, which CPython triggers by object counts, not bytes: a real leak for big
@@ -148,8 +155,9 @@ def memory_case(model: str) -> tuple[predify.PredictiveNet, torch.Tensor]:
     return vggish_pair()[0], torch.randn(2, *VGG_SIZE)
 
 
+@pytest.mark.parametrize("force_hooks", [False, True], ids=["traced", "hooks"])
 @pytest.mark.parametrize("model", ["resnet18", "vggish"])
-def test_no_grad_memory_does_not_grow_with_timesteps(model: str) -> None:
+def test_no_grad_memory_does_not_grow_with_timesteps(model: str, force_hooks: bool) -> None:
     """Under no_grad with record=False, a pass must not keep the tensors of earlier timesteps.
 
     Method: torch's CPU allocations are invisible to tracemalloc, and RSS is process-global and
@@ -164,7 +172,7 @@ def test_no_grad_memory_does_not_grow_with_timesteps(model: str) -> None:
     """
     pnet, x = memory_case(model)
     for timesteps in (3, 12):
-        with torch.no_grad(), liveness_probe(pnet, x) as stale:
+        with torch.no_grad(), liveness_probe(pnet, x, force_hooks) as stale:
             pnet(x, timesteps=timesteps)
         assert len(stale) == timesteps + 1
         for k, counts in enumerate(stale):
@@ -173,12 +181,13 @@ def test_no_grad_memory_does_not_grow_with_timesteps(model: str) -> None:
         assert len({counts[0] for counts in stale[2:]}) <= 1, stale
 
 
+@pytest.mark.parametrize("force_hooks", [False, True], ids=["traced", "hooks"])
 @pytest.mark.parametrize("model", ["resnet18", "vggish"])
-def test_no_grad_forward_frees_the_feedforward_state(model: str) -> None:
+def test_no_grad_forward_frees_the_feedforward_state(model: str, force_hooks: bool) -> None:
     """Same check for the t = 0 pass: with record=False its representations and predictions are
     not needed after t = 1, so they must be freed by t = 2 like those of any other pass."""
     pnet, x = memory_case(model)
-    with torch.no_grad(), liveness_probe(pnet, x) as stale:
+    with torch.no_grad(), liveness_probe(pnet, x, force_hooks) as stale:
         pnet(x, timesteps=4)
     assert [counts[0] for counts in stale[2:]] == [0, 0, 0], f"alive per old pass: {stale}"
 

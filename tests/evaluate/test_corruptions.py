@@ -594,6 +594,7 @@ def test_cifar_c_arrays_errors(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- CUDA
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", ALL_CORRUPTIONS)
 def test_cuda(name: str) -> None:

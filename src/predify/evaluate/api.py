@@ -41,14 +41,22 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 
 from .._device import DEFAULT_DEVICE, resolve_device
 from .._io import atomic_write_json
+from .._precision import Execution, autocast, prepare_network
+from ..distributed import (
+    DistributedInfo,
+    device_for_rank,
+    init_distributed,
+    shutdown_distributed,
+)
 from ..errors import ConfigError
 from ..outputs import prepare_output_dir, run_fingerprint
 from ..runs import LoadedRun, load_run
@@ -101,6 +109,8 @@ class EvaluateSettings:
             (default: by norm and channel count).
         attack_timesteps: readouts PGD/BIM attack: ``auto``, ``all``, ``sum`` or timesteps.
         square_timesteps: readouts the Square attack aims at: ``ends``, ``all`` or timesteps.
+        precision, channels_last, compile: how the network runs
+            (:class:`predify._precision.Execution`: autocast to bf16/fp16, NHWC, torch.compile).
         progress: progress bars; None: only on a terminal.
     """
 
@@ -127,6 +137,9 @@ class EvaluateSettings:
     bootstrap: int = 1000
     seed: int = 0
     device: str | torch.device = DEFAULT_DEVICE
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
     restart: bool = False
     plots: bool = True
     progress: bool | None = None
@@ -160,9 +173,17 @@ class EvaluationReport:
     elapsed_seconds: float = 0.0
     tables: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    world_size: int = 1
+    """Processes that shared the work (``torchrun``); the numbers do not depend on it."""
+    precision: str = "fp32"
+    is_main: bool = True
+    """False on the other ranks of a multi-process run, whose report is not filled in."""
 
     def to_json(self) -> dict[str, Any]:
-        head = ("run_dir", "model", "num_classes", "timesteps", "device", "seed", "data")
+        head = (
+            "run_dir", "model", "num_classes", "timesteps", "device", "precision", "world_size",
+            "seed", "data",
+        )  # fmt: skip
         results: dict[str, Any] = {"format": RESULTS_FORMAT}
         results.update((name, getattr(self, name)) for name in head)
         if self.corruption is not None:
@@ -257,6 +278,7 @@ class _Checked:
     attacks: list[str]
     epsilons: list[float] | None
     device: torch.device
+    execution: Execution
 
 
 def _check_settings(settings: EvaluateSettings) -> _Checked:
@@ -291,7 +313,10 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
         epsilons = [_parse_number(item, "--epsilons") for item in settings.epsilons]
         if not epsilons:
             raise ConfigError("--epsilons: expected at least one number")
-    return _Checked(corruptions, severities, attacks, epsilons, resolve_device(settings.device))
+    execution = Execution(settings.precision, settings.channels_last, settings.compile)
+    return _Checked(
+        corruptions, severities, attacks, epsilons, resolve_device(settings.device), execution
+    )
 
 
 # ---------------------------------------------------------------------- sections
@@ -302,7 +327,8 @@ def _corruption_section(
     data: EvaluationData,
     timesteps: int,
     store: Any,
-) -> CorruptionSummary:
+    distributed: DistributedInfo | None,
+) -> CorruptionSummary | None:
     from .robustness import OnTheFlyCorruptions, corruption_sweep, summarize_sweep
 
     imagenet_like = data.imagenet_like
@@ -319,8 +345,10 @@ def _corruption_section(
         )
     sweep = corruption_sweep(
         model, source, checked.corruptions, checked.severities, timesteps=timesteps, store=store,
-        progress=settings.progress,
+        progress=settings.progress, distributed=distributed,
     )  # fmt: skip
+    if sweep is None:  # another rank than 0: its cells went to rank 0
+        return None
     # AlexNet's ImageNet-C errors only mean something for ImageNet models on ImageNet images.
     alexnet = model.num_classes() == 1000 and imagenet_like
     summary = summarize_sweep(
@@ -359,21 +387,46 @@ def evaluate_run(
     last); finished cells are kept under ``out/progress`` and reused by the next call with the
     same settings.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the corruption cells are shared among the processes
+    (:func:`~predify.evaluate.robustness.corruption_sweep`); rank 0 gathers them, computes the
+    attacks and the analysis, and alone writes files and shows progress: ``results.json`` holds
+    the numbers one process would write, plus ``world_size``. The other ranks return a report
+    with ``is_main`` False once their cells are done.
+
     Raises:
         ConfigError, DataError, CheckpointError: bad settings, data or run directory (one line).
     """
+    settings = settings if settings is not None else EvaluateSettings()
+    started = time.perf_counter()
+    checked = _check_settings(settings)  # bad settings fail before anything heavy is loaded
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    distributed = init_distributed(checked.device)
+    try:
+        return _evaluate(run, settings, checked, distributed, started)
+    finally:
+        if owns_group:
+            shutdown_distributed()
+
+
+def _evaluate(
+    run: LoadedRun | str | os.PathLike[str],
+    settings: EvaluateSettings,
+    checked: _Checked,
+    distributed: DistributedInfo | None,
+    started: float,
+) -> EvaluationReport:
     from .attacks import default_epsilons, run_attacks
     from .pixel_space import PixelSpaceNet
     from .report import write_plots, write_tables
 
-    settings = settings if settings is not None else EvaluateSettings()
-    started = time.perf_counter()
-    checked = _check_settings(settings)  # bad settings fail before anything heavy is loaded
+    checked = replace(checked, device=device_for_rank(checked.device, distributed))
+    main = distributed is None or distributed.is_main
     if isinstance(run, LoadedRun):
         loaded = run
         loaded.pnet.to(checked.device)
     else:
         loaded = load_run(run, device=checked.device)
+    prepare_network(loaded.pnet, checked.device, checked.execution)
     run_dir = loaded.path
     model = PixelSpaceNet(loaded.pnet).eval()  # with the normalisation the network carries
     timesteps = loaded.pnet.config.timesteps if settings.timesteps is None else settings.timesteps
@@ -407,31 +460,42 @@ def evaluate_run(
         "batch_size": settings.batch_size,
         "seed": settings.seed,
     }
+    if checked.execution.precision != "fp32":  # other numbers; fp32 stores stay valid
+        store_settings["precision"] = checked.execution.precision
     frost = frost_source() if "frost" in checked.corruptions else None
     if frost is not None:
         # The photographs and the generated textures give other frost images: cells made with
         # one are not reused with the other.
         store_settings["frost_source"] = frost
-    with _store_folder(settings.out) as folder:
+    report = EvaluationReport(
+        run_dir=str(run_dir),
+        model=loaded.config.name,
+        num_classes=model_classes,
+        timesteps=timesteps,
+        device=checked.device.type if distributed is not None else str(checked.device),
+        seed=settings.seed,
+        data={
+            "spec": data.spec,
+            "num_images": len(data.images),
+            "dataset_size": data.dataset_size,
+            "benchmark": settings.benchmark,
+        },
+        frost_source=frost,
+        world_size=1 if distributed is None else distributed.world_size,
+        precision=checked.execution.precision,
+        is_main=main,
+    )
+    if not main:
+        # Only the corruption cells are shared; attacks and analysis run on rank 0.
+        if checked.corruptions:
+            with autocast(checked.device, checked.execution):
+                _corruption_section(settings, checked, model, data, timesteps, None, distributed)
+        return report
+    with _store_folder(settings.out) as folder, autocast(checked.device, checked.execution):
         store = _open_store(folder, store_settings, settings.restart)
-        report = EvaluationReport(
-            run_dir=str(run_dir),
-            model=loaded.config.name,
-            num_classes=model_classes,
-            timesteps=timesteps,
-            device=str(checked.device),
-            seed=settings.seed,
-            data={
-                "spec": data.spec,
-                "num_images": len(data.images),
-                "dataset_size": data.dataset_size,
-                "benchmark": settings.benchmark,
-            },
-            frost_source=frost,
-        )
         if checked.corruptions:
             report.corruption = _corruption_section(
-                settings, checked, model, data, timesteps, store
+                settings, checked, model, data, timesteps, store, distributed
             )
         if checked.attacks:
             count = min(settings.attack_images, len(data.images))

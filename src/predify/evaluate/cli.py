@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
+from ..cli_options import (
+    add_common_options,
+    add_execution_options,
+    execution_from_args,
+    nonnegative_int,
+    positive_int,
+    progress_from_args,
+)
 from .api import DEFAULT_ATTACKS, DEFAULT_CORRUPTIONS, EvaluateSettings, evaluate_run
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
@@ -67,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--no-plots", action="store_true", help="skip the PNG plots")
     # fmt: on
     add_common_options(parser)
+    add_execution_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
@@ -86,7 +94,7 @@ def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
         analysis_images=args.analysis_images, max_images=args.max_images,
         batch_size=args.batch_size, bootstrap=args.bootstrap, seed=args.seed,
         device=args.device, restart=args.restart, plots=not args.no_plots,
-        progress=progress_from_args(args),
+        progress=progress_from_args(args), **execution_from_args(args),  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -95,5 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from .report import summary_text
 
     report = evaluate_run(args.run_dir, settings_from_args(args))
+    if not report.is_main:  # another rank of a torchrun job: rank 0 reports
+        return 0
     print(summary_text(report.to_json(), Path(args.out), report.elapsed_seconds))
     return 0

@@ -34,6 +34,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from .._loading import pinned
+from ..distributed import DistributedInfo, broadcast_from_main, gather_to_main
 from ..errors import DataError
 from ..outputs import resolve_progress
 from ..store import ResultStore, pack_bits, unpack_bits
@@ -158,16 +160,17 @@ class OnTheFlyCorruptions:
         check_pixel_range(images)
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-        self.images, self.labels = images, labels
+        self.device = torch.device(device)
+        # Pinned once, so each batch's copy to a GPU runs by DMA without blocking the host.
+        self.images, self.labels = pinned(images, self.device), labels
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.device = torch.device(device)
         self.num_images = int(images.shape[0])
 
     def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator().manual_seed(cell_seed(self.seed, corruption, severity))
         for start in range(0, self.num_images, self.batch_size):
-            images = self.images[start : start + self.batch_size].to(self.device)
+            images = self.images[start : start + self.batch_size].to(self.device, non_blocking=True)
             if corruption != CLEAN:
                 images = corrupt(images, corruption, severity, generator)
             yield images, self.labels[start : start + self.batch_size]
@@ -300,7 +303,8 @@ def corruption_sweep(
     timesteps: int,
     store: ResultStore | None = None,
     progress: bool | None = None,
-) -> CorruptionSweep:
+    distributed: DistributedInfo | None = None,
+) -> CorruptionSweep | None:
     """Evaluate the clean cell and every (corruption, severity) cell at timesteps 0..T.
 
     Args:
@@ -310,24 +314,57 @@ def corruption_sweep(
         corruptions: names as :func:`predify.evaluate.corruptions.resolve_corruptions` returns.
         severities: severities in 1..5.
         timesteps: T.
-        store: finished cells are read from and written to it (restartable sweeps).
-        progress: show a tqdm bar (on stderr, only when it is a terminal).
+        store: finished cells are read from and written to it (restartable sweeps); only rank
+            0's is used.
+        progress: show a tqdm bar (on stderr, only when it is a terminal; rank 0 only).
+        distributed: this process's place in a multi-process run (None: alone). Rank 0 decides
+            which cells are not finished yet and every rank gets every ``world_size``-th of them
+            (:func:`predify.distributed.assigned` order), one round at a time; after each round
+            the finished cells travel to rank 0, which stores them, so a killed sweep resumes
+            from its finished cells with any number of processes. A cell's result does not
+            depend on the rank that computed it (its corruption is seeded by the cell).
+
+    Returns:
+        The sweep on rank 0 (or alone); None on the other ranks.
     """
+    main = distributed is None or distributed.is_main
+    world = 1 if distributed is None else distributed.world_size
+    rank = 0 if distributed is None else distributed.rank
     plan = [(CLEAN, 0)] + [(name, severity) for name in corruptions for severity in severities]
     results: dict[tuple[str, int], CellResult] = {}
-    evaluated = 0
-    bar = tqdm(plan, desc="corruptions", unit="cell", disable=not resolve_progress(progress))
-    for corruption, severity in bar:
-        bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
-        key = cell_key(corruption, severity)
-        cell = _restore(store, key, timesteps, source.num_images)
-        if cell is None:
+    if main:
+        for corruption, severity in plan:
+            cell = _restore(store, cell_key(corruption, severity), timesteps, source.num_images)
+            if cell is not None:
+                results[corruption, severity] = cell
+    todo = broadcast_from_main([item for item in plan if item not in results], distributed)
+    bar = tqdm(
+        total=len(plan),
+        initial=len(plan) - len(todo),
+        desc="corruptions",
+        unit="cell",
+        disable=not (main and resolve_progress(progress)),
+    )
+    for start in range(0, len(todo), world):
+        round_cells = todo[start : start + world]
+        payload = None
+        if rank < len(round_cells):
+            corruption, severity = round_cells[rank]
+            bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
             # Looked up on the module at call time, so a test can count evaluated cells.
             cell = globals()["evaluate_cell"](model, source, corruption, severity, timesteps)
-            evaluated += 1
-            if store is not None:
-                store.put(key, cell.to_json())
-        results[corruption, severity] = cell
+            payload = cell.to_json()
+        gathered = gather_to_main(payload, distributed)
+        if gathered is not None:
+            for (corruption, severity), done in zip(round_cells, gathered, strict=False):
+                if store is not None:
+                    store.put(cell_key(corruption, severity), done)
+                # Through the JSON form alone too: one process and many give the same numbers.
+                results[corruption, severity] = CellResult.from_json(done)
+        bar.update(len(round_cells))
+    bar.close()
+    if not main:
+        return None
     clean = results.pop((CLEAN, 0))
     return CorruptionSweep(
         timesteps=timesteps,
@@ -335,7 +372,7 @@ def corruption_sweep(
         severities=list(severities),
         clean=clean,
         cells=results,
-        evaluated=evaluated,
+        evaluated=len(todo),
     )
 
 

@@ -33,13 +33,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._device import DEFAULT_DEVICE, resolve_device
 from .._io import atomic_write_json
+from .._precision import Execution, autocast, prepare_network
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec, parse_noise
+from ..distributed import (
+    DistributedInfo,
+    broadcast_from_main,
+    device_for_rank,
+    gather_to_main,
+    init_distributed,
+    shutdown_distributed,
+)
 from ..errors import ConfigError, DataError
 from ..outputs import prepare_output_dir, resolve_progress, run_fingerprint, write_csv
 from ..runs import LoadedRun, load_run
@@ -71,7 +81,10 @@ class TuneSettings:
         max_images: at most this many images of each split (a seeded random subset).
         time_budget: seconds per level (None: no limit).
         clip: clamp noisy images to [0, 1].
-        progress: progress bars; None: only on a terminal.
+        precision, channels_last, compile: how the network runs
+            (:class:`predify._precision.Execution`; fp16 is refused: tuning has no gradient
+            scaling, use bf16).
+        progress: progress bars; None: only on a terminal (rank 0 only under torchrun).
         verbose: print a line per level and the summary tables (the CLI's default).
     """
 
@@ -91,6 +104,9 @@ class TuneSettings:
     eval_split: str = "test"
     seed: int = 0
     device: str | torch.device = DEFAULT_DEVICE
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
     progress: bool | None = None
     verbose: bool = False
 
@@ -109,9 +125,13 @@ class TuneReport:
     settings: dict[str, Any]
     levels: list[dict[str, Any]] = field(default_factory=list)
     out: str = ""
+    world_size: int = 1
+    """Processes that shared the noise levels (``torchrun``); the numbers do not depend on it."""
+    is_main: bool = True
+    """False on the other ranks of a multi-process run, whose report is not filled in."""
 
     def to_json(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key != "out"}
+        return {key: value for key, value in asdict(self).items() if key not in ("out", "is_main")}
 
 
 # ---------------------------------------------------------------------------------- settings
@@ -202,9 +222,8 @@ def _tune_level(
     evaluation: tuple[Tensor, Tensor],
     normalize: Normalize | None,
     run_settings: dict[str, Any],
-    level_dir: Path,
-) -> dict[str, Any]:
-    """Tune and evaluate one level; write its files, ``result.json`` last."""
+) -> tuple[dict[str, Any], Any]:
+    """Tune and evaluate one level: its ``result.json`` payload and the tuning result."""
     pnet = loaded.pnet
     options: dict[str, Any] = {
         "shared": run_settings["shared"],
@@ -235,10 +254,14 @@ def _tune_level(
         "run_values": [values_dict(v) for v in pnet.hyperparameter_values()],
         **report.to_dict(),
     }
-    report.result.config_for(pnet).save(level_dir / "tuned.toml")
-    write_trajectory(level_dir / "trajectory.csv", report.result.trajectory)
+    return summary, report.result
+
+
+def _write_level(level_dir: Path, summary: dict[str, Any], result: Any, pnet: Any) -> None:
+    """A level's files, ``result.json`` last (rank 0 only)."""
+    result.config_for(pnet).save(level_dir / "tuned.toml")
+    write_trajectory(level_dir / "trajectory.csv", result.trajectory)
     atomic_write_json(level_dir / _RESULT, summary)
-    return summary
 
 
 def _reliance_rows(levels: list[dict[str, Any]], modules: list[str]) -> list[list[Any]]:
@@ -268,9 +291,36 @@ def tune_run(
         for noise in noises
     ]
     _check_settings(settings, parsed)
+    execution = Execution(settings.precision, settings.channels_last, settings.compile)
+    if execution.precision == "fp16":
+        raise ConfigError(
+            "--precision fp16: tuning has no gradient scaling (small gradients would underflow); "
+            "use bf16"
+        )
     device = resolve_device(settings.device)
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    distributed = init_distributed(device)
+    try:
+        with autocast(device_for_rank(device, distributed), execution):
+            return _tune(run, parsed, settings, execution, device, distributed)
+    finally:
+        if owns_group:
+            shutdown_distributed()
+
+
+def _tune(
+    run: LoadedRun | str | os.PathLike[str],
+    parsed: list[NoiseSpec],
+    settings: TuneSettings,
+    execution: Execution,
+    device: torch.device,
+    distributed: DistributedInfo | None,
+) -> TuneReport:
+    device = device_for_rank(device, distributed)
+    main = distributed is None or distributed.is_main
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     loaded.pnet.to(device)
+    prepare_network(loaded.pnet, device, execution)
     run_dir = loaded.path
     tuning, evaluation, data = _split_data(
         loaded, settings.tune_split, settings.eval_split, settings.max_images, settings.seed
@@ -279,11 +329,12 @@ def tune_run(
     pnet = loaded.pnet
     timesteps = settings.timesteps if settings.timesteps is not None else pnet.config.timesteps
     shared = settings.shared if settings.shared is not None else pnet.config.shared_hyperparameters
-    out_dir = settings.out if settings.out is not None else run_dir / "tune"
-    with prepare_output_dir(out_dir) as out:
+    out_dir = Path(settings.out if settings.out is not None else run_dir / "tune")
+    # Rank 0 owns (creates, locks, cleans) the folder; the other ranks only send it results.
+    with prepare_output_dir(out_dir, is_main=main) as out:
         return _tune_levels(
             settings, loaded, parsed, tuning, evaluation, data, normalize, timesteps, shared,
-            device, out,
+            device, out, execution, distributed,
         )  # fmt: skip
 
 
@@ -299,9 +350,15 @@ def _tune_levels(
     shared: bool,
     device: torch.device,
     out: Path,
+    execution: Execution,
+    distributed: DistributedInfo | None,
 ) -> TuneReport:
-    """The levels, figures, tables and results.json of :func:`tune_run`, in the locked ``out``."""
+    """The levels, figures, tables and results.json of :func:`tune_run`, in the locked ``out``
+    (under torchrun: this rank's share of the levels, and on rank 0 everything else)."""
     pnet, run_dir = loaded.pnet, loaded.path
+    main = distributed is None or distributed.is_main
+    world = 1 if distributed is None else distributed.world_size
+    rank = 0 if distributed is None else distributed.rank
     modules = [pcoder.module_path for pcoder in pnet.pcoders]
     run_settings: dict[str, Any] = {
         "method": settings.method,
@@ -315,41 +372,76 @@ def _tune_levels(
         "data": data,
         "run_fingerprint": run_fingerprint(run_dir),
     }
+    if execution.precision != "fp32":  # other numbers; fp32 runs keep their old settings
+        run_settings["precision"] = execution.precision
     if settings.method == "optuna":
         run_settings["trials"] = settings.trials
     else:
         run_settings.update(
             epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_alpha=settings.lr_alpha
         )
-    say = print if settings.verbose else _quiet
+    say = print if settings.verbose and main else _quiet
     say(
         f"predify tune: {settings.method} tuning of {'shared' if shared else 'per-pcoder'} "
         f"hyperparameters, T={timesteps}, on {data['tuning']} ({data['tuning_images']} images); "
         f"reporting on {data['evaluation']} ({data['evaluation_images']} images); device {device}"
+        + (f"; {world} processes" if world > 1 else "")
     )
-    # Levels finished with other settings are tuned again.
-    store = ResultStore(out / "progress", run_settings, on_change="discard")
-    levels = []
-    progress = resolve_progress(settings.progress)
-    for noise in tqdm(parsed, desc="noise levels", unit="level", disable=not progress):
-        level_dir = out / noise.label
-        saved = store.get(noise.label)
-        complete = all((level_dir / name).is_file() for name in ("tuned.toml", "trajectory.csv"))
-        if saved is not None and complete:
-            say(f"{noise}: already tuned with these settings in {level_dir}, skipped")
-            levels.append(saved)
-            continue
-        began = time.perf_counter()
-        summary = _tune_level(
-            settings, loaded, noise, tuning, evaluation, normalize, run_settings, level_dir
-        )
-        store.put(noise.label, summary)
-        levels.append(summary)
-        say(
-            f"{noise}: tuned in {time.perf_counter() - began:.1f} s; accuracy at "
-            f"t={timesteps} {summary['accuracy_before'][-1]:.3f} -> "
-            f"{summary['accuracy_after'][-1]:.3f}; saved in {level_dir}"
-        )
+    # Levels finished with other settings are tuned again. Rank 0 decides which levels are
+    # left; under torchrun every rank tunes every world_size-th of them, one round at a time,
+    # and sends the results to rank 0, which writes them.
+    finished: dict[str, dict[str, Any]] = {}
+    store = None
+    if main:
+        store = ResultStore(out / "progress", run_settings, on_change="discard")
+        for noise in parsed:
+            saved = store.get(noise.label)
+            level_dir = out / noise.label
+            complete = all(
+                (level_dir / name).is_file() for name in ("tuned.toml", "trajectory.csv")
+            )
+            if saved is not None and complete:
+                say(f"{noise}: already tuned with these settings in {level_dir}, skipped")
+                finished[noise.label] = saved
+    todo = broadcast_from_main(
+        [index for index, noise in enumerate(parsed) if noise.label not in finished], distributed
+    )
+    progress = main and resolve_progress(settings.progress)
+    bar = tqdm(
+        total=len(parsed), initial=len(parsed) - len(todo), desc="noise levels", unit="level",
+        disable=not progress,
+    )  # fmt: skip
+    for start in range(0, len(todo), world):
+        round_levels = todo[start : start + world]
+        mine = None
+        if rank < len(round_levels):
+            began = time.perf_counter()
+            summary, result = _tune_level(
+                settings, loaded, parsed[round_levels[rank]], tuning, evaluation, normalize,
+                run_settings,
+            )  # fmt: skip
+            mine = (summary, result, time.perf_counter() - began)
+        gathered = gather_to_main(mine, distributed)
+        if gathered is not None and store is not None:
+            for index, (summary, result, seconds) in zip(round_levels, gathered, strict=False):
+                noise = parsed[index]
+                level_dir = out / noise.label
+                _write_level(level_dir, summary, result, pnet)
+                store.put(noise.label, summary)
+                finished[noise.label] = summary
+                say(
+                    f"{noise}: tuned in {seconds:.1f} s; accuracy at "
+                    f"t={timesteps} {summary['accuracy_before'][-1]:.3f} -> "
+                    f"{summary['accuracy_after'][-1]:.3f}; saved in {level_dir}"
+                )
+        bar.update(len(round_levels))
+    bar.close()
+    if not main:
+        return TuneReport(
+            run_dir=str(run_dir), pcoders=modules, run_values=[], settings=run_settings,
+            out=str(out), world_size=world, is_main=False,
+        )  # fmt: skip
+    levels = [finished[noise.label] for noise in parsed]
 
     initial = effective_values(pnet, pnet.hyperparameter_values(), shared=False)
     plot_reliance(
@@ -374,6 +466,7 @@ def _tune_levels(
         settings=run_settings,
         levels=levels,
         out=str(out),
+        world_size=world,
     )
     atomic_write_json(out / "results.json", report.to_json())
     return report

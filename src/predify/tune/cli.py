@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli_options import add_common_options, positive_int, progress_from_args
+from ..cli_options import (
+    add_common_options,
+    add_execution_options,
+    execution_from_args,
+    positive_int,
+    progress_from_args,
+)
 from ..data.noise import NOISE_FORMS
 from .api import SPLITS, TuneSettings, tune_run
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
@@ -55,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--out", type=Path, help="output directory (default RUN_DIR/tune)")
     # fmt: on
     add_common_options(parser)
+    add_execution_options(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> TuneSettings:
@@ -66,6 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> TuneSettings:
         time_budget=args.time_budget, clip=args.clip, tune_split=args.tune_split,
         eval_split=args.eval_split, seed=args.seed, device=args.device,
         progress=progress_from_args(args), verbose=True,
+        **execution_from_args(args),  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -109,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     """``predify tune``; returns the exit status."""
     began = time.perf_counter()
     report = tune_run(args.run_dir, args.noise, settings_from_args(args))
+    if not report.is_main:  # another rank of a torchrun job: rank 0 reports
+        return 0
     _print_summary(report.levels, report.pcoders, report.settings["data"])
     print(
         f"\nwrote {report.out}/{{results.json, reliance.csv, reliance.png, accuracy.png}} and one "

@@ -1,0 +1,47 @@
+"""Batches to the device: pinned memory and the one-batch-ahead copy (predify._loading)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from predify._loading import device_batches, loader_options, pinned
+
+
+def batches(count: int = 5) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.rand(3, 2, generator=generator), torch.arange(3) + 3 * i) for i in range(count)]
+
+
+def test_on_the_cpu_batches_pass_through_in_order() -> None:
+    source = batches()
+    moved = list(device_batches(source, torch.device("cpu")))
+    assert len(moved) == len(source)
+    for (images, labels), (want_images, want_labels) in zip(moved, source, strict=True):
+        assert torch.equal(images, want_images) and torch.equal(labels, want_labels)
+    assert list(device_batches([], torch.device("cpu"))) == []
+
+
+def test_loader_options_pin_only_for_cuda_and_keep_workers_alive() -> None:
+    assert loader_options(torch.device("cpu"), 0) == {"num_workers": 0, "pin_memory": False}
+    options = loader_options(torch.device("cuda"), 4)
+    assert options["pin_memory"] is True and options["num_workers"] == 4
+    assert options["persistent_workers"] is True and options["prefetch_factor"] == 2
+
+
+def test_pinned_is_a_no_op_off_cuda() -> None:
+    tensor = torch.rand(4)
+    assert pinned(tensor, torch.device("cpu")) is tensor
+
+
+@pytest.mark.cuda
+def test_cuda_prefetched_batches_arrive_intact_and_in_order() -> None:
+    device = torch.device("cuda")
+    source = [(pinned(images, device), labels) for images, labels in batches(8)]
+    assert source[0][0].is_pinned()
+    results = []
+    for images, labels in device_batches(source, device):
+        assert images.device.type == "cuda"
+        results.append(((images * 2).cpu(), labels.cpu()))  # compute on the batch meanwhile
+    for (images, labels), (want_images, want_labels) in zip(results, source, strict=True):
+        assert torch.equal(images, want_images * 2) and torch.equal(labels, want_labels)
