@@ -18,9 +18,9 @@ from predify.train.settings import TrainSettings
 from testkit import error_line
 
 STEPS = 4
-#: bf16 keeps 8 bits of mantissa (relative rounding 2**-8 ~ 0.004 per operation); a few steps of
-#: a small conv net stay within a few per cent of fp32's losses.
-BF16_RELATIVE_TOLERANCE = 0.05
+#: bf16 keeps 8 bits of mantissa (relative rounding 2**-8 ~ 0.004 per operation). Measured on this
+#: test's 4 steps: at most 0.11% off fp32's losses; 1% leaves room for other CPUs' kernels.
+BF16_RELATIVE_TOLERANCE = 0.01
 
 
 def losses(trainer: FeedbackTrainer) -> list[float]:
@@ -41,12 +41,19 @@ def test_bf16_training_on_the_cpu_is_close_to_fp32() -> None:
     assert all(p.dtype == torch.float32 for p in trainer.pnet.decoder_parameters())
 
 
+def _all_nhwc(trainer: FeedbackTrainer) -> bool:
+    weights = [p for p in trainer.pnet.decoder_parameters() if p.dim() == 4]
+    assert weights
+    return all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
 def test_channels_last_training_matches_the_default_layout() -> None:
-    fp32 = losses(FeedbackTrainer(tiny_pnet(), device="cpu", lr=1e-2))
+    default = FeedbackTrainer(tiny_pnet(), device="cpu", lr=1e-2)
+    fp32 = losses(default)
+    assert not _all_nhwc(default)  # so the check below means something
     trainer = FeedbackTrainer(tiny_pnet(), device="cpu", lr=1e-2, channels_last=True)
     nhwc = losses(trainer)
-    weight = next(p for p in trainer.pnet.decoder_parameters() if p.dim() == 4)
-    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert _all_nhwc(trainer)
     assert nhwc == pytest.approx(fp32, rel=1e-4)
 
 
