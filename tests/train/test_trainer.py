@@ -207,7 +207,7 @@ def test_tbptt_cuts_the_graph_after_each_window(checkpoint_activations: bool) ->
 
 def test_bad_settings_are_refused() -> None:
     pnet = tiny_pnet()
-    with pytest.raises(ConfigError, match="mixed precision needs a CUDA device"):
+    with pytest.raises(ConfigError, match="gradient scaling needs a CUDA device"):
         FeedbackTrainer(pnet, amp=True, device="cpu")
     with pytest.raises(ConfigError, match="tbptt"):
         FeedbackTrainer(pnet, tbptt=2)

@@ -426,7 +426,8 @@ def _train(
             timesteps=run.timesteps,
             tbptt=run.tbptt,
             checkpoint_activations=run.checkpoint_activations,
-            amp=run.amp,
+            precision=run.precision,
+            channels_last=settings.channels_last,
             device=device,
             seed=run.seed,
         )

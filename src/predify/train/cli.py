@@ -25,7 +25,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
+from ..cli_options import (
+    add_common_options,
+    add_execution_options,
+    nonnegative_int,
+    positive_int,
+    progress_from_args,
+)
 from ..errors import ConfigError
 from .api import NORMALIZATIONS, resume_run, train_run
 from .recipes import get_recipe, list_recipes
@@ -100,10 +106,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="write checkpoint.pt every N steps (always at the end and on Ctrl-C)")
     option("--resume", metavar="DIR",
            help="continue the run in DIR exactly (--epochs may raise its length)")
-    option("--amp", action="store_true", default=None, help="mixed precision (CUDA only)")
+    option("--amp", action="store_true", default=None,
+           help="the older spelling of --precision fp16 (CUDA only)")
     option("--data-root", metavar="PATH", help="root of a torchvision data set")
     option("--download", action="store_true", help="let torchvision download a missing data set")
     # fmt: on
+    add_execution_options(parser)
+    # None: not given (a resumed run keeps its own; a new one gets the recipe's or fp32).
+    parser.set_defaults(precision=None)
     add_common_options(parser)
 
 
@@ -130,11 +140,17 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         given["backbone_kwargs"] = _parse_kwargs(args.backbone_kwargs)
     if "scheduler" in given:
         parse_scheduler(given["scheduler"])  # a bad spec fails before any work
+    if getattr(args, "compile", False):
+        raise ConfigError(
+            "--compile: not offered by predify train (training calls the backbone's and the "
+            "decoders' methods, not the network's compiled forward); drop it"
+        )
     base = get_recipe(args.recipe).settings() if args.recipe else _DEFAULTS
     return replace(
         base,
         **given,
         workers=args.workers,
+        channels_last=bool(getattr(args, "channels_last", False)),
         device=args.device,
         download=args.download,
         progress=progress_from_args(args),
@@ -154,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(
                 f"--resume continues the run as it was set up; drop {', '.join(given)} (only "
-                "--epochs, --workers, --device, --checkpoint-every, --data-root, --download and "
-                "--no-progress may change)"
+                "--epochs, --workers, --device, --checkpoint-every, --data-root, --download, "
+                "--channels-last and --no-progress may change)"
             )
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError(

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._device import DEFAULT_DEVICE
+from .._precision import Execution
+from ..errors import ConfigError
 
 __all__ = ["RUN_SETTINGS", "TrainSettings"]
 
@@ -29,6 +31,7 @@ RUN_SETTINGS = (
     "tbptt",
     "checkpoint_activations",
     "amp",
+    "precision",
     "seed",
     "scheduler",
     "resize",
@@ -74,6 +77,14 @@ class TrainSettings:
         resize: image folders: the short side before the center crop (None: size / 0.875; the
             paper's scripts used 224).
         recipe: the :mod:`predify.train.recipes` name these settings came from (kept in run.json).
+        precision: ``fp32``, ``bf16`` or ``fp16``: autocast of the forward pass and the losses
+            (:class:`predify._precision.Execution`); fp16 adds gradient scaling and needs CUDA,
+            bf16 also runs on the CPU. Part of the run (run.json), like ``amp``.
+        amp: the older spelling of ``precision="fp16"``: turned into it (and back to False) when
+            the settings are made; run.json keeps ``amp = precision == "fp16"`` for readers of
+            older runs.
+        channels_last: NHWC layout for the network and the batches (how the run executes, may
+            change on resume).
     """
 
     data: str | None = None
@@ -106,9 +117,23 @@ class TrainSettings:
     pretrained: bool = False
     resize: int | None = None
     recipe: str | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.amp and self.precision not in ("fp32", "fp16"):
+            raise ConfigError(
+                f"--amp is --precision fp16, and --precision {self.precision} was given; drop one"
+            )
+        if self.amp:
+            self.precision = "fp16"
+        # An input alias only: a later replace(precision=...) must not conflict with it.
+        self.amp = False
+        Execution(self.precision)  # an unknown precision fails here, naming the option
 
     def run_json(self, image_size: int | None) -> dict[str, Any]:
         """The ``training`` block of run.json (what ``--resume`` continues)."""
         block: dict[str, Any] = {name: getattr(self, name) for name in RUN_SETTINGS}
         block["image_size"] = image_size
+        block["amp"] = self.precision == "fp16"  # what readers of older run.json files read
         return block

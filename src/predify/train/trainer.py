@@ -45,6 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from .._precision import Execution, autocast, grad_scaler, prepare_input
 from ..checkpoint import feedback_state_dict, load_feedback_state
 from ..config import PNetConfig
 from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, PredifyError
@@ -165,9 +166,13 @@ class FeedbackTrainer:
         tbptt: with ``timesteps > 0``, the truncation window in steps (None: the whole unroll).
         checkpoint_activations: with ``timesteps > 0``, recompute each step during backward
             instead of keeping its activations.
-        amp: mixed precision (``torch.autocast`` float16 + ``GradScaler``); CUDA only: on another
-            device it is refused with a :class:`~predify.errors.ConfigError` rather than silently
-            ignored, so a run never differs from what was asked for.
+        precision: ``fp32``, ``bf16`` or ``fp16``: autocast of the forward pass and the losses
+            (the decoders' weights stay fp32). fp16 adds a ``GradScaler`` and needs CUDA: on
+            another device it is refused with a :class:`~predify.errors.ConfigError` rather than
+            silently ignored, so a run never differs from what was asked for. bf16 needs no
+            scaling (fp32's exponent range) and runs on the CPU too.
+        amp: the older spelling of ``precision="fp16"``.
+        channels_last: NHWC layout for the network's 4-d weights and the input batches.
         device: where to train (the network is moved there when training starts); None: where
             the network is.
         scheduler: a learning-rate scheduler over the optimiser, or a function building one from
@@ -195,6 +200,8 @@ class FeedbackTrainer:
         tbptt: int | None = None,
         checkpoint_activations: bool = False,
         amp: bool = False,
+        precision: str = "fp32",
+        channels_last: bool = False,
         device: str | torch.device | None = None,
         scheduler: SchedulerLike | SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
@@ -228,12 +235,16 @@ class FeedbackTrainer:
         else:
             first = next(iter(pnet.decoder_parameters()), None)
             self.device = first.device if first is not None else torch.device("cpu")
-        if amp and self.device.type != "cuda":
+        if amp and precision not in ("fp32", "fp16"):
+            raise ConfigError(f"amp: is precision fp16, and precision {precision!r} was given")
+        self.execution = Execution("fp16" if amp else precision, channels_last)
+        self.execution.check_device(self.device)
+        self.amp = self.execution.precision == "fp16"
+        if self.amp and self.device.type != "cuda":
             raise ConfigError(
-                f"amp: mixed precision needs a CUDA device, and this run uses {self.device}; "
-                "drop --amp (or pass a CUDA --device)"
+                f"--precision fp16: gradient scaling needs a CUDA device, and this run uses "
+                f"{self.device}; use --precision bf16 (or a CUDA --device)"
             )
-        self.amp = amp
         self.timesteps = timesteps
         self.tbptt = tbptt
         self.checkpoint_activations = checkpoint_activations
@@ -252,7 +263,7 @@ class FeedbackTrainer:
         )
         built = scheduler(self.optimizer) if callable(scheduler) else scheduler
         self.scheduler: SchedulerLike | None = built
-        self.scaler = torch.amp.GradScaler("cuda") if amp else None
+        self.scaler = grad_scaler(self.device, self.execution) if self.amp else None
 
         self.loss_names = [f"pcoder{index + 1}" for index in range(pnet.num_pcoders)] + ["total"]
         self.global_step = 0
@@ -286,6 +297,8 @@ class FeedbackTrainer:
         if self._prepared:
             return
         self.pnet.to(self.device)
+        if self.execution.channels_last:
+            self.pnet.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.pnet.backbone.requires_grad_(False)
         self.pnet.backbone.eval()
         if self.distributed:
@@ -337,9 +350,7 @@ class FeedbackTrainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def _autocast(self) -> AbstractContextManager[Any]:
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return nullcontext()
+        return autocast(self.device, self.execution)
 
     # ------------------------------------------------------------------ objectives
     def _feedforward_activations(self, images: Tensor) -> list[Tensor]:
@@ -443,7 +454,7 @@ class FeedbackTrainer:
             [n_pcoders] detached per-pcoder losses (summed over t = 0..T when ``timesteps > 0``).
         """
         self.prepare()
-        images = images.to(self.device, non_blocking=True)
+        images = prepare_input(images.to(self.device, non_blocking=True), self.execution)
         self.pnet.check_input(images)
         self.pnet.backbone.eval()
         if self.timesteps == 0:
