@@ -11,6 +11,9 @@ Fixtures live in tests/conftest.py; what is here are plain functions and classes
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +184,21 @@ def error_line(capsys: pytest.CaptureFixture[str], command: str | None = None) -
     if command is not None:
         assert lines[0].startswith(f"predify {command}: error: "), lines[0]
     return lines[0]
+
+
+def torchrun(processes: int, *arguments: str) -> str:
+    """``predify ARGUMENTS`` under torchrun with ``processes`` CPU processes (``--standalone``:
+    torchrun binds its own free port, so parallel runs cannot race); returns its output."""
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
+    }
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nproc-per-node", str(processes), "-m", "predify.cli", *arguments,
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout

@@ -9,9 +9,6 @@ race for one.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 from evaluate_helpers import make_run_dir
 
 from predify.cli import main
+from testkit import torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -35,24 +33,6 @@ T = 2
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_run_dir(tmp_path_factory.mktemp("run"), timesteps=T)
-
-
-def torchrun(processes: int, *arguments: str) -> str:
-    """``predify`` under torchrun with ``processes`` CPU processes; returns its output."""
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(Path("src").resolve()), os.environ.get("PYTHONPATH")])
-        ),
-    }
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        "--nproc-per-node", str(processes), "-m", "predify.cli", *arguments,
-    ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def numbers(out: Path) -> dict[str, Any]:

@@ -5,37 +5,19 @@ aside), with ``world_size`` recorded; for the gradient method and for Optuna."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from predify.cli import main
+from testkit import torchrun
 
 pytestmark = pytest.mark.slow
 
 FAST = ["--timesteps", "2", "--max-images", "64", "--batch-size", "32", "--no-progress"]
 FAST += ["--device", "cpu"]
 NOISES = ["--noise", "gaussian:0.25", "--noise", "gaussian:0.5", "--noise", "gaussian:1.0"]
-
-
-def torchrun(processes: int, *arguments: str) -> str:
-    source = str(Path(__file__).resolve().parents[2] / "src")
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
-    }
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        "--nproc-per-node", str(processes), "-m", "predify.cli", *arguments,
-    ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def without_timings(value: Any) -> Any:
