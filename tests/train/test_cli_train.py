@@ -69,20 +69,25 @@ def test_train_writes_a_run_that_load_run_reads_and_resumes_exactly(tmp_path: Pa
     assert totals[-1] < totals[0]
 
 
+def press_ctrl_c_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the trainer receive a real SIGINT right after its global step ``step``."""
+    original_step = FeedbackTrainer.step
+
+    def step_then_ctrl_c(self: FeedbackTrainer, images: torch.Tensor) -> dict[str, float]:
+        losses = original_step(self, images)
+        if self.global_step == step:
+            signal.raise_signal(signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(FeedbackTrainer, "step", step_then_ctrl_c)
+
+
 def test_ctrl_c_writes_a_checkpoint_exits_130_and_resumes_exactly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     assert train("--out", str(straight), "--epochs", "2") == 0
-    original_step = FeedbackTrainer.step
-
-    def step_then_ctrl_c(self: FeedbackTrainer, images: torch.Tensor) -> dict[str, float]:
-        losses = original_step(self, images)
-        if self.global_step == 3:
-            signal.raise_signal(signal.SIGINT)
-        return losses
-
-    monkeypatch.setattr(FeedbackTrainer, "step", step_then_ctrl_c)
+    press_ctrl_c_after_step(monkeypatch, 3)
     capsys.readouterr()
     assert train("--out", str(interrupted), "--epochs", "2") == 130
     assert "interrupted" in capsys.readouterr().err
@@ -237,15 +242,7 @@ def test_training_through_the_dynamics_from_the_command_line_resumes_exactly(
     options = [*options[:-1], "2"]
     assert train("--out", str(straight), *options) == 0
     assert_same_run(straight, run_dir)
-    original_step = FeedbackTrainer.step
-
-    def step_then_ctrl_c(self: FeedbackTrainer, images: torch.Tensor) -> dict[str, float]:
-        losses = original_step(self, images)
-        if self.global_step == 3:
-            signal.raise_signal(signal.SIGINT)
-        return losses
-
-    monkeypatch.setattr(FeedbackTrainer, "step", step_then_ctrl_c)
+    press_ctrl_c_after_step(monkeypatch, 3)
     assert train("--out", str(interrupted), *options) == 130
     monkeypatch.undo()
     assert read_training_checkpoint(interrupted / "checkpoint.pt")["progress"]["step"] == 3
