@@ -46,8 +46,8 @@ from pathlib import Path
 import torch
 
 import predify
-from predify._precision import Execution, autocast, prepare_input
 from predify.models import create_model
+from predify.runtime.precision import Execution, autocast, prepare_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dynamics import floor_parts

@@ -99,7 +99,7 @@ def naive_step(
     pnet: predify.PredictiveNet, optimizer: torch.optim.Optimizer, images: Tensor
 ) -> None:
     """The whole graph recorded, backbone parameters included, and one backward through it."""
-    from predify.modules import forward_hooks
+    from predify.submodules import forward_hooks
 
     captured: list[Tensor] = []
     with forward_hooks(

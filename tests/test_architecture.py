@@ -20,9 +20,9 @@ from predify.models import (
     register_model,
 )
 from predify.models.shallow import ShallowCNN
-from predify.outputs import resolve_progress, run_fingerprint
-from predify.runs import RunInfo, build_backbone, load_run, save_run
-from predify.store import ResultStore
+from predify.runtime.outputs import resolve_progress, run_fingerprint
+from predify.runtime.runs import RunInfo, build_backbone, load_run, save_run
+from predify.runtime.store import ResultStore
 
 
 def test_registering_a_name_twice_is_an_error() -> None:

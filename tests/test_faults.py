@@ -33,8 +33,8 @@ from predify.checkpoint import feedback_state_dict, save_feedback
 from predify.cli import main
 from predify.errors import OutputInUseError
 from predify.evaluate import robustness
-from predify.outputs import LOCK_NAME, prepare_output_dir, read_lock
-from predify.runs import feedback_path, load_run
+from predify.runtime.outputs import LOCK_NAME, prepare_output_dir, read_lock
+from predify.runtime.runs import feedback_path, load_run
 from testkit import error_line
 
 CHILD = Path(__file__).with_name("kill_child.py")

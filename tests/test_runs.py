@@ -10,7 +10,7 @@ import torch
 
 from predify import CheckpointError, ConfigError, DataError
 from predify.models import ShallowCNN, pshallow
-from predify.runs import RunInfo, build_backbone, feedback_path, load_run, save_run
+from predify.runtime.runs import RunInfo, build_backbone, feedback_path, load_run, save_run
 
 
 def make_run(path: Path) -> torch.nn.Module:

@@ -22,7 +22,8 @@ __all__ = [
     "remove_temporaries",
 ]
 
-#: What :func:`atomic_path` names its temporary files: ``.<name>.<8 random characters>.tmp``
+#: What [`atomic_path()`][predify._io.atomic_path] names its temporary files: ``.<name>.<8 random
+#: characters>.tmp``
 #: (``tempfile.mkstemp``'s random part), so a cleaner cannot take a user's file for one.
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
@@ -64,7 +65,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def remove_temporaries(directory: str | os.PathLike[str], skip: str | None = None) -> list[Path]:
-    """Remove the temporary files of :func:`atomic_path` that a killed writer left in
+    """Remove the temporary files of [`atomic_path()`][predify._io.atomic_path] that a killed
+    writer left in
     ``directory`` and its direct subfolders (a subfolder holding a file named ``skip``, another
     job's lock, is left alone); returns the removed paths.
 

@@ -1,9 +1,10 @@
 """The backbone as a traced program whose pcoder modules' outputs pass through a tap.
 
-:class:`~predify.network.PredictiveNet` must replace the outputs of a few backbone modules by
+[`PredictiveNet`][predify.network.PredictiveNet] must replace the outputs of a few backbone modules
+by
 the pcoders' updated representations. Forward hooks do that, but registering and removing them
 around every pass is Python work that ``torch.compile`` cannot trace (a graph break on every
-call). Instead the backbone's forward is traced once with :mod:`torch.fx`, the pcoder modules
+call). Instead the backbone's forward is traced once with `torch.fx`, the pcoder modules
 kept as leaves, and after each of them the program calls ``tap(index, output)``; the pass then
 runs that program with a tap of its own. Nothing is registered on the user's model, and the
 program reads every submodule, parameter and buffer from the live backbone (it shares the
@@ -12,7 +13,8 @@ replaced weights are seen at once.
 
 What a trace freezes is Python control flow: ``self.training`` read in a container's
 ``forward`` (stochastic depth, auxiliary heads) is baked in, so there is one program per
-state of the backbone's plain attributes (:func:`structure_key`). Backbones that fx cannot
+state of the backbone's plain attributes ([`structure_key()`][predify._tracing.structure_key]).
+Backbones that fx cannot
 trace (data-dependent Python branching), and calls where a user's hook sits on a module the
 program does not call (the backbone itself, a container), run the backbone eagerly with
 temporary hooks instead: same numbers, not compile-friendly.

@@ -1,4 +1,4 @@
-"""Building a :class:`~predify.network.PredictiveNet` from a backbone and a config."""
+"""Building a [`PredictiveNet`][predify.network.PredictiveNet] from a backbone and a config."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from torch import nn
 
 from .config import ConfigSource, Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import ConfigError, warn_outside_predify
-from .modules import dry_run, eval_mode, resolve_module
 from .network import PredictiveNet
 from .parsing import parse_predictor
 from .pcoder import HyperparameterModule, PCoder, decoder_fan_out
 from .stages import channels_last, default_modules
+from .submodules import dry_run, eval_mode, resolve_module
 
 __all__ = ["auto_config", "auto_predictor", "predify"]
 
@@ -279,10 +279,12 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
     Args:
         backbone: any feed-forward ``nn.Module`` (a torchvision or timm model, say). It becomes a
             submodule of the returned network; no hook or attribute is left on it.
-        config: a TOML path, a dict in the TOML layout or a :class:`PNetConfig`.
+        config: a TOML path, a dict in the TOML layout or a
+            [`PNetConfig`][predify.builder.PNetConfig].
 
     Returns:
-        A :class:`PredictiveNet` whose decoders are on the backbone's device and dtype.
+        A [`PredictiveNet`][predify.builder.PredictiveNet] whose decoders are on the backbone's
+        device and dtype.
 
     Raises:
         ConfigError: the config does not fit the backbone; the message names the pcoder, the field
@@ -370,7 +372,8 @@ def auto_config(
     """A config with automatic decoders for the named modules of ``backbone``.
 
     The modules and the decoder of each pcoder are written out explicitly (module paths and
-    predictor strings, :func:`auto_predictor`), so the saved TOML says exactly what is built.
+    predictor strings, [`auto_predictor()`][predify.builder.auto_predictor]), so the saved TOML
+    says exactly what is built.
 
     Args:
         backbone: the network to add feedback to: a CNN (feature maps, channels first, or
@@ -378,7 +381,8 @@ def auto_config(
             prefix tokens included).
         input_size: one input sample, (C, H, W).
         modules: module paths, bottom first (``["layer1", "layer2", ...]``); None picks the
-            backbone's feature stages (:func:`predify.stages.default_modules`: timm's
+            backbone's feature stages
+            ([`predify.stages.default_modules()`][predify.stages.default_modules]: timm's
             ``feature_info``, known torchvision layouts, every few blocks of a transformer).
 
     Raises:

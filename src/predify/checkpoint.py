@@ -9,7 +9,8 @@ Two file formats, chosen by the file name:
 
 Writes are atomic. Files saved by the original Predify package and the paper's code (whole
 networks with keys such as ``pcoder1.pmodule.0.weight``, per-pcoder training checkpoints and
-decoder files) load through :func:`load_original_feedback` (:mod:`predify.original`).
+decoder files) load through [`load_original_feedback()`][predify.checkpoint.load_original_feedback]
+(`predify.original`).
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ def load_feedback(
     With ``hyperparameters=False`` the network keeps the beta, lambda and alpha it has, for
     example those of a tuned config it was built from.
 
-    Returns the file's metadata. Raises :class:`CheckpointError` naming the tensor and both
+    Returns the file's metadata. Raises [`CheckpointError`][predify.checkpoint.CheckpointError]
+    naming the tensor and both
     shapes when the file does not fit.
     """
     config, tensors, metadata = read_feedback_file(path)
@@ -186,7 +188,8 @@ def load_feedback_state(
     """Load decoder (and, with ``hyperparameters``, hyperparameter) tensors saved with
     ``config`` into ``pnet``, refusing tensors that do not fit and naming ``source`` in errors.
 
-    What :func:`load_feedback` and the trainer's checkpoints use once the file is read.
+    What [`load_feedback()`][predify.checkpoint.load_feedback] and the trainer's checkpoints use
+    once the file is read.
     """
     if len(config.pcoders) != pnet.num_pcoders:
         raise CheckpointError(

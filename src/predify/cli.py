@@ -4,7 +4,8 @@ Each subcommand lives in its own subpackage as a module with ``add_arguments(par
 ``run(args) -> int`` that builds the settings of the command's Python function and calls it
 (``predify.train.api.train_run``, ``predify.evaluate.api.evaluate_run``,
 ``predify.tune.api.tune_run``, ``predify.demo.run_demo``); this file only wires them. User errors
-(:class:`predify.PredifyError`, malformed options included) print one line on stderr and exit
+([`predify.PredifyError`][predify.PredifyError], malformed options included) print one line on
+stderr and exit
 with status 2; Ctrl-C exits with 130. Warnings (a config value accepted as the original Predify
 accepted it, say) print as one line each.
 """
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one-line :class:`UsageError`s, like every other
+    """An argument parser whose errors are one-line [`UsageError`][predify.cli.UsageError]s, like
+    every other
     user error, instead of a usage text and ``SystemExit``."""
 
     def error(self, message: str) -> NoReturn:

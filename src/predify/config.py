@@ -22,7 +22,8 @@ constant), ``learnable_hyperparameters`` and ``timesteps`` (the default number o
 
 A file (or dict) is read with the original package's semantics (``predify/base.py``'s
 ``parse_toml`` and its ``PCoder`` classes, miladmozafari/predify at eca7a74), each departure
-from what is written announced by a :class:`~predify.errors.ConfigWarning` naming the field:
+from what is written announced by a [`ConfigWarning`][predify.errors.ConfigWarning] naming the
+field:
 
 - ``shared_hyperparameters = true`` with per-pcoder values: every pcoder takes the first
   pcoder's values (the defaults 0.3/0.3/0.01 when it has none), the others are ignored; a
@@ -34,7 +35,8 @@ A pcoder without ``hyperparameters`` (and no top-level table) takes 0.3/0.3/0.01
 default, without a warning: nothing departs from the original there.
 
 What would make the dynamics ill-defined (a negative or non-finite weight, beta + lambda > 1) is
-refused with a :class:`~predify.errors.ConfigError`, ignored or not. A :class:`PNetConfig` built
+refused with a [`ConfigError`][predify.errors.ConfigError], ignored or not. A
+[`PNetConfig`][predify.config.PNetConfig] built
 in Python is not normalised: there, a feedback weight on the top pcoder is an error.
 """
 
@@ -89,7 +91,8 @@ class Hyperparameters:
         return 1.0 - self.feedforward - self.feedback
 
     def validate(self, where: str, has_feedback: bool = True) -> None:
-        """Raise :class:`ConfigError` naming ``where`` unless the values form a valid update."""
+        """Raise [`ConfigError`][predify.config.ConfigError] naming ``where`` unless the values
+        form a valid update."""
         for name in ("feedforward", "feedback", "pc"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -200,7 +203,8 @@ class PNetConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the field unless the config is consistent."""
+        """Raise [`ConfigError`][predify.config.ConfigError] naming the field unless the config is
+        consistent."""
         if not self.pcoders:
             raise ConfigError("pcoders: expected at least one [[pcoders]] entry")
         for index, pcoder in enumerate(self.pcoders):
@@ -358,7 +362,8 @@ ConfigSource = str | os.PathLike | Mapping[str, Any] | PNetConfig
 
 
 def load_config(source: ConfigSource) -> PNetConfig:
-    """A :class:`PNetConfig` from a TOML path, a dict in the TOML layout, or a config object."""
+    """A [`PNetConfig`][predify.config.PNetConfig] from a TOML path, a dict in the TOML layout, or
+    a config object."""
     if isinstance(source, PNetConfig):
         return source
     if isinstance(source, Mapping):

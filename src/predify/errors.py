@@ -1,7 +1,8 @@
 """Exception types raised for user errors.
 
 Every error a user can cause (a bad config, a missing file, a value out of range) is a
-:class:`PredifyError`; the CLI prints its message on one line and exits non-zero, without a
+[`PredifyError`][predify.errors.PredifyError]; the CLI prints its message on one line and exits
+non-zero, without a
 traceback. Anything else is a bug and keeps its traceback.
 """
 
@@ -94,7 +95,8 @@ _Value = TypeVar("_Value")
 
 
 def look_up(kind: str, name: str, table: Mapping[str, _Value]) -> _Value:
-    """``table[name]``, or the :func:`unknown_name` error for ``kind``."""
+    """``table[name]``, or the [`unknown_name()`][predify.errors.unknown_name] error for
+    ``kind``."""
     if name not in table:
         raise unknown_name(kind, name, table)
     return table[name]

@@ -1,7 +1,7 @@
 """Layers that predictor strings may use besides ``torch.nn``'s, for token representations.
 
 Channels-last feature maps [B, H, W, C] (timm's Swin and MambaOut) are decoded between two
-:class:`Permute` layers::
+[`Permute`][predify.layers.Permute] layers::
 
     Sequential(Permute(0, 3, 1, 2), Upsample(scale_factor=(2.0, 2.0), mode='bilinear'),
                ConvTranspose2d(192, 96, kernel_size=3, stride=1, padding=1), Permute(0, 2, 3, 1))

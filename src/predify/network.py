@@ -2,7 +2,8 @@
 
 At t = 0 the backbone runs feed-forward and every pcoder keeps its layer's output. At each later
 timestep the backbone runs once, bottom-up, and the output of each pcoder's module is replaced by
-the updated representation e_n(t) (see :mod:`predify.pcoder`), so the layers above and the logits
+the updated representation e_n(t) (see [`predify.pcoder`][predify.pcoder]), so the layers above and
+the logits
 at t consume e_n(t). After the pass every decoder predicts the layer below from e_n(t), and the
 error gradients for t + 1 are computed.
 """
@@ -19,8 +20,8 @@ from torch import Tensor, nn
 from ._tracing import StructureKey, TracedBackbone, hooks_bypassed, structure_key, trace_backbone
 from .config import Hyperparameters, PNetConfig
 from .errors import ConfigError, DataError
-from .modules import forward_hooks
 from .pcoder import PCoder
+from .submodules import forward_hooks
 
 __all__ = ["PCoderList", "PNetOutput", "PNetState", "PredictiveNet"]
 
@@ -51,11 +52,13 @@ class PNetOutput:
 
 @dataclass
 class PNetState:
-    """The dynamics' state after a timestep, for custom loops (:meth:`PredictiveNet.step`).
+    """The dynamics' state after a timestep, for custom loops
+    ([`PredictiveNet.step()`][predify.network.PredictiveNet.step]).
 
     Attributes:
         input: the input batch [B, C, H, W].
-        timestep: t of the last completed step (0 after :meth:`PredictiveNet.start`).
+        timestep: t of the last completed step (0 after
+            [`PredictiveNet.start()`][predify.network.PredictiveNet.start]).
         logits: the backbone's output at t.
         reps: per pcoder, e_n(t).
         preds: per pcoder, d_n(t) (None where it was not computed: the last step of a pass that
@@ -101,7 +104,7 @@ def _from_original_dict(
 
 
 class PCoderList(nn.ModuleList):
-    """An ``nn.ModuleList`` of :class:`PCoder`, bottom first, typed as such."""
+    """An ``nn.ModuleList`` of [`PCoder`][predify.network.PCoder], bottom first, typed as such."""
 
     def __getitem__(self, index: int) -> PCoder:  # type: ignore[override]
         return cast(PCoder, super().__getitem__(index))
@@ -111,7 +114,8 @@ class PCoderList(nn.ModuleList):
 
 
 class PredictiveNet(nn.Module):
-    """A backbone with predictive-coding feedback; build it with :func:`predify.predify`.
+    """A backbone with predictive-coding feedback; build it with
+    [`predify.predify()`][predify.predify].
 
     Args:
         backbone: the feed-forward network (kept as given: no hook or attribute is left on it).
@@ -267,7 +271,8 @@ class PredictiveNet(nn.Module):
 
     # ------------------------------------------------------------------ dynamics
     def check_input(self, x: Tensor) -> None:
-        """Raise :class:`DataError` unless ``x`` is a float batch [B, *input_size]."""
+        """Raise [`DataError`][predify.network.DataError] unless ``x`` is a float batch [B,
+        *input_size]."""
         expected = self.config.input_size
         if not isinstance(x, Tensor):
             raise DataError(f"input: expected a tensor, got {type(x).__name__}")
@@ -395,7 +400,7 @@ class PredictiveNet(nn.Module):
             record: also return representations, predictions and errors at every timestep.
 
         Returns:
-            :class:`PNetOutput` with ``logits`` [T+1, B, ...].
+            [`PNetOutput`][predify.network.PNetOutput] with ``logits`` [T+1, B, ...].
         """
         steps = self.config.timesteps if timesteps is None else timesteps
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:

@@ -50,7 +50,7 @@ _C_SQRT_UNSET = -1.0  # the value PCoderN registers before its first forward pas
 
 @dataclass(frozen=True)
 class OriginalFeedback:
-    """What :func:`load_original_feedback` read and did.
+    """What [`load_original_feedback()`][predify.original.load_original_feedback] read and did.
 
     Attributes:
         files: the files read, in pcoder order (one file for a whole-network state dict).
@@ -413,7 +413,8 @@ def load_original_feedback(
             latest one with a file for every pcoder).
 
     Returns:
-        :class:`OriginalFeedback`, saying what was read and which constants were adopted.
+        [`OriginalFeedback`][predify.original.OriginalFeedback], saying what was read and which
+        constants were adopted.
 
     Raises:
         CheckpointError: a file is missing, unreadable or does not fit; the message names the

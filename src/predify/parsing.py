@@ -1,15 +1,16 @@
 """A safe parser for predictor strings and ``imports`` lines.
 
 The original Predify passed predictor strings to ``eval``, so a config file could run any code.
-Here a predictor string is parsed with :mod:`ast` and only a whitelist of ``torch.nn`` layer
+Here a predictor string is parsed with [`ast`][predify.parsing.ast] and only a whitelist of
+``torch.nn`` layer
 constructors with literal arguments is accepted::
 
     Sequential(ConvTranspose2d(16, 8, kernel_size=4, stride=2, padding=1), ReLU())
     nn.Upsample(scale_factor=2, mode="bilinear")
     torch.nn.ConvTranspose2d(8, 3, 3, padding=1)
 
-Besides ``torch.nn`` layers, predify's own :class:`~predify.layers.TokensToGrid` and
-:class:`~predify.layers.Permute` (written without a prefix) take a vision transformer's patch
+Besides ``torch.nn`` layers, predify's own [`TokensToGrid`][predify.layers.TokensToGrid] and
+[`Permute`][predify.layers.Permute] (written without a prefix) take a vision transformer's patch
 tokens back to a grid and channels-last maps to channels-first. Nothing is imported or
 evaluated: the constructors are looked up in the whitelists below and called with the parsed
 literals.

@@ -6,7 +6,8 @@ For pcoder n with representation e_n, decoder d_n and target e_{n-1} (the image 
              - alpha * s_n * g_n(t-1)
 
 with g_n the gradient of MSE(d_n(e_n), e_{n-1}) with respect to e_n and s_n = 1, or
-numel(d_n) / sqrt(C_n) with gradient scaling (C_n: the decoder's fan-out, :func:`decoder_fan_out`).
+numel(d_n) / sqrt(C_n) with gradient scaling (C_n: the decoder's fan-out,
+[`decoder_fan_out()`][predify.pcoder.decoder_fan_out]).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class HyperparameterModule(nn.Module):
         return self._floats
 
     def values(self) -> Hyperparameters:
-        """The current values as a plain :class:`~predify.config.Hyperparameters`."""
+        """The current values as a plain [`Hyperparameters`][predify.config.Hyperparameters]."""
         if self._floats is not None:
             return Hyperparameters(*self._floats)
         # The shortest decimal that the float32 holds: 0.3, not 0.30000001192092896.
@@ -127,8 +128,15 @@ class HyperparameterModule(nn.Module):
         return Hyperparameters(feedforward=beta, feedback=lam, pc=alpha)
 
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors
-    ):  # type: ignore[no-untyped-def]
+        self,
+        state_dict: dict[str, Tensor],
+        prefix: str,
+        local_metadata: dict[str, object],
+        strict: bool,
+        missing: list[str],
+        unexpected: list[str],
+        errors: list[str],
+    ) -> None:
         # A checkpoint saved with learnable hyperparameters loads into a fixed module and back.
         learnable_in_file = f"{prefix}mixing_logits" in state_dict
         if learnable_in_file != self.learnable:
@@ -297,7 +305,7 @@ def error_gradient(
     """Predict from ``rep`` and compute the scaled gradient of the prediction error.
 
     Decoders built of transposed and plain 2-D convolutions, upsampling, ReLUs, ``Linear``,
-    :class:`~predify.layers.TokensToGrid` and :class:`~predify.layers.Permute` get their
+    [`TokensToGrid`][predify.layers.TokensToGrid] and [`Permute`][predify.layers.Permute] get their
     transposed Jacobian applied by hand; others through autograd.
 
     Args:
@@ -422,7 +430,8 @@ def decoder_fan_out(decoder: nn.Module, rep_shape: Sequence[int]) -> int:
         # The centre of every dimension: spatially away from the borders whatever the layout
         # (channels first or last), and for token maps a patch token, not a leading prefix token
         # that a decoder of the image ignores. With all-ones weights every channel counts alike.
-        impulse[(0, *(size // 2 for size in rep_shape))] = 1.0
+        centre = (0, *(size // 2 for size in rep_shape))
+        impulse[centre] = 1.0
         response = probe(impulse) - probe(torch.zeros_like(impulse))
     count = int((response != 0).sum())
     if count == 0:

@@ -35,8 +35,9 @@ class HyperparameterPreset:
     """beta, lambda, alpha for every pcoder, as one set or one per pcoder (bottom first).
 
     Attributes:
-        name: what :func:`get_preset` takes.
-        values: one :class:`~predify.config.Hyperparameters` for all pcoders, or one per pcoder.
+        name: what [`get_preset()`][predify.presets.get_preset] takes.
+        values: one [`Hyperparameters`][predify.config.Hyperparameters] for all pcoders, or one per
+            pcoder.
         source: where the values are written (repository, commit, file and line).
         description: what they were used for.
         models: the zoo networks they were written for (empty: any network).
@@ -67,7 +68,7 @@ class HyperparameterPreset:
         return [*per_pcoder[:-1], replace(per_pcoder[-1], feedback=0.0)]
 
     def apply(self, pnet: PredictiveNet) -> None:
-        """Set these values on ``pnet`` (see :meth:`for_pcoders`)."""
+        """Set these values on ``pnet`` (see `for_pcoders()`)."""
         pnet.set_hyperparameters(self.for_pcoders(pnet.num_pcoders))
 
 
@@ -132,7 +133,7 @@ PRESETS: dict[str, HyperparameterPreset] = {
 
 
 def list_presets() -> list[str]:
-    """The names :func:`get_preset` accepts, sorted."""
+    """The names [`get_preset()`][predify.presets.get_preset] accepts, sorted."""
     return sorted(PRESETS)
 
 

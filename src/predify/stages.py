@@ -1,6 +1,7 @@
 """Default pcoder modules: where feedback goes when the user does not say.
 
-:func:`default_modules` picks a backbone's feature stages, bottom first, in this order of
+[`default_modules()`][predify.stages.default_modules] picks a backbone's feature stages, bottom
+first, in this order of
 preference:
 
 1. **timm models** (anything with a ``feature_info`` list, as timm's models have): the modules
@@ -32,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .modules import eval_mode, forward_hooks, resolve_module
+from .submodules import eval_mode, forward_hooks, resolve_module
 
 __all__ = ["channels_last", "default_modules", "isotropic_choice", "timm_feature_modules"]
 

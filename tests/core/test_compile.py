@@ -18,7 +18,13 @@ from torch import nn
 
 import predify
 from predify import ConfigError
-from predify._precision import Execution, autocast, grad_scaler, prepare_input, prepare_network
+from predify.runtime.precision import (
+    Execution,
+    autocast,
+    grad_scaler,
+    prepare_input,
+    prepare_network,
+)
 from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
 
 COMPILE_ATOL = 1e-4  # the bound for compiled vs eager logits

@@ -1,11 +1,11 @@
-"""Batches to the device: pinned memory and the one-batch-ahead copy (predify._loading)."""
+"""Batches to the device: pinned memory and the one-batch-ahead copy (predify.runtime.loading)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from predify._loading import device_batches, loader_options, pinned
+from predify.runtime.loading import device_batches, loader_options, pinned
 
 
 def batches(count: int = 5) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -19,7 +19,7 @@ from predify.data import mnist5k_splits
 from predify.demo import QUICK, SPLIT_SEED, run_demo
 from predify.demo.seeds import evaluation_images
 from predify.errors import ConfigError
-from predify.runs import load_run
+from predify.runtime.runs import load_run
 
 NOISE_KEYS = ["0.0", "0.25", "0.5", "1.0"]
 SETTINGS = ["accuracy", "accuracy_clipped", "accuracy_shuffled_feedback", "accuracy_tuned"]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from predify.data import mnist5k_splits
-from predify.runs import RunInfo, save_run
+from predify.runtime.runs import RunInfo, save_run
 from testkit import SMALL_TIMESTEPS, SMALL_WIDTHS, SPLIT_SEED, small_cnn
 
 WIDTHS = SMALL_WIDTHS

@@ -19,7 +19,7 @@ from predify.evaluate import robustness
 from predify.evaluate.api import parse_readouts
 from predify.evaluate.data import load_evaluation_data
 from predify.models import pshallow
-from predify.runs import RunInfo, load_run, save_run
+from predify.runtime.runs import RunInfo, load_run, save_run
 from testkit import error_line
 
 T = 2

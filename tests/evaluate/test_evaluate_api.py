@@ -12,7 +12,7 @@ from evaluate_helpers import make_run_dir
 from predify.cli import main
 from predify.errors import ConfigError
 from predify.evaluate import EvaluateSettings, EvaluationReport, evaluate_run
-from predify.runs import load_run
+from predify.runtime.runs import load_run
 
 
 @pytest.fixture(scope="module")

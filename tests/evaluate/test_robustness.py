@@ -31,7 +31,7 @@ from predify.evaluate.robustness import (
     summarize_sweep,
 )
 from predify.models import pshallow
-from predify.store import ResultStore
+from predify.runtime.store import ResultStore
 
 T = TIMESTEPS
 

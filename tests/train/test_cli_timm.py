@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from predify.cli import main
-from predify.runs import load_run, read_run_info
+from predify.runtime.runs import load_run, read_run_info
 from testkit import error_line
 
 pytest.importorskip("timm")

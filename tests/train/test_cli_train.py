@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from predify.cli import main
-from predify.runs import load_run, read_run_info
+from predify.runtime.runs import load_run, read_run_info
 from predify.train import FeedbackTrainer
 from predify.train.state import read_training_checkpoint
 

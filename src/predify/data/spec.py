@@ -4,7 +4,8 @@ Specs:
 
 * ``mnist5k`` (embedded, no download): the train split if ``train`` else the test split;
   ``mnist5k:train``, ``mnist5k:val``, ``mnist5k:test`` pick a split explicitly. The split is
-  :func:`predify.data.mnist5k_splits` with its default seed and fractions.
+  [`predify.data.mnist5k_splits()`][predify.data.mnist5k_splits] with its default seed and
+  fractions.
 * ``mnist``, ``fashionmnist``, ``cifar10``, ``cifar100``: torchvision data sets under a root given
   as a suffix (``cifar10:/data/cifar``) or as the ``root`` argument.
 * ``folder:PATH`` or a plain directory path (one containing a path separator, e.g. ``./val`` or

@@ -3,9 +3,9 @@
 Tuning hyper-parameters (e.g. the feedback/feedforward/memory weights of a predictive network) on
 the images that are later used to report robustness inflates the result. These helpers make the
 splits explicit and let callers prove that a tuning split and an evaluation split do not share an
-image (:func:`check_disjoint`).
+image ([`check_disjoint()`][predify.data.splits.check_disjoint]).
 
-All randomness comes from a local :class:`numpy.random.Generator` seeded by the caller, so a split
+All randomness comes from a local `numpy.random.Generator` seeded by the caller, so a split
 depends only on ``(n or labels, fractions, seed)`` and never on global RNG state.
 """
 
@@ -101,7 +101,8 @@ def stratified_split(
 ) -> tuple[torch.Tensor, ...]:
     """Split item indices into disjoint parts that keep the class proportions of ``labels``.
 
-    Each class is split on its own with :func:`split_indices`' rule (largest-remainder rounding, so
+    Each class is split on its own with [`split_indices()`][predify.data.splits.split_indices]'
+    rule (largest-remainder rounding, so
     a class of 500 with fractions (0.6, 0.2, 0.2) gives exactly 300/100/100). One local generator is
     consumed class by class in ascending label order, so the result is fixed for a seed.
 

@@ -5,15 +5,19 @@
 >>> report = run_demo("predify-demo", replace(QUICK, seeds=3))   # doctest: +SKIP
 >>> report.change_t0_to_T["tuned"]["0.5"]["mean"]                 # doctest: +SKIP
 
-- :mod:`~predify.demo.settings`: :class:`DemoSettings`, :data:`FULL`, :data:`QUICK`;
-- :mod:`~predify.demo.experiment`: :func:`run_demo` (every seed, then the report and figures);
-- :mod:`~predify.demo.seeds`: one seed (train the backbone and its feedback, tune per noise
+- [`settings`][predify.demo.settings]: [`DemoSettings`][predify.demo.DemoSettings],
+[`FULL`][predify.demo.FULL], [`QUICK`][predify.demo.QUICK];
+- [`experiment`][predify.demo.experiment]: [`run_demo()`][predify.demo.run_demo] (every seed, then
+the report and figures);
+- [`seeds`][predify.demo.seeds]: one seed (train the backbone and its feedback, tune per noise
   level, evaluate), and several seeds in parallel processes with a progress bar per stage;
-- :mod:`~predify.demo.evaluation`: the evaluated conditions (noise, clipping, paper's or tuned
+- [`evaluation`][predify.demo.evaluation]: the evaluated conditions (noise, clipping, paper's or
+tuned
   hyperparameters, shuffled-feedback control) scored at every timestep;
-- :mod:`~predify.demo.statistics`: the interval over seeds and test images;
-- :mod:`~predify.demo.report` and :mod:`~predify.demo.plots`: :class:`DemoReport`, the
-  findings, report.md, the printed table, the figures; :mod:`~predify.demo.cli`: the command.
+- [`statistics`][predify.demo.statistics]: the interval over seeds and test images;
+- [`report`][predify.demo.report] and [`plots`][predify.demo.plots]:
+[`DemoReport`][predify.demo.DemoReport], the
+  findings, report.md, the printed table, the figures; [`cli`][predify.demo.cli]: the command.
 """
 
 from .experiment import run_demo

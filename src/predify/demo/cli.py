@@ -1,4 +1,5 @@
-"""``predify demo``: the options of :func:`predify.demo.run_demo`, and the printed summary."""
+"""``predify demo``: the options of [`predify.demo.run_demo()`][predify.demo.run_demo], and the
+printed summary."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ..cli_options import add_common_options, nonnegative_int, positive_int, progress_from_args
+from ..runtime.cli_options import (
+    add_common_options,
+    nonnegative_int,
+    positive_int,
+    progress_from_args,
+)
 from .experiment import FULL, QUICK, run_demo
 from .report import summary_table
 

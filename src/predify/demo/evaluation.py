@@ -38,7 +38,7 @@ class Condition:
     """One evaluated condition: a noise level, clipping, and what the feedback is."""
 
     name: str
-    """One of :data:`CONDITIONS`."""
+    """One of [`CONDITIONS`][predify.demo.evaluation.CONDITIONS]."""
     sigma: float
     clip: bool = False
     shuffled: bool = False
@@ -46,7 +46,8 @@ class Condition:
 
 
 def conditions_to_run(noise_levels: Sequence[float]) -> list[Condition]:
-    """The conditions besides the main one (which :func:`evaluate_main` runs for every level)."""
+    """The conditions besides the main one (which
+    [`evaluate_main()`][predify.demo.evaluation.evaluate_main] runs for every level)."""
     conditions = []
     for sigma in noise_levels:
         if sigma > 0:  # clipping clean images, already in [0, 1], changes nothing

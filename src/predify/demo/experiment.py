@@ -1,25 +1,27 @@
 """``predify demo``: the whole method on embedded data, end to end, over several seeds, in about
 three minutes on two CPU cores.
 
-For each seed (:mod:`~predify.demo.seeds`, each in its own process):
+For each seed ([`seeds`][predify.demo.seeds], each in its own process):
 
-1. Train a conventional small CNN (:class:`~predify.models.SmallCNN`) on the clean MNIST-5k
+1. Train a conventional small CNN ([`SmallCNN`][predify.models.SmallCNN]) on the clean MNIST-5k
    training images (no noise augmentation).
-2. Freeze it and train its feedback (the decoders of :func:`~predify.models.psmallcnn`) on the
+2. Freeze it and train its feedback (the decoders of [`psmallcnn()`][predify.models.psmallcnn]) on
+the
    same clean images, with the Predify paper's reconstruction objective.
 3. Tune beta, lambda, alpha per pcoder at each noise level on the validation split (a fixed
    number of Adam steps, so that the report repeats with the seed).
 4. On held-out test images (the same for every seed) with additive Gaussian noise (sigma 0,
    0.25, 0.5, 1.0 in pixel units, images in [0, 1]; the same draw for every seed and condition),
-   score every timestep t = 0..T (:mod:`~predify.demo.evaluation`).
+   score every timestep t = 0..T ([`evaluation`][predify.demo.evaluation]).
 
-Reported honestly, whatever the numbers say (:mod:`~predify.demo.report`): the paper's
+Reported honestly, whatever the numbers say ([`report`][predify.demo.report]): the paper's
 hyperparameters with unclipped noise (the main result), clipped noise, a shuffled-feedback
 control, the tuned hyperparameters beside the paper's, each pcoder's prediction error and the
 correlation distance between clean and noisy representations, as means over seeds with intervals
 that cover seeds and test images, and each seed's own values.
 
-Each seed's output directory ``seed-N`` is a run directory (:func:`predify.runs.save_run`), so
+Each seed's output directory ``seed-N`` is a run directory
+([`predify.runtime.runs.save_run()`][predify.runtime.runs.save_run]), so
 ``predify evaluate DIR/seed-0`` and ``predify tune DIR/seed-0`` work on it.
 """
 
@@ -34,10 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._device import resolve_device
 from .._io import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
-from ..outputs import prepare_output_dir, resolve_progress
+from ..runtime.device import resolve_device
+from ..runtime.outputs import prepare_output_dir, resolve_progress
+from ..runtime.validation import check_int
 from . import plots
 from .report import DemoReport, build_report, markdown_report
 from .seeds import STAGES, SeedResult, best_worker_count, evaluation_images, run_seeds
@@ -46,18 +49,12 @@ from .settings import FULL, NOISE_LEVELS, QUICK, SPLIT_SEED, TEST_SEED, DemoSett
 __all__ = ["FULL", "NOISE_LEVELS", "QUICK", "SPLIT_SEED", "DemoReport", "DemoSettings", "run_demo"]
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _check(settings: DemoSettings) -> None:
-    _check_int(settings.timesteps, "--timesteps", 1)
-    _check_int(settings.seeds, "--seeds", 1)
-    _check_int(settings.seed, "--seed", 0)
+    check_int(settings.timesteps, "--timesteps", 1)
+    check_int(settings.seeds, "--seeds", 1)
+    check_int(settings.seed, "--seed", 0)
     if settings.workers is not None:
-        _check_int(settings.workers, "--workers", 0)
+        check_int(settings.workers, "--workers", 0)
     levels = [float(sigma) for sigma in settings.noise_levels]
     if not levels or any(not math.isfinite(s) or s < 0 for s in levels) or 0.0 not in levels:
         raise ConfigError(
@@ -77,7 +74,7 @@ def run_demo(
     Args:
         out_dir: output directory (created; files in it are replaced): ``report.json``,
             ``report.md``, the figures, and a run directory ``seed-N`` per seed.
-        settings: :data:`FULL` when None.
+        settings: [`FULL`][predify.demo.experiment.FULL] when None.
 
     Raises:
         ConfigError, DataError: bad settings, or an output folder that cannot be written.

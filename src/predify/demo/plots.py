@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..plotting import new_figure, save_figure
+from ..runtime.plotting import new_figure, save_figure
 
 __all__ = [
     "plot_accuracy",

@@ -38,11 +38,11 @@ HYPERPARAMETER_NAMES = ("feedforward", "feedback", "memory", "pc")
 
 @dataclass
 class DemoReport:
-    """What the demo measured, over seeds; :meth:`to_json` is ``report.json``.
+    """What the demo measured, over seeds; `to_json()` is ``report.json``.
 
     Per-sigma entries are keyed by ``str(float(sigma))``. An interval is ``{mean, low, high,
     per_seed}``: the mean over seeds (and test images), its 95% interval over seeds and test
-    images (:data:`INTERVAL_METHOD`) and each seed's value.
+    images ([`INTERVAL_METHOD`][predify.demo.report.INTERVAL_METHOD]) and each seed's value.
     """
 
     seeds: list[int]
@@ -50,7 +50,7 @@ class DemoReport:
     """[0, 1, ..., T]."""
     noise_levels: list[float]
     accuracy: dict[str, dict[str, list[float]]]
-    """Per condition of :data:`~predify.demo.evaluation.CONDITIONS`, per sigma: accuracy at
+    """Per condition of [`CONDITIONS`][predify.demo.evaluation.CONDITIONS], per sigma: accuracy at
     t = 0..T, mean over seeds."""
     change_t0_to_T: dict[str, dict[str, dict[str, Any]]]
     """Per condition, per sigma: accuracy at T minus at 0 (interval)."""

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
 from ..data.noise import add_gaussian_noise
-from ..runs import RunInfo, save_run
+from ..runtime.runs import RunInfo, save_run
 from ..train.callbacks import Callback
 from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
 from .settings import SPLIT_SEED, TEST_SEED, DemoSettings

@@ -1,10 +1,11 @@
-"""What the demo runs: :class:`DemoSettings`, with :data:`FULL` and :data:`QUICK`."""
+"""What the demo runs: [`DemoSettings`][predify.demo.settings.DemoSettings], with
+[`FULL`][predify.demo.settings.FULL] and [`QUICK`][predify.demo.settings.QUICK]."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._device import DEFAULT_DEVICE
+from ..runtime.device import DEFAULT_DEVICE
 
 __all__ = ["FULL", "NOISE_LEVELS", "QUICK", "SPLIT_SEED", "TEST_SEED", "DemoSettings"]
 
@@ -18,7 +19,8 @@ TEST_SEED = 1_000
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What the demo runs: :data:`FULL` by default, :data:`QUICK` with ``--quick``.
+    """What the demo runs: [`FULL`][predify.demo.settings.FULL] by default,
+    [`QUICK`][predify.demo.settings.QUICK] with ``--quick``.
 
     New fields get a default, so that settings written by older code still build.
     """
@@ -30,7 +32,8 @@ class DemoSettings:
     initialisation and data order) on the same split, test images and noise draw."""
     workers: int | None = None
     """Seeds run at once, each in its own process with single-threaded ops; None: as many as
-    make the run shortest on this machine's cores (:func:`~predify.demo.seeds.best_worker_count`);
+    make the run shortest on this machine's cores
+    ([`best_worker_count()`][predify.demo.seeds.best_worker_count]);
     0: in this process, one after the other. The numbers do not depend on it."""
     noise_levels: tuple[float, ...] = NOISE_LEVELS
     """Standard deviations of the additive Gaussian noise, images in [0, 1]; must include 0

@@ -1,16 +1,16 @@
 """Evaluation of predictive networks: metrics, corruptions and robustness benchmarks.
 
-* :mod:`~predify.evaluate.metrics`: top-1 error, CE/mCE (AlexNet-normalised or relative to
+* `metrics`: top-1 error, CE/mCE (AlexNet-normalised or relative to
   t = 0), bootstrap intervals.
-* :mod:`~predify.evaluate.corruptions`: the ImageNet-C corruptions on torch batches, readers of
+* `corruptions`: the ImageNet-C corruptions on torch batches, readers of
   pre-generated benchmarks.
-* :mod:`~predify.evaluate.robustness`: the corruption x severity x timestep sweep.
-* :mod:`~predify.evaluate.attacks`: PGD/BIM through the dynamics, Square, transfer from t = 0.
-* :mod:`~predify.evaluate.analysis`: correlation distance of clean vs noisy representations,
+* `robustness`: the corruption x severity x timestep sweep.
+* `attacks`: PGD/BIM through the dynamics, Square, transfer from t = 0.
+* `analysis`: correlation distance of clean vs noisy representations,
   prediction errors, reconstructions.
-* :mod:`~predify.evaluate.plots`: the PNG plots (matplotlib is imported only when drawing).
-* :mod:`~predify.evaluate.api`: :func:`evaluate_run` (``predify evaluate`` from Python), with
-  :mod:`~predify.evaluate.data` (the evaluated images) and :mod:`~predify.evaluate.report`
+* `plots`: the PNG plots (matplotlib is imported only when drawing).
+* `api`: [`evaluate_run()`][predify.evaluate.evaluate_run] (``predify evaluate`` from Python), with
+  `data` (the evaluated images) and `report`
   (tables, plots and summary of ``results.json``).
 
 The names below are imported on first use, so ``import predify.evaluate`` stays cheap (the

@@ -8,7 +8,8 @@
 * Reconstructions: the first decoder's prediction of the image at each timestep, in pixel space.
 
 Noise is added in pixel space to images in [0, 1], with sigma in pixel units; like the tuning
-noise (:mod:`predify.data.noise`, whose kernel this uses) it is not clipped by default, so
+noise ([`predify.data.noise`][predify.data.noise], whose kernel this uses) it is not clipped by
+default, so
 large sigmas keep the image as a signal under the noise instead of turning it into random
 black-and-white pixels.
 """
@@ -74,7 +75,7 @@ def _noise_seed(seed: int, sigma: float) -> int:
 
 @dataclass
 class RepresentationAnalysis:
-    """Results of :func:`representation_analysis`.
+    """Results of [`representation_analysis()`][predify.evaluate.analysis.representation_analysis].
 
     Attributes:
         sigmas: noise levels, S of them.
@@ -263,7 +264,8 @@ def reconstructions(
     clip: bool = False,
 ) -> Reconstructions:
     """Run ``images`` [n, C, H, W] (a few) with noise ``sigma`` and keep the first decoder's
-    prediction of the input at every timestep (see :class:`Reconstructions`)."""
+    prediction of the input at every timestep (see
+    [`Reconstructions`][predify.evaluate.analysis.Reconstructions])."""
     check_pixel_range(images)
     (sigma,) = _check_sigmas([sigma])
     generator = torch.Generator().manual_seed(_noise_seed(seed, sigma))

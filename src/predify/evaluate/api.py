@@ -20,11 +20,13 @@ test split (``mnist5k:test`` with the run's split seed for the demo) or on ``set
 Pixel-space operations (corruptions, noise, attack budgets) act on [0, 1] images; the run's
 normalisation, if any, is applied after them. With ``out``, the results go to ``results.json``,
 CSV tables, PNG plots, and ``progress/`` (one file per finished cell,
-:class:`predify.store.ResultStore`): a killed run started again with the same settings skips the
+[`predify.runtime.store.ResultStore`][predify.runtime.store.ResultStore]): a killed run started
+again with the same settings skips the
 cells it finished.
 
 Defaults, chosen so that a run on the demo's shallow MNIST model takes about two minutes on two
-CPU cores: 250 images; the nine cheap corruptions of :data:`DEFAULT_CORRUPTIONS` (noise, blur,
+CPU cores: 250 images; the nine cheap corruptions of
+[`DEFAULT_CORRUPTIONS`][predify.evaluate.api.DEFAULT_CORRUPTIONS] (noise, blur,
 digital; the weather ones and zoom/elastic/glass are slower to generate) at severities 1-5; the
 run's number of timesteps; PGD against about six readouts (every timestep up to T = 5), Square
 (50 queries, at t = 0 and T) and transfer attacks on 32 images at three L-inf budgets (0.05, 0.1,
@@ -48,18 +50,18 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 
-from .._device import DEFAULT_DEVICE, resolve_device
 from .._io import atomic_write_json
-from .._precision import Execution, autocast, prepare_network
-from ..distributed import (
+from ..errors import ConfigError
+from ..runtime.device import DEFAULT_DEVICE, resolve_device
+from ..runtime.distributed import (
     DistributedInfo,
     device_for_rank,
     init_distributed,
     shutdown_distributed,
 )
-from ..errors import ConfigError
-from ..outputs import prepare_output_dir, run_fingerprint
-from ..runs import LoadedRun, load_run
+from ..runtime.outputs import prepare_output_dir, run_fingerprint
+from ..runtime.precision import Execution, autocast, prepare_network
+from ..runtime.runs import LoadedRun, load_run
 from .attacks import AttackReport
 from .corruptions import frost_source
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
@@ -110,7 +112,7 @@ class EvaluateSettings:
         attack_timesteps: readouts PGD/BIM attack: ``auto``, ``all``, ``sum`` or timesteps.
         square_timesteps: readouts the Square attack aims at: ``ends``, ``all`` or timesteps.
         precision, channels_last, compile: how the network runs
-            (:class:`predify._precision.Execution`: autocast to bf16/fp16, NHWC, torch.compile).
+            (`predify.runtime.precision.Execution`: autocast to bf16/fp16, NHWC, torch.compile).
         progress: progress bars; None: only on a terminal.
     """
 
@@ -147,12 +149,13 @@ class EvaluateSettings:
 
 @dataclass
 class EvaluationReport:
-    """What :func:`evaluate_run` measured; :meth:`to_json` is ``results.json``.
+    """What [`evaluate_run()`][predify.evaluate.api.evaluate_run] measured; `to_json()` is
+    ``results.json``.
 
     ``corruption``, ``attacks`` and ``analysis`` are None when not evaluated: a
-    :class:`~predify.evaluate.robustness.CorruptionSummary`, an
-    :class:`~predify.evaluate.attacks.AttackReport`, and the JSON layout of
-    :meth:`~predify.evaluate.analysis.RepresentationAnalysis.to_json`.
+    [`CorruptionSummary`][predify.evaluate.robustness.CorruptionSummary], an
+    [`AttackReport`][predify.evaluate.attacks.AttackReport], and the JSON layout of
+    [`to_json()`][predify.evaluate.analysis.RepresentationAnalysis.to_json].
     """
 
     run_dir: str
@@ -381,14 +384,16 @@ def _analysis_section(
 def evaluate_run(
     run: LoadedRun | str | os.PathLike[str], settings: EvaluateSettings | None = None
 ) -> EvaluationReport:
-    """Evaluate a run (a :class:`~predify.runs.LoadedRun` or its directory) as ``settings`` say.
+    """Evaluate a run (a [`LoadedRun`][predify.runtime.runs.LoadedRun] or its directory) as
+    ``settings`` say.
 
     With ``settings.out`` the results, tables and plots are written there (``results.json``
     last); finished cells are kept under ``out/progress`` and reused by the next call with the
     same settings.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the corruption cells are shared among the processes
-    (:func:`~predify.evaluate.robustness.corruption_sweep`); rank 0 gathers them, computes the
+    ([`corruption_sweep()`][predify.evaluate.robustness.corruption_sweep]); rank 0 gathers them,
+    computes the
     attacks and the analysis, and alone writes files and shows progress: ``results.json`` holds
     the numbers one process would write, plus ``world_size``. The other ranks return a report
     with ``is_main`` False once their cells are done.
@@ -534,6 +539,6 @@ def _store_folder(out: str | os.PathLike[str] | None) -> Iterator[Path]:
 
 
 def _open_store(folder: Path, store_settings: dict[str, Any], restart: bool) -> Any:
-    from ..store import ResultStore
+    from ..runtime.store import ResultStore
 
     return ResultStore(folder / "progress", store_settings, restart=restart)

@@ -1,6 +1,7 @@
 """Adversarial attacks through the unrolled feedback dynamics.
 
-Images live in [0, 1]; the model is a :class:`~predify.evaluate.pixel_space.PixelSpaceNet`, so
+Images live in [0, 1]; the model is a
+[`PixelSpaceNet`][predify.evaluate.pixel_space.PixelSpaceNet], so
 budgets are in pixel units and normalisation happens inside. Every attack aims at one *readout*:
 
 * ``readout=t`` (an int): the loss is the cross-entropy of ``logits[t]``, the network read out
@@ -38,8 +39,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..outputs import resolve_progress
-from ..store import ResultStore, pack_bits, unpack_bits
+from ..runtime.outputs import resolve_progress
+from ..runtime.store import ResultStore, pack_bits, unpack_bits
 from .metrics import bootstrap_ci
 from .pixel_space import PixelSpaceNet, check_pixel_range
 
@@ -64,7 +65,7 @@ __all__ = [
 Norm = Literal["linf", "l2"]
 Readout = int | Literal["sum"]
 
-#: The attacks :func:`run_attacks` knows.
+#: The attacks [`run_attacks()`][predify.evaluate.attacks.run_attacks] knows.
 ATTACKS: tuple[str, ...] = ("pgd", "bim", "square", "transfer")
 NORMS: tuple[str, ...] = ("linf", "l2")
 #: A white-box attack at the largest epsilon should reach this success rate; less suggests
@@ -152,7 +153,8 @@ def input_gradient(
 
     Args:
         images: [B, C, H, W] in [0, 1].
-        readout: which logits the loss reads (see :func:`attack_loss`).
+        readout: which logits the loss reads (see
+            [`attack_loss()`][predify.evaluate.attacks.attack_loss]).
         timesteps: T (the network is unrolled to the readout only: later steps cannot matter).
 
     Returns:
@@ -298,7 +300,7 @@ def bim(
 ) -> Tensor:
     """Basic iterative method: PGD from the clean image, step 1.25 * epsilon / steps by default.
 
-    Same arguments and result as :func:`pgd` (without the random start).
+    Same arguments and result as [`pgd()`][predify.evaluate.attacks.pgd] (without the random start).
     """
     _check_budget(epsilon, norm, steps)
     return pgd(
@@ -362,7 +364,8 @@ def square(
         queries: forward passes per image at most (including the initialisation).
         p_init: initial fraction of the image a window covers; 0.8, the paper's L-inf value
             (0.1 finds far fewer adversarials at small budgets, too weak to reveal masking).
-        Other arguments as :func:`pgd`.
+
+    The other arguments are those of [`pgd()`][predify.evaluate.attacks.pgd].
 
     Returns:
         Adversarial images [B, C, H, W] in [0, 1] with L-inf distance <= epsilon.
@@ -435,7 +438,8 @@ def _eps_key(epsilon: float) -> str:
 
 @dataclass(frozen=True)
 class _Budget:
-    """What every attack cell of one :func:`run_attacks` call shares."""
+    """What every attack cell of one [`run_attacks()`][predify.evaluate.attacks.run_attacks] call
+    shares."""
 
     norm: Norm
     timesteps: int
@@ -549,7 +553,8 @@ def _readout_list(readouts: Sequence[int] | Literal["sum"] | None, timesteps: in
 
 @dataclass
 class AttackReport:
-    """What :func:`run_attacks` measured; :meth:`to_json` is ``results.json``'s ``attacks``
+    """What [`run_attacks()`][predify.evaluate.attacks.run_attacks] measured; `to_json()` is
+    ``results.json``'s ``attacks``
     block (the attack blocks at its top level).
 
     Attributes:
@@ -558,7 +563,8 @@ class AttackReport:
         attacks: per attack (``pgd``, ``bim``, ``square``, ``transfer``): ``success[eps]`` per
             readout (per timestep for ``transfer``), with ``success_ci`` and
             ``success_all_timesteps`` for PGD/BIM.
-        checks: the gradient-masking diagnostics (:func:`gradient_masking_checks`).
+        checks: the gradient-masking diagnostics
+            ([`gradient_masking_checks()`][predify.evaluate.attacks.gradient_masking_checks]).
     """
 
     norm: str
@@ -623,7 +629,7 @@ def run_attacks(
     Args:
         model: network in pixel space.
         images: [N, C, H, W] in [0, 1]; labels: int [N].
-        attacks: a subset of :data:`ATTACKS`.
+        attacks: a subset of `ATTACKS`.
         epsilons: budgets in pixel units (the norm's).
         timesteps: T.
         targeted: aim at ``(label + target_shift) mod num_classes``.
@@ -638,7 +644,8 @@ def run_attacks(
             under keys that include a digest of the other settings.
 
     Returns:
-        An :class:`AttackReport` (JSON-ready values). ``attacks[<attack>]["success"][eps]``
+        An [`AttackReport`][predify.evaluate.attacks.AttackReport] (JSON-ready values).
+        ``attacks[<attack>]["success"][eps]``
         lists the success rate at each readout of ``readouts`` (for PGD/BIM) or
         ``square_readouts`` (Square), and at every timestep 0..T for ``transfer``. PGD/BIM also
         give ``success_all_timesteps[eps][readout]``: the rate at every timestep of the images
@@ -766,9 +773,10 @@ def run_attacks(
 
 
 def gradient_masking_checks(results: Mapping[str, Any]) -> dict[str, Any]:
-    """Diagnostics of gradient masking from :func:`run_attacks` results.
+    """Diagnostics of gradient masking from [`run_attacks()`][predify.evaluate.attacks.run_attacks]
+    results.
 
-    * the white-box attacks should reach :data:`FULL_SUCCESS` at the largest epsilon;
+    * the white-box attacks should reach `FULL_SUCCESS` at the largest epsilon;
     * success should not fall as epsilon grows (beyond 5 points);
     * the gradient-free Square attack and the transfer attack should not beat the white-box
       attack on the same readout (beyond 5 points).

@@ -1,7 +1,9 @@
 """``predify evaluate RUN_DIR --out DIR``: robustness of a trained run over timesteps.
 
-The options of :class:`predify.evaluate.api.EvaluateSettings`, passed to
-:func:`predify.evaluate.api.evaluate_run` (which documents what is measured and the defaults);
+The options of [`predify.evaluate.api.EvaluateSettings`][predify.evaluate.api.EvaluateSettings],
+passed to
+[`predify.evaluate.api.evaluate_run()`][predify.evaluate.api.evaluate_run] (which documents what is
+measured and the defaults);
 this module only parses them and prints the summary.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_options import (
+from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
     execution_from_args,
@@ -78,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
-    """The :class:`EvaluateSettings` of parsed ``predify evaluate`` options."""
+    """The [`EvaluateSettings`][predify.evaluate.cli.EvaluateSettings] of parsed ``predify
+    evaluate`` options."""
     epsilons: list[float | str] | None = None
     if args.epsilons is not None:
         epsilons = [item for item in args.epsilons.split(",") if item.strip()]

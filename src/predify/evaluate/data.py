@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import ConfigError, DataError
-from ..runs import LoadedRun
+from ..runtime.runs import LoadedRun
 
 __all__ = ["EvaluationData", "benchmark_source", "check_classes", "load_evaluation_data"]
 
@@ -151,7 +151,8 @@ def benchmark_source(
     max_images: int,
     device: torch.device,
 ) -> tuple[Any, bool]:
-    """A :class:`BenchmarkCorruptions` for ``cifar-c:ROOT`` / ``imagenet-c:ROOT`` and whether
+    """A [`BenchmarkCorruptions`][predify.evaluate.BenchmarkCorruptions] for ``cifar-c:ROOT`` /
+    ``imagenet-c:ROOT`` and whether
     the benchmark is ImageNet-C."""
     from torchvision import transforms
 

@@ -210,7 +210,8 @@ def misclassified(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def top1_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Fraction of images whose highest logit is not the label (:func:`misclassified`).
+    """Fraction of images whose highest logit is not the label
+    ([`misclassified()`][predify.evaluate.metrics.misclassified]).
 
     Args:
         logits: [..., B, K] scores for K classes, e.g. [B, K] or [T+1, B, K] for the outputs of

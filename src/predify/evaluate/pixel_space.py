@@ -1,7 +1,8 @@
 """A predictive network fed with images in pixel space ([0, 1]), normalisation inside.
 
 Corruptions, noise and attack budgets are defined on pixels, while a backbone may expect
-mean/std-normalised inputs. :class:`PixelSpaceNet` puts the normalisation between the two, so
+mean/std-normalised inputs. [`PixelSpaceNet`][predify.evaluate.pixel_space.PixelSpaceNet] puts the
+normalisation between the two, so
 every evaluation works on [0, 1] images and gradients (for attacks) reach pixel space.
 """
 
@@ -24,7 +25,8 @@ _RANGE_SLACK = 1e-6
 
 
 def check_pixel_range(images: Tensor, where: str = "images") -> None:
-    """Raise :class:`DataError` unless ``images`` is a finite float tensor with values in [0, 1].
+    """Raise [`DataError`][predify.evaluate.pixel_space.DataError] unless ``images`` is a finite
+    float tensor with values in [0, 1].
 
     Args:
         images: [B, C, H, W] (any shape is accepted).
@@ -50,7 +52,8 @@ class PixelSpaceNet(nn.Module):
 
     Args:
         pnet: the predictive network (its input is whatever the backbone expects).
-        normalization: ``{"mean": [...], "std": [...]}``, an :class:`InputNormalization`, or
+        normalization: ``{"mean": [...], "std": [...]}``, an
+            [`InputNormalization`][predify.evaluate.pixel_space.InputNormalization], or
             None when the backbone takes [0, 1] images as they are; by default the one the
             network carries (``pnet.normalization``, set by the zoo and by ``load_run``).
     """
@@ -107,7 +110,7 @@ class PixelSpaceNet(nn.Module):
         return images if self.normalization is None else self.normalization(images)
 
     def to_pixels(self, inputs: Tensor) -> Tensor:
-        """Inverse of :meth:`normalize` (e.g. for the first decoder's prediction of the input)."""
+        """Inverse of `normalize()` (e.g. for the first decoder's prediction of the input)."""
         if self.normalization is None:
             return inputs
         return inputs * self.normalization.std + self.normalization.mean

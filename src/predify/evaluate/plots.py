@@ -1,7 +1,7 @@
 """PNG plots of evaluation results (matplotlib's Agg renderer, no display needed).
 
 Every function takes the JSON-ready results (as written to ``results.json``) and a path, draws on
-a standalone :class:`matplotlib.figure.Figure` (pyplot's global state is never touched) and
+a standalone `matplotlib.figure.Figure` (pyplot's global state is never touched) and
 returns the path. matplotlib is imported only when a plot is drawn.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..plotting import new_figure, save_figure
+from ..runtime.plotting import new_figure, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

@@ -1,6 +1,6 @@
 """What ``predify evaluate`` writes beside ``results.json``: CSV tables, PNG plots, and the few
 lines it prints. Every function reads the JSON-ready results
-(:meth:`predify.evaluate.api.EvaluationReport.to_json`).
+([`predify.evaluate.api.EvaluationReport.to_json()`][predify.evaluate.api.EvaluationReport.to_json]).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..outputs import write_csv
+from ..runtime.outputs import write_csv
 
 __all__ = ["summary_text", "write_plots", "write_tables"]
 

@@ -6,7 +6,8 @@ network with ``timesteps=T``, which yields the predictions of all timesteps t = 
 (t = 0 is the feed-forward network). A cell keeps, per timestep and image, whether the prediction
 was wrong: error rates, bootstrap confidence intervals and corruption errors all derive from that.
 
-Summaries (:func:`summarize_sweep`), with E_s(t) the error at severity s and timestep t:
+Summaries ([`summarize_sweep()`][predify.evaluate.robustness.summarize_sweep]), with E_s(t) the
+error at severity s and timestep t:
 
 * ``ce_relative_to_t0[c][t] = sum_s E_s(t) / sum_s E_s(0)``, the Predify paper's convention, for
   any data set; ``mce_relative_to_t0[t]`` is its mean over corruptions.
@@ -34,11 +35,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from .._loading import pinned
-from ..distributed import DistributedInfo, broadcast_from_main, gather_to_main
 from ..errors import DataError
-from ..outputs import resolve_progress
-from ..store import ResultStore, pack_bits, unpack_bits
+from ..runtime.distributed import DistributedInfo, broadcast_from_main, gather_to_main
+from ..runtime.loading import pinned
+from ..runtime.outputs import resolve_progress
+from ..runtime.store import ResultStore, pack_bits, unpack_bits
 from .corruptions import corrupt
 from .metrics import (
     ALEXNET_CLEAN_ERROR,
@@ -86,7 +87,7 @@ class CellResult:
     """Which images were misclassified at each timestep, for one (corruption, severity).
 
     Attributes:
-        corruption: corruption name, or :data:`CLEAN`.
+        corruption: corruption name, or `CLEAN`.
         severity: 1..5 (0 for clean images).
         wrong: bool [T+1, N]: image n was misclassified at timestep t.
     """
@@ -121,7 +122,7 @@ class CellResult:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CellResult:
-        """Inverse of :meth:`to_json`; raises ValueError/KeyError on a malformed payload."""
+        """Inverse of `to_json()`; raises ValueError/KeyError on a malformed payload."""
         shape = (int(data["timesteps"]) + 1, int(data["num_images"]))
         wrong = unpack_bits(str(data["wrong_bits"]), shape)
         return cls(str(data["corruption"]), int(data["severity"]), wrong)
@@ -138,7 +139,8 @@ class ImageSource(Protocol):
 
 
 class OnTheFlyCorruptions:
-    """Corrupt in-memory images batch by batch with :func:`predify.evaluate.corruptions.corrupt`.
+    """Corrupt in-memory images batch by batch with
+    [`predify.evaluate.corruptions.corrupt()`][predify.evaluate.corruptions.corrupt].
 
     Args:
         images: float [N, C, H, W] in [0, 1].
@@ -232,7 +234,7 @@ def evaluate_cell(
     """Misclassifications at every timestep for one cell: one unrolled pass per batch.
 
     Returns:
-        :class:`CellResult` with ``wrong`` [T+1, N].
+        [`CellResult`][predify.evaluate.robustness.CellResult] with ``wrong`` [T+1, N].
     """
     wrong: list[Tensor] = []
     with torch.inference_mode():
@@ -309,9 +311,11 @@ def corruption_sweep(
 
     Args:
         model: the network in pixel space.
-        source: the images of each cell (:class:`OnTheFlyCorruptions`,
-            :class:`BenchmarkCorruptions`).
-        corruptions: names as :func:`predify.evaluate.corruptions.resolve_corruptions` returns.
+        source: the images of each cell
+            ([`OnTheFlyCorruptions`][predify.evaluate.robustness.OnTheFlyCorruptions],
+            [`BenchmarkCorruptions`][predify.evaluate.robustness.BenchmarkCorruptions]).
+        corruptions: names as
+            [`resolve_corruptions()`][predify.evaluate.corruptions.resolve_corruptions] returns.
         severities: severities in 1..5.
         timesteps: T.
         store: finished cells are read from and written to it (restartable sweeps); only rank
@@ -319,7 +323,7 @@ def corruption_sweep(
         progress: show a tqdm bar (on stderr, only when it is a terminal; rank 0 only).
         distributed: this process's place in a multi-process run (None: alone). Rank 0 decides
             which cells are not finished yet and every rank gets every ``world_size``-th of them
-            (:func:`predify.distributed.assigned` order), one round at a time; after each round
+            (`predify.runtime.distributed.assigned()` order), one round at a time; after each round
             the finished cells travel to rank 0, which stores them, so a killed sweep resumes
             from its finished cells with any number of processes. A cell's result does not
             depend on the rank that computed it (its corruption is seeded by the cell).
@@ -429,7 +433,8 @@ def _safe(metric: Callable[..., float], *args: Any) -> float | None:
 
 @dataclass
 class CorruptionSummary:
-    """What :func:`summarize_sweep` computes; :meth:`to_json` is ``results.json``'s
+    """What [`summarize_sweep()`][predify.evaluate.robustness.summarize_sweep] computes;
+    `to_json()` is ``results.json``'s
     ``corruption`` block. Lists indexed by timestep have T+1 entries; undefined values (a zero
     t = 0 error) are None; intervals are ``[low, high]`` pairs. The fields after
     ``corruption_error`` are None when there are no corruptions (or, for ``*_ci``, no resamples).
@@ -489,7 +494,7 @@ def summarize_sweep(
         seed: seed of the bootstrap.
 
     Returns:
-        A :class:`CorruptionSummary` (JSON-ready values).
+        A [`CorruptionSummary`][predify.evaluate.robustness.CorruptionSummary] (JSON-ready values).
     """
     steps = range(sweep.timesteps + 1)
     clean = sweep.clean.errors

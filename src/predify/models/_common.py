@@ -36,7 +36,8 @@ class ZooOptions:
     """The keyword arguments every zoo builder takes besides ``weights``.
 
     Attributes:
-        feedback_weights: a local feedback checkpoint (:func:`predify.checkpoint.save_feedback`).
+        feedback_weights: a local feedback checkpoint
+            ([`predify.checkpoint.save_feedback()`][predify.checkpoint.save_feedback]).
         hyperparameters: beta, lambda, alpha of every pcoder (lambda is 0 on the top one).
         gradient_scaling: scale the error gradient by numel/sqrt(C) (None: the model's default).
         timesteps: the default T of a forward call.
@@ -52,7 +53,8 @@ class ZooOptions:
     num_classes: int = 1000
 
 
-#: The names of :class:`ZooOptions`, which the registry accepts as keyword arguments.
+#: The names of [`ZooOptions`][predify.models._common.ZooOptions], which the registry accepts as
+#: keyword arguments.
 ZOO_OPTIONS = tuple(field.name for field in fields(ZooOptions))
 
 
@@ -133,8 +135,10 @@ def build_zoo_model(
 
 
 def torchvision_entry(architecture: str, modules: Sequence[str], **fields: Any) -> dict[str, Any]:
-    """The :func:`register_model` arguments of a zoo network on torchvision's ``architecture``
-    (ImageNet input size and normalisation, :data:`ZOO_OPTIONS`), plus ``fields``."""
+    """The [`register_model()`][predify.models.register_model] arguments of a zoo network on
+    torchvision's ``architecture``
+    (ImageNet input size and normalisation, [`ZOO_OPTIONS`][predify.models._common.ZOO_OPTIONS]),
+    plus ``fields``."""
     from ._registry import IMAGENET_NORMALIZATION
 
     return {
@@ -195,7 +199,8 @@ def build_unpublished_zoo_model(
     image_size: int,
     **build: Any,
 ) -> PredictiveNet:
-    """:func:`build_zoo_model` for a network without published weights whose ``features[0]``
+    """[`build_zoo_model()`][predify.models._common.build_zoo_model] for a network without
+    published weights whose ``features[0]``
     is its first convolution: refuses ``weights``, sizes the input from that convolution's
     channels and ``image_size``."""
     if weights is not None:

@@ -1,13 +1,16 @@
 """The one model registry, as timm's: each zoo entry carries what building, training and
 evaluating it needs.
 
-A :class:`ModelEntry` holds the zoo builder (``create_model(name)``), the backbone it wraps (a
+A [`ModelEntry`][predify.models._registry.ModelEntry] holds the zoo builder
+(``create_model(name)``), the backbone it wraps (a
 spec name such as ``torchvision:vgg16`` and a function building it untrained), the default
 pcoder modules and decoders, the input size and the normalisation pretrained weights expect.
 ``predify train --backbone NAME`` without ``--config`` takes its pcoder modules from the entry
-whose backbone matches NAME (:func:`default_modules`), or, for backbones no entry knows (timm's,
-say), the feature stages :func:`predify.stages.default_modules` finds.
-:func:`predify.runs.build_backbone` rebuilds a run's backbone from the same entries. Registering
+whose backbone matches NAME ([`default_modules()`][predify.models._registry.default_modules]), or,
+for backbones no entry knows (timm's,
+say), the feature stages [`predify.stages.default_modules()`][predify.stages.default_modules] finds.
+[`predify.runtime.runs.build_backbone()`][predify.runtime.runs.build_backbone] rebuilds a run's
+backbone from the same entries. Registering
 a name twice is an error.
 """
 
@@ -149,7 +152,7 @@ def register_model(
 
 
 def list_models() -> list[str]:
-    """The names :func:`create_model` accepts, sorted."""
+    """The names [`create_model()`][predify.models._registry.create_model] accepts, sorted."""
     return sorted(_ENTRIES)
 
 

@@ -42,7 +42,8 @@ def _timm_installed() -> bool:
         return False
 
 
-#: The backend :func:`peffnetb0` uses by default: ``"timm"`` when timm is installed.
+#: The backend [`peffnetb0()`][predify.models.peffnetb0.peffnetb0] uses by default: ``"timm"`` when
+#: timm is installed.
 PEFFNETB0_BACKEND = "timm" if _timm_installed() else "torchvision"
 #: The default backend's pcoder modules.
 PEFFNETB0_MODULES = (
@@ -77,9 +78,11 @@ def peffnetb0(*, weights: Any = None, **options: Any) -> PredictiveNet:
         weights: backbone weights. On timm: None (untrained) or anything else for timm's
             pretrained ``efficientnet_b0`` (``pretrained=True``: a download). On torchvision: as
             for ``torchvision.models.efficientnet_b0``.
-        options: those of :class:`predify.models.ZooOptions` (``gradient_scaling`` is off by
+        options: those of [`predify.models.ZooOptions`][predify.models.ZooOptions]
+            (``gradient_scaling`` is off by
             default, as in the paper's network class, which uses the plain ``PCoder``), and
-            ``backend``: ``"timm"`` or ``"torchvision"`` (default :data:`PEFFNETB0_BACKEND`).
+            ``backend``: ``"timm"`` or ``"torchvision"`` (default
+                [`PEFFNETB0_BACKEND`][predify.models.peffnetb0.PEFFNETB0_BACKEND]).
     """
     backend = options.pop("backend", None) or PEFFNETB0_BACKEND
     if backend not in ("timm", "torchvision"):

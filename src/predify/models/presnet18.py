@@ -26,7 +26,7 @@ PRESNET18_MODULES = ("maxpool", "layer1", "layer2", "layer3", "layer4")
 def presnet18(*, weights: Any = None, **options: Any) -> PredictiveNet:
     """PResNet18 with automatic decoders (upsample + 3x3 transposed convolution).
 
-    Args: as :func:`predify.models.pvgg16`; ``weights`` as for ``torchvision.models.resnet18``.
+    Args: as `predify.models.pvgg16()`; ``weights`` as for ``torchvision.models.resnet18``.
     """
     return build_torchvision_zoo_model(
         "presnet18",

@@ -33,7 +33,8 @@ def pvgg16(*, weights: Any = None, **options: Any) -> PredictiveNet:
         weights: backbone weights, as for ``torchvision.models.vgg16`` (``None``, ``"DEFAULT"``
             or a ``VGG16_Weights``). Inputs are then expected normalised with ImageNet statistics
             (``pnet.normalization``).
-        options: those of :class:`predify.models.ZooOptions` (``feedback_weights``,
+        options: those of [`predify.models.ZooOptions`][predify.models.ZooOptions]
+            (``feedback_weights``,
             ``hyperparameters``, ``gradient_scaling`` (off in the paper's PVGG16), ``timesteps``,
             ``image_size``, ``num_classes``); any other name is refused with a ConfigError.
     """

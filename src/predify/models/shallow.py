@@ -58,7 +58,7 @@ def pshallow(
     gradient_scaling: bool = True,
     timesteps: int = 10,
 ) -> PredictiveNet:
-    """A predictive :class:`ShallowCNN` with automatic decoders.
+    """A predictive [`ShallowCNN`][predify.models.shallow.ShallowCNN] with automatic decoders.
 
     Args:
         backbone: a (trained) ShallowCNN; a new one is built from ``in_channels``,
@@ -66,7 +66,7 @@ def pshallow(
         weights: only None: there are no published weights of this network (the argument exists
             so that every zoo builder takes it).
         image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
-        others: as :func:`predify.models.pvgg16`.
+        others: as `predify.models.pvgg16()`.
     """
     if backbone is None:
         backbone = ShallowCNN(in_channels, num_classes, widths)

@@ -1,6 +1,6 @@
 """A conventional small CNN for 28x28 or 32x32 images, and its predictive version.
 
-Unlike :class:`~predify.models.ShallowCNN` it keeps the spatial layout up to the classifier
+Unlike [`ShallowCNN`][predify.models.ShallowCNN] it keeps the spatial layout up to the classifier
 (flatten, hidden layer, linear) instead of averaging each feature map. That is what keeps it
 usable under additive noise: noise raises the mean of every ReLU map, and a global average pool
 turns that into one shift common to all images, larger than the distance between classes, so
@@ -81,7 +81,8 @@ def psmallcnn(
     gradient_scaling: bool = True,
     timesteps: int = 10,
 ) -> PredictiveNet:
-    """A predictive :class:`SmallCNN` with automatic decoders (three pcoders).
+    """A predictive [`SmallCNN`][predify.models.small_cnn.SmallCNN] with automatic decoders (three
+    pcoders).
 
     Args:
         backbone: a (trained) SmallCNN; a new one is built from ``in_channels``, ``num_classes``,
@@ -89,7 +90,7 @@ def psmallcnn(
         weights: only None: there are no published weights of this network (the argument exists
             so that every zoo builder takes it).
         image_size: H = W of the inputs (28 for MNIST, 32 for CIFAR).
-        others: as :func:`predify.models.pvgg16`.
+        others: as `predify.models.pvgg16()`.
     """
     if backbone is None:
         backbone = SmallCNN(in_channels, num_classes, image_size, widths, hidden)

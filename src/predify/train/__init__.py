@@ -5,9 +5,10 @@
 >>> trainer.fit(dataset, epochs=10, batch_size=64,
 ...             callbacks=[ModelCheckpoint("run/checkpoint.pt"), ProgressBar()])  # doctest: +SKIP
 
-:func:`~predify.train.api.train_run` trains a whole run from :class:`TrainSettings` and writes a
+[`train_run()`][predify.train.api.train_run] trains a whole run from
+[`TrainSettings`][predify.train.TrainSettings] and writes a
 run directory that ``predify evaluate`` and ``predify tune`` read; ``predify train``
-(:mod:`predify.train.cli`) is a thin layer over it.
+(`predify.train.cli`) is a thin layer over it.
 """
 
 from ..errors import NonFiniteLossError

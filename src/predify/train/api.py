@@ -4,7 +4,8 @@
 >>> report = train_run("runs/shallow", TrainSettings(data="mnist5k", epochs=3))  # doctest: +SKIP
 >>> report = resume_run("runs/shallow", epochs=6)                              # doctest: +SKIP
 
-The run directory holds what :func:`predify.runs.save_run` writes (``run.json``, ``config.toml``,
+The run directory holds what [`predify.runtime.runs.save_run()`][predify.runtime.runs.save_run]
+writes (``run.json``, ``config.toml``,
 ``backbone.pt``, ``feedback.safetensors``), plus ``checkpoint.pt`` (the full training state,
 written every ``checkpoint_every`` steps, at the end and on Ctrl-C) and ``metrics.csv`` (one row
 per step; TensorBoard scalars under ``tensorboard/`` when it is installed). Under ``torchrun``
@@ -24,22 +25,23 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 
-from .._device import resolve_device
 from .._io import atomic_write_json, load_weights_only
 from ..builder import auto_config, predify
 from ..checkpoint import save_feedback
 from ..config import PNetConfig, load_config
 from ..errors import CheckpointError, ConfigError, DataError
-from ..modules import eval_mode
 from ..network import PredictiveNet
-from ..outputs import prepare_output_dir
-from ..runs import RunInfo, build_backbone, feedback_path, load_run, read_run_info, save_run
+from ..runtime.device import resolve_device
+from ..runtime.outputs import prepare_output_dir
+from ..runtime.runs import RunInfo, build_backbone, feedback_path, load_run, read_run_info, save_run
+from ..runtime.validation import check_int
+from ..submodules import eval_mode
 from .callbacks import Callback, MetricsLogging, ModelCheckpoint, ProgressBar
 from .distributed import init_distributed, shutdown_distributed
 from .schedulers import parse_scheduler
 from .settings import TrainSettings
 from .state import seed_everything
-from .trainer import FeedbackTrainer, check_count
+from .trainer import FeedbackTrainer
 
 __all__ = ["CHECKPOINT_NAME", "NORMALIZATIONS", "TrainingReport", "resume_run", "train_run"]
 
@@ -49,7 +51,8 @@ NORMALIZATIONS = ("none", "imagenet", "mnist", "fashionmnist", "cifar10", "cifar
 
 @dataclass
 class TrainingReport:
-    """What :func:`train_run` / :func:`resume_run` did."""
+    """What [`train_run()`][predify.train.api.train_run] /
+    [`resume_run()`][predify.train.api.resume_run] did."""
 
     run_dir: str
     epochs: int
@@ -161,12 +164,12 @@ def _image_size(config: PNetConfig | None) -> int | None:
 
 def _check_settings(settings: TrainSettings) -> None:
     for name in ("epochs", "batch_size"):
-        check_count(getattr(settings, name), f"--{name.replace('_', '-')}")
+        check_int(getattr(settings, name), f"--{name.replace('_', '-')}")
     for name in ("checkpoint_every", "tbptt"):
         if getattr(settings, name) is not None:
-            check_count(getattr(settings, name), f"--{name.replace('_', '-')}")
-    check_count(settings.workers, "--workers", minimum=0)
-    check_count(settings.timesteps, "--timesteps", minimum=0)
+            check_int(getattr(settings, name), f"--{name.replace('_', '-')}")
+    check_int(settings.workers, "--workers", minimum=0)
+    check_int(settings.timesteps, "--timesteps", minimum=0)
 
 
 def _new_run(
@@ -193,7 +196,7 @@ def _new_run(
     config = load_config(settings.config) if settings.config else None
     image_size = _image_size(config)
     if settings.image_size is not None:
-        check_count(settings.image_size, "--image-size")
+        check_int(settings.image_size, "--image-size")
         if image_size is not None and image_size != settings.image_size:
             raise ConfigError(
                 f"--image-size {settings.image_size} differs from the input size {image_size} of "
@@ -331,7 +334,7 @@ def _resumed_run(
         raise CheckpointError(f"{run_dir / CHECKPOINT_NAME}: training checkpoint not found")
     pnet = load_run(run_dir, with_feedback=False).pnet
     if epochs is not None:
-        check_count(epochs, "--epochs")
+        check_int(epochs, "--epochs")
         training["epochs"] = epochs
     root = settings.data_root if settings.data_root is not None else training.get("data_root")
     dataset = _load_training_data(
@@ -381,9 +384,9 @@ def resume_run(
     defines the run comes from its run.json.
     """
     settings = settings if settings is not None else TrainSettings()
-    check_count(settings.workers, "--workers", minimum=0)
+    check_int(settings.workers, "--workers", minimum=0)
     if settings.checkpoint_every is not None:
-        check_count(settings.checkpoint_every, "--checkpoint-every")
+        check_int(settings.checkpoint_every, "--checkpoint-every")
     return _train(Path(run_dir), settings, resume=True, epochs=epochs)
 
 

@@ -1,4 +1,5 @@
-"""Hooks into :meth:`FeedbackTrainer.fit`, in the style of Lightning's callbacks.
+"""Hooks into [`FeedbackTrainer.fit()`][predify.train.FeedbackTrainer.fit], in the style of
+Lightning's callbacks.
 
 >>> trainer.fit(dataset, epochs=5, callbacks=[
 ...     ModelCheckpoint("run/checkpoint.pt", every_n_steps=500),
@@ -6,7 +7,8 @@
 ...     ProgressBar(),
 ... ])  # doctest: +SKIP
 
-A callback subclasses :class:`Callback` and overrides the hooks it needs; every hook gets the
+A callback subclasses [`Callback`][predify.train.callbacks.Callback] and overrides the hooks it
+needs; every hook gets the
 trainer, whose counters (``global_step``, ``epoch``, ``batch_in_epoch``) already describe the
 position after the event. Checkpoints, the CSV/TensorBoard log and the progress bar are callbacks
 like any other; ``fit`` itself only runs the loop.
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from ..outputs import resolve_progress
+from ..runtime.outputs import resolve_progress
+from ..runtime.validation import check_int
 from .logs import MetricsLogger
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +40,8 @@ __all__ = [
 
 
 class Callback:
-    """The hooks of :meth:`FeedbackTrainer.fit`; each does nothing unless overridden."""
+    """The hooks of [`FeedbackTrainer.fit()`][predify.train.FeedbackTrainer.fit]; each does nothing
+    unless overridden."""
 
     def on_fit_start(self, trainer: FeedbackTrainer, epochs: int) -> None:
         """Before the first batch of this call to ``fit`` (also after a resume)."""
@@ -54,7 +58,9 @@ class Callback:
         """After the last batch of an epoch, with the epoch's mean losses (of this call)."""
 
     def on_checkpoint(self, trainer: FeedbackTrainer, path: Path) -> None:
-        """After :meth:`FeedbackTrainer.save_checkpoint` wrote ``path``."""
+        """After
+        [`FeedbackTrainer.save_checkpoint()`][predify.train.FeedbackTrainer.save_checkpoint] wrote
+        ``path``."""
 
     def on_exception(self, trainer: FeedbackTrainer, error: BaseException) -> None:
         """When ``fit`` stops on an exception (KeyboardInterrupt included), before it re-raises."""
@@ -67,7 +73,7 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore `state_dict()`."""
 
 
 class LambdaCallback(Callback):
@@ -86,7 +92,8 @@ class ModelCheckpoint(Callback):
     """Write the training checkpoint every ``every_n_steps`` steps, at the end, and when ``fit``
     is interrupted at a consistent point (Ctrl-C), on the main process.
 
-    Callbacks run in list order: put it after :class:`MetricsLogging`, so that a process killed
+    Callbacks run in list order: put it after
+        [`MetricsLogging`][predify.train.callbacks.MetricsLogging], so that a process killed
     right after a checkpoint has logged that checkpoint's step.
 
     Args:
@@ -98,10 +105,8 @@ class ModelCheckpoint(Callback):
     def __init__(
         self, path: str | Path, every_n_steps: int | None = None, *, verbose: bool = False
     ) -> None:
-        from .trainer import check_count
-
         if every_n_steps is not None:
-            check_count(every_n_steps, "checkpoint_every")
+            check_int(every_n_steps, "checkpoint_every")
         self.path = Path(path)
         self.every_n_steps = every_n_steps
         self.verbose = verbose

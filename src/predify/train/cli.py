@@ -12,8 +12,10 @@
         --data folder:/imagenet/train --out runs/peffnetb0            # the paper's recipe
     torchrun --nproc-per-node 4 -m predify.cli train ...             # one process per GPU (DDP)
 
-The options of :class:`predify.train.settings.TrainSettings`, passed to
-:func:`predify.train.api.train_run` (or :func:`~predify.train.api.resume_run`), which documents
+The options of [`predify.train.settings.TrainSettings`][predify.train.settings.TrainSettings],
+passed to
+[`predify.train.api.train_run()`][predify.train.api.train_run] (or
+[`resume_run()`][predify.train.api.resume_run]), which documents
 what the run directory holds.
 """
 
@@ -25,14 +27,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..cli_options import (
+from ..errors import ConfigError
+from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
     nonnegative_int,
     positive_int,
     progress_from_args,
 )
-from ..errors import ConfigError
 from .api import NORMALIZATIONS, resume_run, train_run
 from .recipes import get_recipe, list_recipes
 from .schedulers import SCHEDULERS, parse_scheduler
@@ -130,7 +132,8 @@ def _parse_kwargs(text: str | None) -> dict[str, Any]:
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
-    """The :class:`TrainSettings` of parsed options: the given ones over the defaults."""
+    """The [`TrainSettings`][predify.train.cli.TrainSettings] of parsed options: the given ones
+    over the defaults."""
     given = {
         name: getattr(args, name)
         for name in (*_RUN_OPTIONS, "epochs", "data_root", "checkpoint_every")

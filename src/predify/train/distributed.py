@@ -1,9 +1,10 @@
 """Multi-process training under ``torchrun``: the process group helpers of
-:mod:`predify.distributed`, which evaluation and tuning share, re-exported here."""
+[`predify.runtime.distributed`][predify.runtime.distributed], which evaluation and tuning share,
+re-exported here."""
 
 from __future__ import annotations
 
-from ..distributed import (
+from ..runtime.distributed import (
     DistributedInfo,
     distributed_from_env,
     init_distributed,

@@ -14,7 +14,8 @@ and its ``train_config.toml``) for PVGG16, github.com/bhavinc/predify2021 at e96
 the decoders, with the paper's objective (each decoder reconstructs the layer below from the
 feed-forward pass: ``timesteps = 0`` here), the MSE summed over pcoders.
 
-What those scripts did that a recipe does not copy is listed in :attr:`TrainingRecipe.notes`.
+What those scripts did that a recipe does not copy is listed in
+[`TrainingRecipe.notes`][predify.train.recipes.TrainingRecipe.notes].
 """
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ class TrainingRecipe:
     """Everything a feedback-training run of the paper set.
 
     Attributes:
-        name: what :func:`get_recipe` and ``predify train --recipe`` take.
-        model: the zoo network it trains (:func:`predify.models.create_model` name).
+        name: what [`get_recipe()`][predify.train.recipes.get_recipe] and ``predify train
+            --recipe`` take.
+        model: the zoo network it trains
+            ([`predify.models.create_model()`][predify.models.create_model] name).
         optimizer: ``"sgd"`` or ``"rmsprop"`` (torch defaults otherwise: momentum 0).
         lr, weight_decay, momentum: of the optimiser (one value for every decoder).
         batch_size, epochs: of the run.
         scheduler: the learning-rate schedule (``CosineAnnealingWarmRestarts(T_0=3)``).
-        preprocessing: the image pipeline (:class:`Preprocessing`).
+        preprocessing: the image pipeline ([`Preprocessing`][predify.train.recipes.Preprocessing]).
         timesteps: 0, the paper's feed-forward reconstruction objective.
         source: where each value is written.
         notes: what the scripts did that the recipe does not reproduce, and why.
@@ -87,11 +90,13 @@ class TrainingRecipe:
     notes: tuple[str, ...] = ()
 
     def transform(self, normalize: bool = True) -> transforms.Compose:
-        """The recipe's image pipeline (:meth:`Preprocessing.transform`)."""
+        """The recipe's image pipeline
+        ([`Preprocessing.transform()`][predify.train.recipes.Preprocessing.transform])."""
         return self.preprocessing.transform(normalize)
 
     def settings(self, **overrides: Any) -> TrainSettings:
-        """The :class:`TrainSettings` of this recipe, with ``overrides`` (``data=...``,
+        """The [`TrainSettings`][predify.train.recipes.TrainSettings] of this recipe, with
+        ``overrides`` (``data=...``,
         ``pretrained=True`` or ``backbone_weights=...``, ``epochs=...``) over them.
 
         The images are normalised with ImageNet statistics and resized as the scripts did
@@ -183,7 +188,7 @@ RECIPES: dict[str, TrainingRecipe] = {
 
 
 def list_recipes() -> list[str]:
-    """The names :func:`get_recipe` accepts, sorted."""
+    """The names [`get_recipe()`][predify.train.recipes.get_recipe] accepts, sorted."""
     return sorted(RECIPES)
 
 

@@ -1,4 +1,5 @@
-"""Learning-rate schedulers by name, for :class:`~predify.train.FeedbackTrainer` and the CLI.
+"""Learning-rate schedulers by name, for [`FeedbackTrainer`][predify.train.FeedbackTrainer] and the
+CLI.
 
 >>> settings = parse_scheduler("cosine-warm-restarts:t0=3")
 >>> trainer = FeedbackTrainer(pnet, scheduler=settings.factory(epochs=50))  # doctest: +SKIP
@@ -19,7 +20,8 @@ from ..errors import ConfigError
 
 __all__ = ["SCHEDULERS", "SchedulerSettings", "build_scheduler", "parse_scheduler"]
 
-#: Names accepted by :func:`parse_scheduler` and ``predify train --scheduler``.
+#: Names accepted by [`parse_scheduler()`][predify.train.schedulers.parse_scheduler] and ``predify
+#: train --scheduler``.
 SCHEDULERS = ("none", "cosine-warm-restarts", "cosine", "step")
 
 _OPTIONS: dict[str, dict[str, type]] = {
@@ -73,7 +75,8 @@ class SchedulerSettings:
         return {"name": self.name, **{k: data[k] for k in _OPTIONS[self.name]}}
 
     def spec(self) -> str:
-        """The text :func:`parse_scheduler` reads back: ``cosine-warm-restarts:t0=3,...``."""
+        """The text [`parse_scheduler()`][predify.train.schedulers.parse_scheduler] reads back:
+        ``cosine-warm-restarts:t0=3,...``."""
         options = ",".join(f"{k}={v}" for k, v in self.to_dict().items() if k != "name")
         return f"{self.name}:{options}" if options else self.name
 

@@ -1,7 +1,8 @@
 """The settings of a feedback-training run: the one place its defaults live.
 
-:class:`FeedbackTrainer`'s keyword defaults, ``predify train``'s option defaults and the demo's
-run description all read them from :class:`TrainSettings`.
+[`FeedbackTrainer`][predify.train.FeedbackTrainer]'s keyword defaults, ``predify train``'s option
+defaults and the demo's
+run description all read them from [`TrainSettings`][predify.train.settings.TrainSettings].
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._device import DEFAULT_DEVICE
-from .._precision import Execution
 from ..errors import ConfigError
+from ..runtime.device import DEFAULT_DEVICE
+from ..runtime.precision import Execution
 
 __all__ = ["RUN_SETTINGS", "TrainSettings"]
 
@@ -48,8 +49,10 @@ class TrainSettings:
         data: training data spec: ``mnist5k[:train|val|test]``,
             ``mnist|fashionmnist|cifar10|cifar100[:ROOT]``, ``folder:PATH`` or a directory.
         config: pcoder config (TOML path); None: automatic decoders at the backbone's default
-            modules (the zoo's for its backbones, :func:`predify.models.default_modules`; else
-            the feature stages :func:`predify.stages.default_modules` finds, e.g. timm's
+            modules (the zoo's for its backbones,
+            [`predify.models.default_modules()`][predify.models.default_modules]; else
+            the feature stages [`predify.stages.default_modules()`][predify.stages.default_modules]
+            finds, e.g. timm's
             ``feature_info``).
         backbone: ``shallow_cnn`` (sized from the data), ``torchvision:NAME`` or ``timm:NAME``.
         backbone_kwargs: keyword arguments of the backbone builder.
@@ -57,7 +60,8 @@ class TrainSettings:
         normalization: ``none``, ``imagenet``, ``mnist``, ``fashionmnist``, ``cifar10``,
             ``cifar100``: the mean/std the backbone expects. None: none, except for
             ``timm:NAME`` backbones, which get the mean/std of timm's pretrained config for the
-            model (:func:`predify.data.pretrained_normalization`).
+            model
+            ([`predify.data.pretrained_normalization()`][predify.data.pretrained_normalization]).
         image_size: side of the square images an image folder or torchvision data set is
             resized to; None: the config's input size, else the data's own (224 for folders).
         epochs: total epochs (a resumed run may raise it).
@@ -67,18 +71,19 @@ class TrainSettings:
         progress: progress bars; None: only on a terminal.
         handle_interrupt: Ctrl-C finishes the step and writes a checkpoint (the CLI's default).
         scheduler: the learning-rate schedule, stepped once per epoch:
-            :func:`predify.train.schedulers.parse_scheduler`'s ``none``, ``cosine``,
+            [`parse_scheduler()`][predify.train.schedulers.parse_scheduler]'s ``none``, ``cosine``,
             ``cosine-warm-restarts:t0=3``, ``step:step_size=10,gamma=0.1``.
-        model: a zoo network (:func:`predify.models.create_model` name) to train, with its own
+        model: a zoo network ([`predify.models.create_model()`][predify.models.create_model] name)
+            to train, with its own
             backbone and pcoders, instead of ``backbone`` + ``config``; ``backbone_kwargs`` are
             then its builder's options (``num_classes``, ``image_size``, ``gradient_scaling``...).
         pretrained: with ``model``, start from the backbone's published weights (torchvision's
             or timm's: a download) instead of ``backbone_weights``.
         resize: image folders: the short side before the center crop (None: size / 0.875; the
             paper's scripts used 224).
-        recipe: the :mod:`predify.train.recipes` name these settings came from (kept in run.json).
+        recipe: the `predify.train.recipes` name these settings came from (kept in run.json).
         precision: ``fp32``, ``bf16`` or ``fp16``: autocast of the forward pass and the losses
-            (:class:`predify._precision.Execution`); fp16 adds gradient scaling and needs CUDA,
+            (`predify.runtime.precision.Execution`); fp16 adds gradient scaling and needs CUDA,
             bf16 also runs on the CPU. Part of the run (run.json), like ``amp``.
         amp: the older spelling of ``precision="fp16"``: turned into it (and back to False) when
             the settings are made; run.json keeps ``amp = precision == "fp16"`` for readers of

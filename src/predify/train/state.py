@@ -10,7 +10,8 @@ arbitrary objects::
     optimizer   optimizer.state_dict()
     scheduler   scheduler.state_dict() or None
     scaler      GradScaler.state_dict() or None (AMP)
-    rng         torch, CUDA, numpy and Python RNG states (see :func:`capture_rng_state`)
+    rng         torch, CUDA, numpy and Python RNG states (see
+    [`capture_rng_state()`][predify.train.state.capture_rng_state])
     progress    {"step", "epoch", "batch_in_epoch", "seed"}
     settings    the trainer's objective settings, checked on resume
     sha256      content_digest of all the above, checked on reading (a garbled file is refused)
@@ -76,7 +77,8 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Set every global RNG to a state from :func:`capture_rng_state`."""
+    """Set every global RNG to a state from
+    [`capture_rng_state()`][predify.train.state.capture_rng_state]."""
     torch.set_rng_state(state["torch"].cpu())
     numpy_key = state["numpy_key"].numpy().astype(np.uint32)
     np.random.set_state(

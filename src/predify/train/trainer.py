@@ -13,14 +13,16 @@ Two objectives:
   through the dynamics (the decoders shape later representations through the error terms), cut
   every ``tbptt`` steps (truncated backprop through time: backward runs per window, so the graph
   never spans more than ``tbptt`` steps); ``checkpoint_activations`` recomputes each step in
-  backward (:func:`torch.utils.checkpoint.checkpoint`), so only the state between steps is kept.
+  backward
+  (`torch.utils.checkpoint.checkpoint()`), so only the state between steps is kept.
 
 Only the decoders are trained: the backbone's parameters are set to ``requires_grad=False`` and it
 runs in eval mode (BatchNorm statistics stay as trained); learnable hyperparameters, if any, are
 left as they are (``predify tune`` fits them).
 
 Distributed (``torchrun``): the decoders, the only trained weights, are wrapped in
-:class:`~torch.nn.parallel.DistributedDataParallel`, so gradients are averaged over processes and
+`DistributedDataParallel`, so
+gradients are averaged over processes and
 the decoders stay identical; each process reads its own shard of every epoch.
 """
 
@@ -45,11 +47,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .._precision import Execution, autocast, grad_scaler, prepare_input
 from ..checkpoint import feedback_state_dict, load_feedback_state
 from ..config import PNetConfig
 from ..errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, PredifyError
 from ..network import PNetState, PredictiveNet
+from ..runtime.precision import Execution, autocast, grad_scaler, prepare_input
+from ..runtime.validation import check_int
 from .callbacks import Callback
 from .settings import TrainSettings
 from .state import (
@@ -59,9 +62,10 @@ from .state import (
     write_training_checkpoint,
 )
 
-__all__ = ["OPTIMIZERS", "FeedbackTrainer", "NonFiniteLossError", "check_count"]
+__all__ = ["OPTIMIZERS", "FeedbackTrainer", "NonFiniteLossError"]
 
-#: Optimiser names accepted by :class:`FeedbackTrainer` and ``predify train --optimizer``.
+#: Optimiser names accepted by [`FeedbackTrainer`][predify.train.trainer.FeedbackTrainer] and
+#: ``predify train --optimizer``.
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
 SchedulerLike = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
@@ -137,15 +141,8 @@ def _deferred_interrupt() -> Iterator[_Interrupt]:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
-def check_count(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` if it is an integer >= ``minimum``; else a ConfigError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
 class FeedbackTrainer:
-    """Trains the decoders of a :class:`~predify.network.PredictiveNet`, backbone frozen.
+    """Trains the decoders of a [`PredictiveNet`][predify.network.PredictiveNet], backbone frozen.
 
     >>> trainer = FeedbackTrainer(pnet, lr=1e-3)  # doctest: +SKIP
     >>> trainer.step(images)                       # doctest: +SKIP
@@ -168,7 +165,8 @@ class FeedbackTrainer:
             instead of keeping its activations.
         precision: ``fp32``, ``bf16`` or ``fp16``: autocast of the forward pass and the losses
             (the decoders' weights stay fp32). fp16 adds a ``GradScaler`` and needs CUDA: on
-            another device it is refused with a :class:`~predify.errors.ConfigError` rather than
+            another device it is refused with a [`ConfigError`][predify.errors.ConfigError] rather
+            than
             silently ignored, so a run never differs from what was asked for. bf16 needs no
             scaling (fp32's exponent range) and runs on the CPU too.
         amp: the older spelling of ``precision="fp16"``.
@@ -177,14 +175,14 @@ class FeedbackTrainer:
             the network is.
         scheduler: a learning-rate scheduler over the optimiser, or a function building one from
             it; stepped every ``scheduler_interval`` (``"epoch"`` or ``"step"``).
-        seed: seeds the order of the training data in :meth:`fit` (one permutation per epoch).
+        seed: seeds the order of the training data in `fit()` (one permutation per epoch).
         distributed: average gradients over a ``torch.distributed`` process group with DDP. None:
             whenever a process group with more than one process is initialised.
 
     Attributes:
         global_step: optimiser steps taken so far.
         epoch: the current epoch (0-based); ``batch_in_epoch``: batches of it done.
-        loss_names: ``["pcoder1", ..., "pcoderN", "total"]``, the keys of :meth:`step`'s result.
+        loss_names: ``["pcoder1", ..., "pcoderN", "total"]``, the keys of `step()`'s result.
     """
 
     def __init__(
@@ -210,9 +208,9 @@ class FeedbackTrainer:
     ) -> None:
         if not isinstance(pnet, PredictiveNet):
             raise ConfigError(f"pnet: expected a PredictiveNet, got {type(pnet).__name__}")
-        check_count(timesteps, "timesteps", minimum=0)
+        check_int(timesteps, "timesteps", minimum=0)
         if tbptt is not None:
-            check_count(tbptt, "tbptt")
+            check_int(tbptt, "tbptt")
             if timesteps == 0:
                 raise ConfigError("tbptt: applies to training through the dynamics (timesteps > 0)")
         if checkpoint_activations and timesteps == 0:
@@ -292,7 +290,7 @@ class FeedbackTrainer:
     def prepare(self) -> None:
         """Move the network to the trainer's device and freeze the backbone (no gradient, eval
         mode so BatchNorm keeps its statistics); wrap the decoders in DDP. Done once, when
-        training starts (the first :meth:`fit`, :meth:`step` or :meth:`backward`), so building a
+        training starts (the first `fit()`, `step()` or `backward()`), so building a
         trainer leaves the user's model as it was."""
         if self._prepared:
             return
@@ -559,7 +557,7 @@ class FeedbackTrainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
-        """Restore a :meth:`state_dict`: the next step continues as if never interrupted."""
+        """Restore a `state_dict()`: the next step continues as if never interrupted."""
         try:
             config = PNetConfig.from_toml_string(state["config"], source=f"{source} (config)")
             load_feedback_state(self.pnet, config, state["pcoders"], source)
@@ -592,7 +590,7 @@ class FeedbackTrainer:
             ) from None
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write :meth:`state_dict` to ``path`` atomically (on the main process only)."""
+        """Write `state_dict()` to ``path`` atomically (on the main process only)."""
         if not self.is_main:
             return Path(path)
         written = write_training_checkpoint(path, self.state_dict())
@@ -601,7 +599,7 @@ class FeedbackTrainer:
         return written
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Read a checkpoint written by :meth:`save_checkpoint` (``weights_only=True``)."""
+        """Read a checkpoint written by `save_checkpoint()` (``weights_only=True``)."""
         self.load_state_dict(read_training_checkpoint(path), source=str(path))
 
     # ------------------------------------------------------------------ the training loop
@@ -666,7 +664,7 @@ class FeedbackTrainer:
     ) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done, continuing from the current position.
 
-        After :meth:`load_checkpoint`, calling ``fit`` with the same arguments continues the run
+        After `load_checkpoint()`, calling ``fit`` with the same arguments continues the run
         exactly: the same batches in the same order, the same losses (on the same hardware and
         number of threads). One exception: random augmentation inside DataLoader workers draws
         differently in the epoch that was interrupted, since its first batches are skipped.
@@ -678,7 +676,7 @@ class FeedbackTrainer:
             epochs: the total number of epochs (not additional ones).
             batch_size, shuffle, workers, drop_last: of the loader built for a data set (per
                 process in a distributed run).
-            callbacks: :class:`~predify.train.callbacks.Callback` objects (checkpoints, logs,
+            callbacks: [`Callback`][predify.train.callbacks.Callback] objects (checkpoints, logs,
                 progress bar, your own), called in order at each event.
             handle_interrupt: turn the first Ctrl-C into a stop at the end of the current step
                 (so that a checkpoint callback writes a consistent state), with a message on
@@ -688,9 +686,9 @@ class FeedbackTrainer:
         Returns:
             The mean losses of each epoch completed in this call.
         """
-        check_count(epochs, "epochs")
-        check_count(batch_size, "batch_size")
-        check_count(workers, "workers", minimum=0)
+        check_int(epochs, "epochs")
+        check_int(batch_size, "batch_size")
+        check_int(workers, "workers", minimum=0)
         epoch_means: list[dict[str, float]] = []
         if self.epoch >= epochs:
             return epoch_means

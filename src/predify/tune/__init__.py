@@ -10,8 +10,10 @@ with the noise measures how much the network relies on feedback.
 ...                        timesteps=10, epochs=3)  # doctest: +SKIP
 >>> result.effective  # per pcoder: beta, lambda, alpha  # doctest: +SKIP
 
-Tune on one split and report on another: :func:`check_disjoint_images` (and
-:func:`predify.data.check_disjoint` for index sets) refuse overlapping ones.
+Tune on one split and report on another:
+[`check_disjoint_images()`][predify.tune.check_disjoint_images] (and
+[`predify.data.check_disjoint()`][predify.data.check_disjoint] for index sets) refuse overlapping
+ones.
 """
 
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise

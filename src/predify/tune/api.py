@@ -14,7 +14,8 @@ level (the reliance on feedback). Writes into ``out`` (default ``RUN_DIR/tune``)
     results.json              every level together
     reliance.csv, reliance.png    tuned values per pcoder against the noise level
     accuracy.png              held-out accuracy per timestep, before and after, per level
-    progress/                 the finished levels (:class:`predify.store.ResultStore`)
+    progress/                 the finished levels
+    ([`predify.runtime.store.ResultStore`][predify.runtime.store.ResultStore])
 
 A level finished with the same settings is skipped on a restart, so an interrupted call resumes
 where it stopped; other settings tune it again. To use a tuned network, load it with
@@ -37,12 +38,12 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .._device import DEFAULT_DEVICE, resolve_device
 from .._io import atomic_write_json
-from .._precision import Execution, autocast, prepare_network
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec, parse_noise
-from ..distributed import (
+from ..errors import ConfigError, DataError
+from ..runtime.device import DEFAULT_DEVICE, resolve_device
+from ..runtime.distributed import (
     DistributedInfo,
     broadcast_from_main,
     device_for_rank,
@@ -50,10 +51,10 @@ from ..distributed import (
     init_distributed,
     shutdown_distributed,
 )
-from ..errors import ConfigError, DataError
-from ..outputs import prepare_output_dir, resolve_progress, run_fingerprint, write_csv
-from ..runs import LoadedRun, load_run
-from ..store import ResultStore
+from ..runtime.outputs import prepare_output_dir, resolve_progress, run_fingerprint, write_csv
+from ..runtime.precision import Execution, autocast, prepare_network
+from ..runtime.runs import LoadedRun, load_run
+from ..runtime.store import ResultStore
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
 from .hyperparameters import effective_values
@@ -82,7 +83,7 @@ class TuneSettings:
         time_budget: seconds per level (None: no limit).
         clip: clamp noisy images to [0, 1].
         precision, channels_last, compile: how the network runs
-            (:class:`predify._precision.Execution`; fp16 is refused: tuning has no gradient
+            (`predify.runtime.precision.Execution`; fp16 is refused: tuning has no gradient
             scaling, use bf16).
         progress: progress bars; None: only on a terminal (rank 0 only under torchrun).
         verbose: print a line per level and the summary tables (the CLI's default).
@@ -113,7 +114,7 @@ class TuneSettings:
 
 @dataclass
 class TuneReport:
-    """What :func:`tune_run` found; :meth:`to_json` is ``results.json``.
+    """What [`tune_run()`][predify.tune.api.tune_run] found; `to_json()` is ``results.json``.
 
     ``levels`` holds one ``result.json`` per noise level (``noise``, ``tuned``, ``effective``
     per pcoder, ``accuracy_before``/``accuracy_after`` per timestep, ``final_timestep_gain``...).
@@ -279,8 +280,10 @@ def tune_run(
     noises: Sequence[NoiseSpec | str],
     settings: TuneSettings | None = None,
 ) -> TuneReport:
-    """Tune a run (a :class:`~predify.runs.LoadedRun` or its directory) at each of ``noises``
-    (specs such as ``"gaussian:0.5"`` or :class:`NoiseSpec`), write the outputs and return them.
+    """Tune a run (a [`LoadedRun`][predify.runtime.runs.LoadedRun] or its directory) at each of
+    ``noises``
+    (specs such as ``"gaussian:0.5"`` or [`NoiseSpec`][predify.tune.api.NoiseSpec]), write the
+    outputs and return them.
 
     Raises:
         ConfigError, DataError: bad settings, overlapping splits, a run not on mnist5k.
@@ -353,7 +356,8 @@ def _tune_levels(
     execution: Execution,
     distributed: DistributedInfo | None,
 ) -> TuneReport:
-    """The levels, figures, tables and results.json of :func:`tune_run`, in the locked ``out``
+    """The levels, figures, tables and results.json of [`tune_run()`][predify.tune.api.tune_run],
+    in the locked ``out``
     (under torchrun: this rank's share of the levels, and on rank 0 everything else)."""
     pnet, run_dir = loaded.pnet, loaded.path
     main = distributed is None or distributed.is_main

@@ -1,5 +1,6 @@
 """``predify tune RUN_DIR --noise gaussian:0.5 [--noise ...]``: the options of
-:class:`predify.tune.api.TuneSettings`, passed to :func:`predify.tune.api.tune_run` (which
+[`predify.tune.api.TuneSettings`][predify.tune.api.TuneSettings], passed to
+[`predify.tune.api.tune_run()`][predify.tune.api.tune_run] (which
 documents what is written), and the printed summary.
 """
 
@@ -11,14 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli_options import (
+from ..data.noise import NOISE_FORMS
+from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
     execution_from_args,
     positive_int,
     progress_from_args,
 )
-from ..data.noise import NOISE_FORMS
 from .api import SPLITS, TuneSettings, tune_run
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
 
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> TuneSettings:
-    """The :class:`TuneSettings` of parsed ``predify tune`` options."""
+    """The [`TuneSettings`][predify.tune.cli.TuneSettings] of parsed ``predify tune`` options."""
     return TuneSettings(
         out=args.out, method=args.method, shared=args.shared, timesteps=args.timesteps,
         epochs=args.epochs, trials=args.trials, max_images=args.max_images,

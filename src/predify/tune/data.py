@@ -2,7 +2,7 @@
 
 Tuning functions take either ``(images, labels)`` tensors (images [N, C, H, W] in [0, 1], int
 labels [N]), a ``TensorDataset`` of them, or a re-iterable source of ``(images, labels)`` batches
-such as a :class:`torch.utils.data.DataLoader`.
+such as a `torch.utils.data.DataLoader`.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def check_disjoint_images(
     """Raise unless no image of ``first`` [N, ...] is identical to an image of ``second`` [M, ...].
 
     For data sets passed as tensors, where no index sets exist to compare with
-    :func:`predify.data.check_disjoint`.
+    [`predify.data.check_disjoint()`][predify.data.check_disjoint].
 
     Raises:
         DataError: "tuning split and evaluation split share N identical images ...".

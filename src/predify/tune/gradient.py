@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
-from ..modules import eval_mode
 from ..network import PredictiveNet
+from ..submodules import eval_mode
 from .data import TuneData, count_batches, iterate_batches
 from .hyperparameters import (
     check_values,
@@ -124,7 +124,8 @@ def tune_gradient(
         progress: show a progress bar (None: only on a terminal).
 
     Returns:
-        A :class:`TuneResult`; its ``hyperparameters`` are valid by construction (beta, lambda,
+        A [`TuneResult`][predify.tune.gradient.TuneResult]; its ``hyperparameters`` are valid by
+        construction (beta, lambda,
         memory in [0, 1] summing to 1; alpha >= 0).
 
     Raises:

@@ -1,15 +1,19 @@
 """Installing hyperparameter sets into a network: per pcoder or shared, fixed or learnable.
 
 Tuning never edits the network's own hyperparameter modules in place. It installs fresh
-:class:`~predify.pcoder.HyperparameterModule` modules (learnable for gradient tuning, fixed for a
+[`HyperparameterModule`][predify.pcoder.HyperparameterModule] modules (learnable for gradient
+tuning, fixed for a
 trial or an evaluation), and puts the originals back when it is done, so a failed or interrupted
-tuning leaves the network as it was. :func:`apply_hyperparameters` installs tuned values for good
+tuning leaves the network as it was.
+[`apply_hyperparameters()`][predify.tune.hyperparameters.apply_hyperparameters] installs tuned
+values for good
 and rewrites ``pnet.config`` to match, so ``pnet.resolved_config()`` and saved checkpoints agree
 with the dynamics.
 
 Shared hyperparameters are one module used by every pcoder (the config's
 ``shared_hyperparameters``). The top pcoder has nothing above it, so it ignores the shared lambda:
-it mixes beta with memory ``1 - beta``; :func:`effective_values` reports that.
+it mixes beta with memory ``1 - beta``;
+[`effective_values()`][predify.tune.hyperparameters.effective_values] reports that.
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def temporary_hyperparameters(
     shared: bool,
     learnable: bool = False,
 ) -> Iterator[list[HyperparameterModule]]:
-    """Install ``values`` (see :func:`install_hyperparameters`) for the ``with`` block only.
+    """Install ``values`` (see `install_hyperparameters()`) for the ``with`` block only.
 
     The original modules come back on exit, by an exception too, untouched.
     """
@@ -150,7 +154,8 @@ def effective_values(
 
 
 def check_values(values: Sequence[Hyperparameters], where: str) -> None:
-    """Raise :class:`ConfigError` unless every value is finite, in range and sums to <= 1."""
+    """Raise [`ConfigError`][predify.tune.hyperparameters.ConfigError] unless every value is
+    finite, in range and sums to <= 1."""
     for index, value in enumerate(values):
         numbers = (value.feedforward, value.feedback, value.pc)
         if not all(math.isfinite(number) for number in numbers):
@@ -164,7 +169,8 @@ def tuned_config(
     """``pnet.resolved_config()`` (decoders, c_sqrt) with ``values`` written in.
 
     Shared: ``shared_hyperparameters = true`` and one top-level ``[hyperparameters]`` table; per
-    pcoder: one table per pcoder (lambda 0 on the top one). Loadable by :func:`predify.predify`.
+    pcoder: one table per pcoder (lambda 0 on the top one). Loadable by
+        [`predify.predify()`][predify.predify].
     """
     config = pnet.resolved_config()
     listed = _normalise(pnet, values, shared)
@@ -239,7 +245,7 @@ def load_tuned(
         ConfigError: the tuned config lists other pcoder modules than the run.
     """
     from ..config import load_config
-    from ..runs import load_run
+    from ..runtime.runs import load_run
 
     pnet = load_run(run_dir, device=device).pnet
     config = load_config(tuned)

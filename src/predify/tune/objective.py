@@ -15,8 +15,8 @@ from torch import Tensor
 
 from ..data.noise import NoiseSpec
 from ..errors import ConfigError
-from ..modules import eval_mode
 from ..network import PredictiveNet
+from ..submodules import eval_mode
 from .data import TuneData, iterate_batches
 
 __all__ = ["Normalize", "check_timesteps", "noisy_batch", "noisy_loss", "timestep_loss"]
@@ -26,7 +26,8 @@ Normalize = Callable[[Tensor], Tensor]
 
 
 def check_timesteps(timesteps: int) -> int:
-    """``timesteps`` if it is an integer >= 1, else :class:`ConfigError`."""
+    """``timesteps`` if it is an integer >= 1, else
+    [`ConfigError`][predify.tune.objective.ConfigError]."""
     if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
         raise ConfigError(
             f"timesteps: expected an integer >= 1 (the hyperparameters act from t = 1 on), "
@@ -91,7 +92,8 @@ def noisy_loss(
 
     The noise comes from a generator seeded with ``seed``, so two calls with the same seed (say,
     before and after tuning) see the same noisy images. Runs in eval mode. Returns the mean over
-    images of the loss of :func:`timestep_loss` (NaN or inf when the dynamics diverge).
+    images of the loss of [`timestep_loss()`][predify.tune.objective.timestep_loss] (NaN or inf
+    when the dynamics diverge).
     """
     check_timesteps(timesteps)
     device = network_device(pnet)

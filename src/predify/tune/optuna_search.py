@@ -22,8 +22,8 @@ import torch
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
-from ..modules import eval_mode
 from ..network import PredictiveNet
+from ..submodules import eval_mode
 from .data import TuneData, count_batches, iterate_batches
 from .hyperparameters import effective_values, starting_values, temporary_hyperparameters
 from .objective import Normalize, check_timesteps, network_device, noisy_batch, timestep_loss
@@ -36,7 +36,8 @@ DEFAULT_ALPHA_RANGE = (1e-4, 1.0)
 
 
 def import_optuna() -> Any:
-    """The ``optuna`` module, or a one-line :class:`ConfigError` saying how to install it."""
+    """The ``optuna`` module, or a one-line [`ConfigError`][predify.tune.optuna_search.ConfigError]
+    saying how to install it."""
     try:
         import optuna
     except ImportError:
@@ -102,7 +103,8 @@ def tune_optuna(
 
     Args:
         pnet: the predictive network; left as it was (use ``result.apply_to(pnet)``).
-        data: tuning images (see :func:`predify.tune.tune_gradient`), the validation split;
+        data: tuning images (see [`predify.tune.tune_gradient()`][predify.tune.tune_gradient]), the
+            validation split;
             keep it disjoint from the images you report on.
         noise: the noise; the same noisy images in every trial.
         timesteps: T; default the network's config.

@@ -1,6 +1,6 @@
 """Plots of tuned weights and accuracies, drawn with matplotlib's Agg canvas.
 
-Figures are built as :class:`matplotlib.figure.Figure` objects, not through pyplot, so no display
+Figures are built as `matplotlib.figure.Figure` objects, not through pyplot, so no display
 is needed and the caller's pyplot backend and open figures are left alone.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec
-from ..plotting import new_figure, save_figure
+from ..runtime.plotting import new_figure, save_figure
 from .result import values_dict
 
 __all__ = ["plot_accuracy", "plot_reliance"]

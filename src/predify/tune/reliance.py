@@ -18,8 +18,8 @@ from torch import Tensor
 from ..data.noise import NoiseSpec
 from ..errors import ConfigError
 from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
-from ..modules import eval_mode
 from ..network import PredictiveNet
+from ..submodules import eval_mode
 from .data import TuneData, as_tensors, check_disjoint_images, iterate_batches
 from .gradient import tune_gradient
 from .hyperparameters import temporary_hyperparameters
@@ -99,7 +99,8 @@ def accuracy_per_timestep(
     normalize: Normalize | None = None,
 ) -> Tensor:
     """float64 [T+1]: the fraction of ``images`` [N, C, H, W] classified correctly at each
-    timestep, with ``noise`` from ``generator``; see :func:`evaluate_per_timestep`."""
+    timestep, with ``noise`` from ``generator``; see
+    [`evaluate_per_timestep()`][predify.tune.reliance.evaluate_per_timestep]."""
     return evaluate_per_timestep(
         pnet,
         images,
@@ -178,16 +179,19 @@ def tune_and_evaluate(
     """Tune at ``noise`` on ``tune_data``, then score before and after on held-out images.
 
     The held-out images must not appear among the tuning images: they are compared by content
-    (:func:`check_disjoint_images`), so this holds however the two sets were built.
+    ([`check_disjoint_images()`][predify.tune.reliance.check_disjoint_images]), so this holds
+    however the two sets were built.
 
     Args:
         pnet: the network; left as it was (install the result with ``report.result.apply_to``).
-        tune_data: tuning images (see :func:`tune_gradient`).
+        tune_data: tuning images (see [`tune_gradient()`][predify.tune.reliance.tune_gradient]).
         eval_images: held-out float [N, C, H, W] in [0, 1]; eval_labels: int [N].
         noise: the noise tuned for and evaluated with.
-        method: ``"gradient"`` (:func:`tune_gradient`) or ``"optuna"`` (:func:`tune_optuna`).
+        method: ``"gradient"`` ([`tune_gradient()`][predify.tune.reliance.tune_gradient]) or
+            ``"optuna"`` ([`tune_optuna()`][predify.tune.reliance.tune_optuna]).
         timesteps: T; default the network's config.
-        seed: seeds the tuning and (through :func:`evaluation_seed`) the held-out noise.
+        seed: seeds the tuning and (through
+            [`evaluation_seed()`][predify.tune.reliance.evaluation_seed]) the held-out noise.
         normalize: applied after the noise, before the network.
         tune_options: passed on to the tuning function (epochs, lr_mixing, trials, shared, ...).
 

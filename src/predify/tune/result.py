@@ -144,5 +144,5 @@ def trajectory_csv(trajectory: Sequence[TrajectoryPoint]) -> str:
 
 
 def write_trajectory(path: str | os.PathLike[str], trajectory: Sequence[TrajectoryPoint]) -> None:
-    """Write :func:`trajectory_csv` to ``path`` atomically."""
+    """Write [`trajectory_csv()`][predify.tune.result.trajectory_csv] to ``path`` atomically."""
     atomic_write_text(path, trajectory_csv(trajectory))

@@ -3,7 +3,7 @@
 The 15 ImageNet-C corruptions and the 4 extra ones of the published ``imagenet_c`` code, at
 severities 1-5 with the published parameters, applied to float tensors [B, C, H, W] in [0, 1]
 (C = 1 or 3, any size) on their own device, with randomness drawn only from an explicit
-:class:`torch.Generator`:
+`torch.Generator`:
 
 >>> import torch
 >>> from predify.evaluate.corruptions import corrupt, resolve_corruptions, parse_severities
@@ -22,11 +22,14 @@ displacements keep their published values on smaller images); random layers (sno
 fog, spatter, the elastic displacement field) are drawn on the reference grid whose shorter
 side is 224 and resized to the image. At 224 x 224 both give the published values. Frost uses
 the published photographs when the ``imagecorruptions`` package is installed and generated
-textures otherwise; :func:`frost_source` says which, for results to record. Where the
+textures otherwise; [`frost_source()`][predify.evaluate.corruptions.frost_source] says which, for
+results to record. Where the
 implementation departs from the published code (ImageMagick's motion blur, OpenCV's spatter
 steps...), the family modules and ``README.md`` say how.
 
-Pre-generated benchmarks are read by :class:`ImageNetCFolder` and :class:`CifarCArrays`.
+Pre-generated benchmarks are read by
+[`ImageNetCFolder`][predify.evaluate.corruptions.ImageNetCFolder] and
+[`CifarCArrays`][predify.evaluate.corruptions.CifarCArrays].
 """
 
 from __future__ import annotations
@@ -130,7 +133,8 @@ def corrupt(
 
     Returns a new tensor of the same shape, dtype and device, in [0, 1]. Random corruptions
     draw only from ``generator`` (a fresh, OS-seeded one if None; the global RNG is never
-    used). Raises :class:`predify.errors.DataError` for an unknown name, a severity outside
+    used). Raises [`predify.errors.DataError`][predify.errors.DataError] for an unknown name, a
+    severity outside
     1..5, or images that are not a float tensor [B, 1 or 3, H, W] in [0, 1].
     """
     return CORRUPTIONS[check_corruption_name(name)](images, severity, generator)

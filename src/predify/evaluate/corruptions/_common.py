@@ -1,10 +1,12 @@
 """Shared plumbing of the corruption functions: input checks, random numbers, image-size scaling.
 
 Every public corruption is a function ``fn(images, severity, generator=None) -> Tensor`` built
-by :func:`corruption`, which validates the arguments, works in float32 (float64 stays float64),
+by [`corruption()`][predify.evaluate.corruptions._common.corruption], which validates the
+arguments, works in float32 (float64 stays float64),
 clamps the result to [0, 1] and casts it back to the input dtype.
 
-Random numbers are drawn only from an explicit :class:`torch.Generator`. When the caller passes
+Random numbers are drawn only from an explicit
+`torch.Generator`. When the caller passes
 none, a fresh generator seeded from the operating system's entropy is made for the call, so the
 global RNG state (``torch.get_rng_state()``) is never read or advanced.
 """
@@ -61,7 +63,8 @@ class CorruptionFn(Protocol):
 
 
 def check_severity(severity: object) -> int:
-    """Return ``severity`` as an int, or raise :class:`DataError` if it is not one of 1..5."""
+    """Return ``severity`` as an int, or raise
+    [`DataError`][predify.evaluate.corruptions._common.DataError] if it is not one of 1..5."""
     if isinstance(severity, bool) or not isinstance(severity, numbers.Integral):
         raise DataError(f"severity must be an integer from 1 to 5, got {severity!r}")
     value = int(severity)
@@ -71,7 +74,8 @@ def check_severity(severity: object) -> int:
 
 
 def check_images(images: object) -> None:
-    """Raise :class:`DataError` unless ``images`` is a float tensor [B, C, H, W] in [0, 1]
+    """Raise [`DataError`][predify.evaluate.corruptions._common.DataError] unless ``images`` is a
+    float tensor [B, C, H, W] in [0, 1]
     with C = 1 or 3 (values may exceed the range by ``RANGE_SLACK``)."""
     if not isinstance(images, Tensor):
         raise DataError(

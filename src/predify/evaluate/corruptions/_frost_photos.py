@@ -1,14 +1,17 @@
 """The frost layers: the published photographs when ``imagecorruptions`` is installed, else
-the procedural textures of :mod:`._frost_textures`.
+the procedural textures of `._frost_textures`.
 
 The published ``frost`` corruption crops one of the first five photographs of its ``frost/``
 folder (``frost1.png`` ... ``frost5.jpg``; ``frost6.jpg`` is never drawn). Hendrycks &
 Dietterich's repository and the ``imagecorruptions`` package ship the same files (byte for
 byte); the package is the one that can be installed (``pip install predify[imagenet-c]``), so
-its files are used when it is present. It is located with :func:`importlib.util.find_spec`,
+its files are used when it is present. It is located with
+[`importlib.util.find_spec()`][predify.evaluate.corruptions._frost_photos.importlib.util.find_spec],
 which does not import it (its import needs ``pkg_resources``, gone from recent setuptools).
 
-:func:`frost_source` says which layers :func:`frost_layers` returns, for results to record.
+[`frost_source()`][predify.evaluate.corruptions._frost_photos.frost_source] says which layers
+[`frost_layers()`][predify.evaluate.corruptions._frost_photos.frost_layers] returns, for results to
+record.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def published_frost_files() -> tuple[Path, ...] | None:
 
 
 def frost_source() -> FrostSource:
-    """``"imagecorruptions"`` when :func:`frost` uses the published photographs (the package
+    """``"imagecorruptions"`` when [`frost()`][predify.evaluate.corruptions.frost] uses the
+    published photographs (the package
     is installed), ``"generated"`` when it falls back to the procedural textures."""
     return "imagecorruptions" if published_frost_files() is not None else "generated"
 
@@ -98,6 +102,8 @@ def frost_layers(
 ) -> tuple[Tensor, Tensor]:
     """The five frost layers, zero-padded to a common size, [5, 3, H, W] in [0, 1], and the
     (height, width) of each [5, 2] (int64), on ``device``: the published photographs (sizes
-    315 x 560 to 600 x 900) when :func:`frost_source` is ``"imagecorruptions"``, else the
+    315 x 560 to 600 x 900) when
+    [`frost_source()`][predify.evaluate.corruptions._frost_photos.frost_source] is
+    ``"imagecorruptions"``, else the
     generated 512 x 512 textures. Loaded once per source, device and dtype."""
     return _layers_on(published_frost_files(), torch.device(device), dtype)

@@ -6,13 +6,15 @@ multiplied by ``s = min(H, W) / 224`` (so a 224-pixel image gets exactly the pub
 and a 28-pixel one an eighth of them). Defocus's anti-aliasing sigma stays in pixels, as it
 describes the pixel grid rather than the scene. Glass blur scales by ``max(1, s)``: its
 displacement is a whole number of pixels, and below 224 px it keeps the published values (see
-:func:`glass_blur_scale`). Zoom factors have no unit and are not scaled.
+[`glass_blur_scale()`][predify.evaluate.corruptions.blur.glass_blur_scale]). Zoom factors have no
+unit and are not scaled.
 
 Differences from the published code (also listed in README.md):
 
 * defocus_blur: same disk kernel and OpenCV border; applied by FFT (float rounding only).
 * glass_blur: same algorithm, vectorised; the local pixel copies reproduce the published loop
-  exactly, including its copy-instead-of-swap (see :func:`local_shuffle`); random draws come
+  exactly, including its copy-instead-of-swap (see
+  [`local_shuffle()`][predify.evaluate.corruptions.blur.local_shuffle]); random draws come
   from torch, not numpy; the uint8 rounding of the intermediate image is not reproduced.
 * motion_blur: ImageMagick's ``MotionBlurImage`` kernel re-implemented in torch (one-sided
   Gaussian along a random angle, nearest-pixel taps, edge-replicated border); the output is not
@@ -108,7 +110,8 @@ def disk_kernel(radius: float, alias_sigma: float) -> Tensor:
 
 @corruption
 def defocus_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Convolve with the anti-aliased disk of :data:`DEFOCUS_BLUR_PARAMS` (radius scaled by
+    """Convolve with the anti-aliased disk of
+    [`DEFOCUS_BLUR_PARAMS`][predify.evaluate.corruptions.blur.DEFOCUS_BLUR_PARAMS] (radius scaled by
     ``s``), OpenCV reflect-101 border. [B, C, H, W] -> same. Deterministic."""
     radius, alias_sigma = DEFOCUS_BLUR_PARAMS[severity - 1]
     scale = spatial_scale(*images.shape[-2:])
@@ -123,7 +126,8 @@ def defocus_blur(images: Tensor, severity: int, generator: torch.Generator) -> T
 def _swap_schedule(height: int, width: int, delta: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
     """Rows, columns (int64, [N]) of the visited pixels grouped into wavefronts, and the sizes
     of the wavefronts, for the published scan ``for h in range(H - d, d, -1): for w in
-    range(W - d, d, -1)``. See :func:`local_shuffle`."""
+    range(W - d, d, -1)``. See
+    [`local_shuffle()`][predify.evaluate.corruptions.blur.local_shuffle]."""
     if height <= 2 * delta or width <= 2 * delta:  # the published ranges are empty
         empty = torch.zeros(0, dtype=torch.long)
         return empty, empty, ()
@@ -201,8 +205,12 @@ def glass_blur_scale(height: int, width: int) -> float:
 
 @corruption
 def glass_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Gaussian blur, local pixel copies (:func:`local_shuffle`), Gaussian blur again, with
-    :data:`GLASS_BLUR_PARAMS` (sigma times :func:`glass_blur_scale`, displacement ``round(d
+    """Gaussian blur, local pixel copies
+    ([`local_shuffle()`][predify.evaluate.corruptions.blur.local_shuffle]), Gaussian blur again,
+    with
+    [`GLASS_BLUR_PARAMS`][predify.evaluate.corruptions.blur.GLASS_BLUR_PARAMS] (sigma times
+    [`glass_blur_scale()`][predify.evaluate.corruptions.blur.glass_blur_scale], displacement
+    ``round(d
     scale)``). [B, C, H, W] -> same."""
     sigma, max_delta, passes = GLASS_BLUR_PARAMS[severity - 1]
     scale = glass_blur_scale(*images.shape[-2:])
@@ -225,7 +233,8 @@ def apply_motion_blur(images: Tensor, radius: float, sigma: float, angles_deg: T
 
 @corruption
 def motion_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Motion blur of :data:`MOTION_BLUR_PARAMS` (radius and sigma scaled by ``s``) along a
+    """Motion blur of [`MOTION_BLUR_PARAMS`][predify.evaluate.corruptions.blur.MOTION_BLUR_PARAMS]
+    (radius and sigma scaled by ``s``) along a
     direction drawn per image uniformly in [-45, 45) degrees. [B, C, H, W] -> same."""
     radius, sigma = MOTION_BLUR_PARAMS[severity - 1]
     scale = spatial_scale(*images.shape[-2:])
@@ -237,14 +246,16 @@ def motion_blur(images: Tensor, severity: int, generator: torch.Generator) -> Te
 
 
 def zoom_factors(severity: int) -> tuple[float, ...]:
-    """The zoom factors averaged by :func:`zoom_blur` at this severity."""
+    """The zoom factors averaged by [`zoom_blur()`][predify.evaluate.corruptions.blur.zoom_blur] at
+    this severity."""
     start, stop, step = ZOOM_BLUR_RANGES[severity - 1]
     return tuple(float(value) for value in np.arange(start, stop, step))
 
 
 @corruption
 def zoom_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Average of the image and its centre enlarged by each of :func:`zoom_factors` (bilinear,
+    """Average of the image and its centre enlarged by each of
+    [`zoom_factors()`][predify.evaluate.corruptions.blur.zoom_factors] (bilinear,
     cropped back to H x W). [B, C, H, W] -> same. Deterministic."""
     factors = zoom_factors(severity)
     total = images.clone()
@@ -258,7 +269,9 @@ def zoom_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tens
 
 @corruption
 def gaussian_blur(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Gaussian blur, sigma :data:`GAUSSIAN_BLUR_SIGMA` scaled by ``s``, edge-replicated border,
+    """Gaussian blur, sigma
+    [`GAUSSIAN_BLUR_SIGMA`][predify.evaluate.corruptions.blur.GAUSSIAN_BLUR_SIGMA] scaled by ``s``,
+    edge-replicated border,
     truncated at 4 sigma. [B, C, H, W] -> same. Deterministic."""
     sigma = GAUSSIAN_BLUR_SIGMA[severity - 1] * spatial_scale(*images.shape[-2:])
     return gaussian_filter(images, sigma, mode="replicate")

@@ -1,13 +1,16 @@
 """Readers for pre-generated corruption benchmarks: ImageNet-C folders and CIFAR-10/100-C arrays.
 
-* :class:`ImageNetCFolder` reads the ImageNet-C layout ``root/<corruption>/<severity>/<class>/
-  *.JPEG`` through :class:`torchvision.datasets.ImageFolder` (classes sorted by folder name,
+* [`ImageNetCFolder`][predify.evaluate.corruptions.datasets.ImageNetCFolder] reads the ImageNet-C
+layout ``root/<corruption>/<severity>/<class>/
+  *.JPEG`` through `torchvision.datasets.ImageFolder` (classes sorted by folder name,
   as ImageFolder does).
-* :class:`CifarCArrays` reads the CIFAR-10-C / CIFAR-100-C layout: ``root/<corruption>.npy``,
+* [`CifarCArrays`][predify.evaluate.corruptions.datasets.CifarCArrays] reads the CIFAR-10-C /
+CIFAR-100-C layout: ``root/<corruption>.npy``,
   uint8 [N, 32, 32, 3] holding N / 5 images per severity in order 1..5, and
   ``root/labels.npy`` with N labels (or N / 5, the same labels for every severity).
 
-Both raise :class:`predify.errors.DataError` naming the path when a file or folder is missing.
+Both raise [`predify.errors.DataError`][predify.errors.DataError] naming the path when a file or
+folder is missing.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class ImageNetCFolder(Dataset[tuple[Any, int]]):
 
     Yields ``(image, label)``: by default ``image`` is a float32 tensor [3, H, W] in [0, 1];
     with ``transform`` it is ``transform(pil_image)``. Labels index ``classes``, the class
-    folder names sorted as by :class:`torchvision.datasets.ImageFolder`.
+    folder names sorted as by `torchvision.datasets.ImageFolder`.
     """
 
     def __init__(

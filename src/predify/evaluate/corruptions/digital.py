@@ -2,7 +2,7 @@
 
 Images are [B, C, H, W] in [0, 1]. Brightness, contrast, saturate, pixelate and JPEG have no
 pixel-valued parameter (pixelate's is a fraction of the image size). The elastic transform's
-displacement field is drawn on the reference grid (shorter side 224, see :mod:`.weather`)
+displacement field is drawn on the reference grid (shorter side 224, see `.weather`)
 with the published parameters, then resized to the image and its displacements multiplied by
 the size ratio, i.e. the image is deformed as if it were 224 pixels wide.
 
@@ -78,7 +78,8 @@ SATURATE_PARAMS = ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2))
 
 @corruption
 def brightness(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Add :data:`BRIGHTNESS_SHIFT` to the HSV value (clipped at 1), keeping hue and saturation.
+    """Add [`BRIGHTNESS_SHIFT`][predify.evaluate.corruptions.digital.BRIGHTNESS_SHIFT] to the HSV
+    value (clipped at 1), keeping hue and saturation.
     [B, C, H, W] -> same. Deterministic.
 
     With H and S fixed every RGB channel is proportional to V, so the result is
@@ -94,7 +95,8 @@ def brightness(images: Tensor, severity: int, generator: torch.Generator) -> Ten
 
 @corruption
 def contrast(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Scale each channel's deviations from its spatial mean by :data:`CONTRAST_FACTOR`.
+    """Scale each channel's deviations from its spatial mean by
+    [`CONTRAST_FACTOR`][predify.evaluate.corruptions.digital.CONTRAST_FACTOR].
     [B, C, H, W] -> same. Deterministic."""
     factor = CONTRAST_FACTOR[severity - 1]
     means = images.mean(dim=(2, 3), keepdim=True)
@@ -103,7 +105,8 @@ def contrast(images: Tensor, severity: int, generator: torch.Generator) -> Tenso
 
 @corruption
 def saturate(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Set the HSV saturation to ``clip(S * gain + offset, 0, 1)`` (:data:`SATURATE_PARAMS`),
+    """Set the HSV saturation to ``clip(S * gain + offset, 0, 1)``
+    ([`SATURATE_PARAMS`][predify.evaluate.corruptions.digital.SATURATE_PARAMS]),
     keeping hue and value. [B, C, H, W] -> same; 1-channel images are returned unchanged.
 
     In HSV -> RGB every channel is ``V (1 - S w)`` with a weight ``w`` in [0, 1] set by the hue
@@ -155,7 +158,7 @@ def _pixel_grid(x: Tensor, y: Tensor, size: tuple[int, int], align_corners: bool
 @corruption
 def elastic_transform(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     """Random affine warp followed by a smooth random displacement field
-    (:data:`ELASTIC_PARAMS`). [B, C, H, W] -> same.
+    ([`ELASTIC_PARAMS`][predify.evaluate.corruptions.digital.ELASTIC_PARAMS]). [B, C, H, W] -> same.
 
     Affine: three points around the centre (offsets of ``min(side) // 3``) are moved by
     uniform jitter in [-j, j); the image is warped by the affine map taking the points to their
@@ -246,7 +249,9 @@ def _pil_box_matrix(in_size: int, out_size: int) -> Tensor:
 
 @corruption
 def pixelate(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Downsample to ``int(side * factor)`` (:data:`PIXELATE_FACTOR`) and back up, both with
+    """Downsample to ``int(side * factor)``
+    ([`PIXELATE_FACTOR`][predify.evaluate.corruptions.digital.PIXELATE_FACTOR]) and back up, both
+    with
     PIL's BOX filter. [B, C, H, W] -> same. Deterministic."""
     factor = PIXELATE_FACTOR[severity - 1]
     height, width = images.shape[-2:]
@@ -264,7 +269,8 @@ def pixelate(images: Tensor, severity: int, generator: torch.Generator) -> Tenso
 
 @corruption
 def jpeg_compression(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Encode and decode each image with PIL's JPEG codec at :data:`JPEG_QUALITY` (PIL's
+    """Encode and decode each image with PIL's JPEG codec at
+    [`JPEG_QUALITY`][predify.evaluate.corruptions.digital.JPEG_QUALITY] (PIL's
     default 4:2:0 chroma subsampling). [B, C, H, W] -> same, values multiples of 1/255."""
     quality = JPEG_QUALITY[severity - 1]
     channels = images.shape[1]

@@ -34,14 +34,17 @@ SPECKLE_NOISE_STD = (0.15, 0.2, 0.35, 0.45, 0.6)
 
 @corruption
 def gaussian_noise(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """``x + N(0, std^2)`` per value, std from :data:`GAUSSIAN_NOISE_STD`. [B, C, H, W] -> same."""
+    """``x + N(0, std^2)`` per value, std from
+    [`GAUSSIAN_NOISE_STD`][predify.evaluate.corruptions.noise.GAUSSIAN_NOISE_STD]. [B, C, H, W] ->
+    same."""
     std = GAUSSIAN_NOISE_STD[severity - 1]
     return images + normal(generator, images.shape, images, std=std)
 
 
 @corruption
 def shot_noise(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """``Poisson(x * n) / n`` per value, n from :data:`SHOT_NOISE_PHOTONS`. [B, C, H, W]."""
+    """``Poisson(x * n) / n`` per value, n from
+    [`SHOT_NOISE_PHOTONS`][predify.evaluate.corruptions.noise.SHOT_NOISE_PHOTONS]. [B, C, H, W]."""
     photons = SHOT_NOISE_PHOTONS[severity - 1]
     return poisson(generator, images * photons) / photons
 
@@ -49,7 +52,9 @@ def shot_noise(images: Tensor, severity: int, generator: torch.Generator) -> Ten
 @corruption
 def impulse_noise(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
     """Salt and pepper: each value independently becomes 0 or 1 (equally likely) with
-    probability from :data:`IMPULSE_NOISE_AMOUNT`, as ``skimage.util.random_noise(mode="s&p")``.
+    probability from
+    [`IMPULSE_NOISE_AMOUNT`][predify.evaluate.corruptions.noise.IMPULSE_NOISE_AMOUNT], as
+    ``skimage.util.random_noise(mode="s&p")``.
     [B, C, H, W] -> same."""
     amount = IMPULSE_NOISE_AMOUNT[severity - 1]
     draws = uniform(generator, (2, *images.shape), images)
@@ -60,6 +65,7 @@ def impulse_noise(images: Tensor, severity: int, generator: torch.Generator) -> 
 
 @corruption
 def speckle_noise(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """``x + x * N(0, std^2)`` per value, std from :data:`SPECKLE_NOISE_STD`. [B, C, H, W]."""
+    """``x + x * N(0, std^2)`` per value, std from
+    [`SPECKLE_NOISE_STD`][predify.evaluate.corruptions.noise.SPECKLE_NOISE_STD]. [B, C, H, W]."""
     std = SPECKLE_NOISE_STD[severity - 1]
     return images + images * normal(generator, images.shape, images, std=std)

@@ -12,9 +12,10 @@ layers (frost, spatter's water and mud).
 Differences from the published code (also listed in README.md):
 
 * snow: ImageMagick's motion blur of the snow layer is re-implemented in torch (see
-  :mod:`.blur`); the layer is not rounded to 8 bits before and after the blur.
+  `.blur`); the layer is not rounded to 8 bits before and after the blur.
 * frost: the published photographs are used when the ``imagecorruptions`` package is
-  installed (:func:`frost_source` says so), procedural textures (:mod:`._frost_textures`)
+  installed ([`frost_source()`][predify.evaluate.corruptions.weather.frost_source] says so),
+  procedural textures (`._frost_textures`)
   otherwise; crops are taken per image with torch's generator.
 * fog: same diamond-square fractal (torch port, one map per image); for non-square
   reference grids the map side is the next power of two >= the longer side (>= 256).
@@ -93,7 +94,8 @@ _EMBOSS = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
 
 @corruption
 def snow(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Snow (:data:`SNOW_PARAMS`): brighten the image towards its luma, add a layer of
+    """Snow ([`SNOW_PARAMS`][predify.evaluate.corruptions.weather.SNOW_PARAMS]): brighten the image
+    towards its luma, add a layer of
     motion-blurred flakes and its 180-degree rotation. [B, C, H, W] -> same.
 
     The flake layer, drawn on the reference grid: Gaussian noise per pixel, its centre
@@ -126,8 +128,11 @@ def _reflect(indices: Tensor, sizes: Tensor) -> Tensor:
 
 @corruption
 def frost(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Frost (:data:`FROST_PARAMS`): ``a x + b t`` with ``t`` a random crop, per image, of one
-    of the five frost layers (:func:`frost_source`: the published photographs, or generated
+    """Frost ([`FROST_PARAMS`][predify.evaluate.corruptions.weather.FROST_PARAMS]): ``a x + b t``
+    with ``t`` a random crop, per image, of one
+    of the five frost layers
+    ([`frost_source()`][predify.evaluate.corruptions.weather.frost_source]: the published
+    photographs, or generated
     textures), taken on the reference grid. [B, C, H, W] -> same."""
     image_weight, frost_weight = FROST_PARAMS[severity - 1]
     batch, channels, height, width = images.shape
@@ -195,7 +200,8 @@ def plasma_fractal(
 
 @corruption
 def fog(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Fog (:data:`FOG_PARAMS`): ``(x + a f) * m / (m + a)`` with ``f`` a fractal map per image
+    """Fog ([`FOG_PARAMS`][predify.evaluate.corruptions.weather.FOG_PARAMS]): ``(x + a f) * m / (m
+    + a)`` with ``f`` a fractal map per image
     (drawn on the reference grid) and ``m`` the image's maximum. [B, C, H, W] -> same."""
     strength, decay = FOG_PARAMS[severity - 1]
     batch, _channels, height, width = images.shape
@@ -234,7 +240,8 @@ def _water_mask(liquid: Tensor, gain: float) -> Tensor:
 
 @corruption
 def spatter(images: Tensor, severity: int, generator: torch.Generator) -> Tensor:
-    """Spatter (:data:`SPATTER_PARAMS`): pale turquoise water drops (severities 1-3, added) or
+    """Spatter ([`SPATTER_PARAMS`][predify.evaluate.corruptions.weather.SPATTER_PARAMS]): pale
+    turquoise water drops (severities 1-3, added) or
     mud-brown blobs (severities 4-5, painted over), from a thresholded blurred noise layer
     drawn on the reference grid. [B, C, H, W] -> same."""
     mean, std, sigma, threshold, mask_param, mode = SPATTER_PARAMS[severity - 1]

@@ -19,7 +19,7 @@ from torch.nn.modules import module as module_globals
 
 import predify
 from predify import ConfigError, DataError
-from predify.modules import canonical_path, resolve_module
+from predify.submodules import canonical_path, resolve_module
 from testkit import GOLDEN_DIR, GoldenNet
 
 

@@ -2,10 +2,12 @@
 
 ``torchrun --nproc-per-node 4 -m predify.cli train ...`` (or ``--nnodes``/``--rdzv-endpoint`` for
 several machines) starts one process per device and sets ``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``. :func:`init_distributed` reads them and
+``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+[`init_distributed()`][predify.runtime.distributed.init_distributed] reads them and
 joins the process group: NCCL for CUDA devices, Gloo for the CPU. Training shards the data
 (DDP); evaluation and tuning split independent units of work (corruption cells, noise levels)
-with :func:`assigned` and collect the results on rank 0 with :func:`gather_to_main`, which alone
+with `assigned()` and collect the results on rank 0 with
+[`gather_to_main()`][predify.runtime.distributed.gather_to_main], which alone
 writes files and shows progress.
 """
 
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "DistributedInfo",

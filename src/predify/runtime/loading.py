@@ -1,8 +1,10 @@
 """Feeding batches to the device without making it wait.
 
 On CUDA, host-to-device copies from pageable memory are synchronous and serialise with the
-compute. :func:`pinned` pins a host tensor once (page-locked memory: copies run by DMA, in the
-background), and :func:`device_batches` copies the next batch on a side stream while the current
+compute. [`pinned()`][predify.runtime.loading.pinned] pins a host tensor once (page-locked memory:
+copies run by DMA, in the
+background), and [`device_batches()`][predify.runtime.loading.device_batches] copies the next batch
+on a side stream while the current
 one is computed on. On the CPU both do nothing, so callers use them unconditionally.
 """
 

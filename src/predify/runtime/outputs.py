@@ -1,14 +1,17 @@
 """What every command shares about its outputs: the output folder, the fingerprint of the run it
 read, CSV tables, and when to show progress bars.
 
-- :func:`prepare_output_dir` is the one place an output folder is made ready: created, checked
+- [`prepare_output_dir()`][predify.runtime.outputs.prepare_output_dir] is the one place an output
+folder is made ready: created, checked
   writable and locked (``.predify.lock``, holding the owner's pid and host) before any work, so
   two processes never write into the same folder; temporary files a killed writer left are
   removed. Under ``torchrun`` only rank 0 prepares and locks the folder.
-- :func:`run_fingerprint` identifies a run directory's weights and config: results computed from
-  a run carry it, and :class:`predify.store.ResultStore` refuses to mix results of two runs.
+- [`run_fingerprint()`][predify.runtime.outputs.run_fingerprint] identifies a run directory's
+weights and config: results computed from
+  a run carry it, and [`predify.runtime.store.ResultStore`][predify.runtime.store.ResultStore]
+  refuses to mix results of two runs.
 - Progress: a ``progress`` argument is ``bool | None`` everywhere; None means "only on a
-  terminal" (:func:`resolve_progress`).
+  terminal" ([`resolve_progress()`][predify.runtime.outputs.resolve_progress]).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ._io import atomic_write_text, check_writable_dir, remove_temporaries
-from .errors import OutputInUseError
+from .._io import atomic_write_text, check_writable_dir, remove_temporaries
+from ..errors import OutputInUseError
 
 __all__ = [
     "LOCK_NAME",
@@ -42,7 +45,8 @@ __all__ = [
 
 #: The files of a run directory whose bytes determine every result computed from it.
 _RUN_FILES = ("config.toml", "backbone.pt")
-#: The lock file of an output folder (see :func:`lock_output_dir`).
+#: The lock file of an output folder (see
+#: [`lock_output_dir()`][predify.runtime.outputs.lock_output_dir]).
 LOCK_NAME = ".predify.lock"
 
 
@@ -203,12 +207,15 @@ def prepare_output_dir(
             ...  # every write into out
 
     On the main process: creates the folder, checks that it is writable, takes its lock
-    (:func:`lock_output_dir`; ``lock=False`` skips it) and removes the temporary files an earlier,
-    killed writer left (``.NAME.*.tmp`` from :func:`predify._io.atomic_path`, in the folder and
+    ([`lock_output_dir()`][predify.runtime.outputs.lock_output_dir]; ``lock=False`` skips it) and
+    removes the temporary files an earlier,
+    killed writer left (``.NAME.*.tmp`` from
+    [`predify._io.atomic_path()`][predify._io.atomic_path], in the folder and
     its subfolders that are not output folders of their own). The lock is released when the
     ``with`` ends, however it ends.
 
-    On the other ranks of a distributed job (``is_main=False``; None: :func:`is_main_process`)
+    On the other ranks of a distributed job (``is_main=False``; None:
+    [`is_main_process()`][predify.runtime.outputs.is_main_process])
     nothing is created, locked or removed, the path is only handed back: rank 0 owns the
     folder, and the others must not write into it before rank 0 has prepared it.
 

@@ -1,6 +1,6 @@
 """Numeric precision, memory layout and compilation: how a command runs the network.
 
-One :class:`Execution` value says it for every command (train, evaluate, tune, demo): autocast to
+One `Execution` value says it for every command (train, evaluate, tune, demo): autocast to
 bf16 or fp16 (gradient scaling for fp16 training), channels-last memory layout, and
 ``torch.compile`` of the network. The network's weights stay fp32 (autocast runs the matmuls and
 convolutions in the low precision and keeps reductions and the update arithmetic's inputs as the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["PRECISIONS", "Execution", "autocast", "grad_scaler", "prepare_input", "prepare_network"]
 
@@ -56,7 +56,8 @@ class Execution:
         return PRECISIONS[self.precision]
 
     def check_device(self, device: torch.device) -> None:
-        """Raise :class:`ConfigError` for a precision the device cannot run."""
+        """Raise [`ConfigError`][predify.runtime.precision.ConfigError] for a precision the device
+        cannot run."""
         if (
             self.precision == "bf16"
             and device.type == "cuda"
@@ -85,8 +86,11 @@ def grad_scaler(device: torch.device | str, execution: Execution) -> torch.amp.G
 def prepare_network(network: nn.Module, device: torch.device, execution: Execution) -> nn.Module:
     """Move ``network`` to ``device``, channels-last if asked, and compile it if asked.
 
-    Compiling uses :meth:`torch.nn.Module.compile`, which compiles in place: the returned module
-    is ``network`` itself (a :class:`~predify.network.PredictiveNet` stays one, with its methods
+    Compiling uses
+    `torch.nn.Module.compile()`, which
+    compiles in place: the returned module
+    is ``network`` itself (a [`PredictiveNet`][predify.network.PredictiveNet] stays one, with its
+    methods
     and attributes), only its calls go through the compiled code.
     """
     execution.check_device(device)

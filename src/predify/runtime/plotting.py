@@ -1,6 +1,6 @@
 """The one figure helper: matplotlib figures outside pyplot, saved atomically at one resolution.
 
-Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot), so no display is needed
+Figures are plain `matplotlib.figure.Figure` objects (no pyplot), so no display is needed
 and a caller's pyplot backend and open figures are left alone. matplotlib is imported only when a
 figure is made.
 """
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_path
+from .._io import atomic_path
 
 __all__ = ["DPI", "new_figure", "save_figure"]
 
@@ -30,7 +30,8 @@ def new_figure(width: float, height: float, *, constrained: bool = False) -> Any
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str], *, tight: bool = False) -> Path:
-    """Write ``figure`` as PNG to ``path`` atomically at :data:`DPI`; returns the path."""
+    """Write ``figure`` as PNG to ``path`` atomically at [`DPI`][predify.runtime.plotting.DPI];
+    returns the path."""
     target = Path(path)
     with atomic_path(target) as temporary:
         figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight" if tight else None)

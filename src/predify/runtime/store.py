@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._io import atomic_write_json
-from .errors import ConfigError, DataError
+from .._io import atomic_write_json
+from ..errors import ConfigError, DataError
 
 __all__ = ["ResultStore", "file_digest", "pack_bits", "unpack_bits"]
 
@@ -50,7 +50,8 @@ def pack_bits(flags: np.ndarray) -> str:
 
 
 def unpack_bits(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`pack_bits`; raises ValueError if ``text`` holds too few flags."""
+    """Inverse of [`pack_bits()`][predify.runtime.store.pack_bits]; raises ValueError if ``text``
+    holds too few flags."""
     count = int(np.prod(shape))
     packed = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
     flags = np.unpackbits(packed, count=count)

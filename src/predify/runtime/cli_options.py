@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._device import DEFAULT_DEVICE
-from ._precision import PRECISIONS
+from .device import DEFAULT_DEVICE
+from .precision import PRECISIONS
 
 __all__ = [
     "DEFAULT_DEVICE",
@@ -67,7 +67,7 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
 
 def add_execution_options(parser: argparse.ArgumentParser) -> None:
     """``--precision``, ``--channels-last``, ``--compile``: how the network runs
-    (:class:`predify._precision.Execution`)."""
+    (`predify.runtime.precision.Execution`)."""
     parser.add_argument(
         "--precision",
         choices=tuple(PRECISIONS),

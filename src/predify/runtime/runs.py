@@ -25,12 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._io import atomic_path, atomic_write_json, load_weights_only
-from .builder import predify
-from .checkpoint import load_feedback, save_feedback
-from .config import PNetConfig
-from .errors import CheckpointError, ConfigError, DataError
-from .network import PredictiveNet
+from .._io import atomic_path, atomic_write_json, load_weights_only
+from ..builder import predify
+from ..checkpoint import load_feedback, save_feedback
+from ..config import PNetConfig
+from ..errors import CheckpointError, ConfigError, DataError
+from ..network import PredictiveNet
 
 __all__ = [
     "RUN_FORMAT",
@@ -101,10 +101,11 @@ def build_backbone(spec: Mapping[str, Any]) -> nn.Module:
     """An untrained backbone from a spec: ``{"name": "torchvision:resnet18", "kwargs": {}}``.
 
     ``torchvision:NAME`` and ``timm:NAME`` build any model of those libraries; other names are
-    the backbones of the model registry (:class:`predify.models.ModelEntry`, e.g.
+    the backbones of the model registry ([`predify.models.ModelEntry`][predify.models.ModelEntry],
+    e.g.
     ``shallow_cnn``).
     """
-    from .models import entry_for_backbone, timm_backbone, torchvision_backbone
+    from ..models import entry_for_backbone, timm_backbone, torchvision_backbone
 
     name = spec.get("name")
     kwargs = dict(spec.get("kwargs") or {})
