@@ -1,6 +1,6 @@
 """The documentation site as a reader's browser gets it: built with ``mkdocs build --strict``, with
-no Sphinx role, no raw TeX and no unresolved cross-reference in its HTML, and its equations as
-MathML (drawn by the browser: no script, no network).
+no Sphinx role, no raw TeX, no unresolved cross-reference and nothing loaded from the network in
+its HTML, and its equations as MathML (drawn by the browser: no script, no network).
 
 The scanner is ``docs/scripts/check_site.py`` (also run by ``.ci/run``). Skipped where the
 ``docs`` extra is not installed.
@@ -132,3 +132,14 @@ def test_mathml_with_a_raw_command_is_found() -> None:
     ]
     assert findings[0].snippet == "\\lVert"
     assert findings[1].snippet.endswith("</math> and $$x$$</p>")
+
+
+def test_a_script_or_font_from_the_network_is_found() -> None:
+    cdn = '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js">'
+    fonts = '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto">'
+    page = f'<head><link rel="canonical" href="https://x.org/p/">{fonts}</head><body>{cdn}</script></body>'
+    findings = check_site.scan_page(page, "p.html")
+    assert [(finding.kind, finding.snippet) for finding in findings] == [
+        ("loaded from the network", fonts),
+        ("loaded from the network", cdn),
+    ]

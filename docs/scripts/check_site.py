@@ -9,7 +9,8 @@ page and the text around it, what a reader would see raw:
   renders Google-style docstrings, whose cross-references are ``[`X`][predify.path.X]``;
 - TeX left unrendered (``\\(``, ``\\[``, ``$$``) in the text of a page, or a TeX command left
   inside MathML (a construct the converter passed through without reading);
-- a cross-reference that did not resolve (``[`X`][predify....]`` printed as text).
+- a cross-reference that did not resolve (``[`X`][predify....]`` printed as text);
+- a script, stylesheet or font loaded from another host (the page would need a network).
 
 Code (``<pre>``, ``<code>``) is not read: showing TeX or a role there is the point of it.
 Exit status 1 when anything is found, 0 otherwise. ``tests/test_docs_site.py`` runs the same.
@@ -35,6 +36,8 @@ _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|ref):(?:`
 _TEX = re.compile(r"\\\(|\\\[|\$\$(?:[^$]*?\$\$)?")  # one finding per formula
 _TEX_IN_MATHML = re.compile(r">[^<]*\\[A-Za-z|][^<]*<")
 _UNRESOLVED = re.compile(r"\]\[predify\.[\w.]+\]")
+# A script, stylesheet or font fetched from another host: the page would need a network.
+_EXTERNAL = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]*\"[^>]*>")
 CHECKS = (
     ("Sphinx role", _ROLE),
     ("raw TeX", _TEX),
@@ -60,7 +63,11 @@ def _snippet(text: str, start: int, end: int) -> str:
 
 def scan_page(page_html: str, page: str) -> list[Finding]:
     """What ``page_html`` shows raw; ``page`` is its path in the site."""
-    findings = []
+    findings = [
+        Finding("loaded from the network", page, match.group())
+        for match in _EXTERNAL.finditer(page_html)
+        if not re.search(r'rel="(?:canonical|alternate)"', match.group())  # names, not fetches
+    ]
     for match in _MATH.finditer(page_html):
         for leak in _TEX_IN_MATHML.finditer(match.group()):
             findings.append(Finding("TeX command inside MathML", page, leak.group()[1:-1]))
