@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from evaluate_helpers import make_run_dir
 
+from predify.cli import main
 from predify.errors import DataError
 from predify.evaluate.attacks import AttackReport, gradient_masking_checks
 from predify.evaluate.report import summary_text, write_tables
@@ -65,6 +67,30 @@ def test_v1_attack_budgets_and_skipped_square_are_migrated() -> None:
     assert full is not None
     assert full.attack("square").budget.queries == 4  # type: ignore[union-attr]
     assert full.attack("bim").budget.restarts is None  # type: ignore[union-attr]
+    # Intervals and per-timestep rates (in no table) against the v1 file itself.
+    stored = json.loads((V1 / "full" / "results.json").read_text())["attacks"]["bim"]
+    bim = full.attack("bim")
+    assert bim is not None
+    for index, result in enumerate(bim.at(0.1).readouts):
+        assert result.success_ci == tuple(stored["success_ci"]["0.1"][index])
+        every = stored["success_all_timesteps"]["0.1"][str(result.readout)]
+        assert result.success_all_timesteps == tuple(every)
+
+
+def test_evaluating_the_v1_settings_again_gives_the_v1_results(tmp_path) -> None:
+    """The same run and options as ``full/`` (its README), evaluated by this code: the same
+    numbers in every section and the same tables."""
+    run = make_run_dir(tmp_path / "run", timesteps=2)
+    out = tmp_path / "out"
+    options = (V1 / "README.md").read_text().split("`full/`: `")[1].split("`")[0].split()[5:]
+    assert main(["evaluate", str(run), "--out", str(out), *options]) == 0
+    now, then = read_results(out), read_results(V1 / "full")
+    assert now.attacks == then.attacks
+    assert now.corruption == then.corruption
+    assert now.analysis is not None and then.analysis is not None
+    assert now.analysis.to_json() == then.analysis.to_json()
+    for name in then.tables:
+        assert (out / name).read_text() == (V1 / "full" / name).read_text(), name
 
 
 def test_unknown_format_is_refused_in_one_line_naming_it(tmp_path) -> None:
