@@ -5,8 +5,8 @@
 [`AttackReport`][predify.evaluate.attacks.AttackReport], a
 [`RepresentationAnalysis`][predify.evaluate.analysis.RepresentationAnalysis]. Tables, plots and
 the printed summary are drawn from these objects; JSON happens only here, at the file edge:
-`to_json()` writes the current format, [`RESULTS_FORMAT`][predify.evaluate.results.RESULTS_FORMAT],
-and [`read_results()`][predify.evaluate.results.read_results] reads it and the formats before it.
+`to_json()` writes the current format, `RESULTS_FORMAT`, and
+[`read_results()`][predify.evaluate.results.read_results] reads it and the formats before it.
 
 Formats:
 
@@ -43,7 +43,7 @@ __all__ = [
 #: The format ``results.json`` is written in (its ``format`` field).
 RESULTS_FORMAT = "predify-evaluate-v2"
 _V1 = "predify-evaluate-v1"
-#: The formats [`read_results()`][predify.evaluate.results.read_results] reads.
+#: The formats `read_results()` reads.
 READABLE_FORMATS: tuple[str, ...] = (_V1, RESULTS_FORMAT)
 
 
@@ -115,8 +115,7 @@ class EvaluationReport:
     """False on the other ranks of a multi-process run, whose report is not filled in."""
 
     def to_json(self) -> dict[str, Any]:
-        """``results.json`` in the current format,
-        [`RESULTS_FORMAT`][predify.evaluate.results.RESULTS_FORMAT]."""
+        """``results.json`` in the current format, `RESULTS_FORMAT`."""
         results: dict[str, Any] = {
             "format": RESULTS_FORMAT,
             "run_dir": self.run_dir,
@@ -148,8 +147,7 @@ class EvaluationReport:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EvaluationReport:
-        """``results.json`` read back, in any of
-        [`READABLE_FORMATS`][predify.evaluate.results.READABLE_FORMATS].
+        """``results.json`` read back, in any of `READABLE_FORMATS`.
 
         Raises:
             DataError: another format (one line, naming it).
