@@ -3,6 +3,7 @@ reconstructions) and of the PNG plots."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from evaluate_helpers import TIMESTEPS, make_pnet, sample_images
 from predify.errors import ConfigError, DataError
 from predify.evaluate.analysis import (
     NOISE_SIGMAS,
+    RepresentationAnalysis,
     add_gaussian_noise,
     correlation_distance,
     reconstructions,
@@ -83,6 +85,12 @@ def test_noisy_representations_drift_further_with_more_noise(model, images) -> N
     assert list(payload["correlation_distance"]) == ["0.25", "0.5", "0.75", "1", "2"]
     assert list(payload["correlation_distance"]["0.5"]) == model.pcoder_names
     assert next(iter(payload["prediction_error"])) == "clean"
+    back = RepresentationAnalysis.from_json(json.loads(json.dumps(payload)))
+    np.testing.assert_array_equal(back.correlation_distance, analysis.correlation_distance)
+    np.testing.assert_array_equal(back.correlation_distance_ci, analysis.correlation_distance_ci)
+    np.testing.assert_array_equal(back.prediction_error_clean, analysis.prediction_error_clean)
+    np.testing.assert_array_equal(back.prediction_error_noisy, analysis.prediction_error_noisy)
+    assert back.to_json() == payload
 
 
 def test_zero_noise_gives_zero_distance_and_the_recorded_errors(model, images) -> None:
@@ -145,7 +153,7 @@ def test_bad_analysis_inputs(model, images) -> None:
 def test_plots_are_png_files(model, images, tmp_path) -> None:
     analysis = representation_analysis(
         model, images[:8], timesteps=T, sigmas=[0.5, 1.0], n_resamples=0
-    ).to_json()
+    )
     recon = reconstructions(model, images[:2], timesteps=T)
     for plot, argument, name in (
         (plot_correlation_distance, analysis, "distance.png"),

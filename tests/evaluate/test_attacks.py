@@ -13,6 +13,10 @@ from evaluate_helpers import TIMESTEPS, make_pnet, sample_images
 from predify.config import Hyperparameters
 from predify.errors import ConfigError, DataError
 from predify.evaluate.attacks import (
+    AttackBudget,
+    AttackResult,
+    EpsilonResult,
+    ReadoutResult,
     attack_loss,
     bim,
     gradient_masking_checks,
@@ -90,19 +94,21 @@ def test_epsilon_zero_leaves_the_images_unchanged(model, batch) -> None:
 def test_success_grows_with_epsilon(model, batch) -> None:
     images, labels = batch
     epsilons = [0.0, 0.05, 0.1, 0.2, 0.3]
-    results = run_attacks(
+    report = run_attacks(
         model, images, labels, attacks=["pgd", "bim"], epsilons=epsilons, timesteps=T,
         readouts=[0, T], steps=8, n_resamples=0, progress=False,
-    ).to_json()  # fmt: skip
-    clean = results["clean_success"]
-    for attack in ("pgd", "bim"):
+    )  # fmt: skip
+    clean = report.clean_success
+    for result in report.attacks:
+        assert result.readouts == [0, T]
         for index, readout in enumerate([0, T]):
-            rates = [results[attack]["success"][f"{eps:.6g}"][index] for eps in epsilons]
+            rates = [result.at(eps).success[index] for eps in epsilons]
             assert rates[0] == pytest.approx(clean[readout])  # epsilon 0: the clean error
             assert all(later >= earlier - 0.05 for earlier, later in itertools.pairwise(rates))
             assert rates[-1] >= 0.95 and rates[-1] > rates[0]
-    assert results["checks"]["reaches_full_success"] is True
-    assert not [w for w in results["checks"]["warnings"] if "falls" in w]
+    assert [result.name for result in report.attacks] == ["pgd", "bim"]
+    assert report.checks.reaches_full_success is True
+    assert not [w for w in report.checks.warnings if "falls" in w]
 
 
 def test_targeted_attacks_hit_the_target(model, batch) -> None:
@@ -296,47 +302,59 @@ def test_masking_checks_flag_truly_masked_gradients_and_stay_quiet_otherwise() -
     }  # fmt: skip
     masked = run_attacks(_QuantisedInput(make_pnet(timesteps=T)).eval(), images, labels, **settings)
     checks = masked.checks
-    assert checks["reaches_full_success"] is False
-    text = " ".join(checks["warnings"])
+    assert checks.reaches_full_success is False
+    text = " ".join(checks.warnings)
     assert "pgd reaches only" in text
     assert "square" in text and "beats the white-box attack" in text and "epsilon 0.3" in text
     # The demo's kind of network, gradients intact: PGD fools every image, nothing is flagged.
     intact = run_attacks(PixelSpaceNet(make_pnet(timesteps=T)).eval(), images, labels, **settings)
-    assert intact.checks["reaches_full_success"] is True
-    assert intact.checks["warnings"] == []
+    assert intact.checks.reaches_full_success is True
+    assert intact.checks.warnings == ()
 
 
 def test_transfer_reuses_the_feedforward_attack_and_reports_every_timestep(model, batch) -> None:
     images, labels = batch[0][:16], batch[1][:16]
-    results = run_attacks(
+    report = run_attacks(
         model, images, labels, attacks=["pgd", "square", "transfer"], epsilons=[0.1, 0.3],
         timesteps=T, steps=6, square_queries=20, n_resamples=50, progress=False,
-    ).to_json()  # fmt: skip
-    assert results["readouts"] == list(range(T + 1))
-    assert results["square"]["readouts"] == [0, T]
-    for key in ("0.1", "0.3"):
-        transfer = results["transfer"]["success"][key]
+    )  # fmt: skip
+    assert report.readouts == tuple(range(T + 1))
+    pgd_result, square_result, transfer_result = report.attacks
+    assert square_result.readouts == [0, T] and square_result.budget.queries == 20
+    assert (pgd_result.budget.steps, pgd_result.budget.restarts) == (6, 1)
+    assert transfer_result.source_readout == 0
+    for eps in (0.1, 0.3):
+        transfer = transfer_result.at(eps).success
         assert len(transfer) == T + 1
         # Transfer images are PGD's images against t = 0: same success at t = 0.
-        assert transfer[0] == results["pgd"]["success"][key][0]
-        assert transfer == results["pgd"]["success_all_timesteps"][key]["0"]
-        for low, high in results["pgd"]["success_ci"][key]:
+        assert transfer[0] == pgd_result.at(eps).success[0]
+        assert tuple(transfer) == pgd_result.at(eps).readouts[0].success_all_timesteps
+        for result in pgd_result.at(eps).readouts:
+            assert result.success_ci is not None
+            low, high = result.success_ci
             assert 0 <= low <= high <= 1
-    assert results["checks"]["reaches_full_success"] is True
+    assert report.checks.reaches_full_success is True
+
+
+def _rates(name: str, readouts: list[int], by_epsilon: dict[float, list[float]]) -> AttackResult:
+    return AttackResult(
+        name, "linf", AttackBudget(),
+        tuple(
+            EpsilonResult(eps, tuple(map(ReadoutResult, readouts, rates)))
+            for eps, rates in by_epsilon.items()
+        ),
+    )  # fmt: skip
 
 
 def test_gradient_masking_checks_flag_weak_white_box_attacks() -> None:
-    results = {
-        "epsilons": [0.1, 0.3],
-        "readouts": [0, 2],
-        "timesteps": 2,
-        "pgd": {"success": {"0.1": [0.5, 0.6], "0.3": [0.99, 0.4]}},
-        "square": {"readouts": [0, 2], "success": {"0.1": [0.2, 0.3], "0.3": [0.5, 0.9]}},
-    }
-    checks = gradient_masking_checks(results)
-    assert checks["reaches_full_success"] is False
-    assert checks["white_box_success_at_max_epsilon"] == {"pgd": 0.4}
-    text = " ".join(checks["warnings"])
+    attacks = [
+        _rates("pgd", [0, 2], {0.1: [0.5, 0.6], 0.3: [0.99, 0.4]}),
+        _rates("square", [0, 2], {0.1: [0.2, 0.3], 0.3: [0.5, 0.9]}),
+    ]
+    checks = gradient_masking_checks(attacks, [0.1, 0.3])
+    assert checks.reaches_full_success is False
+    assert checks.white_box_success_at_max_epsilon == {"pgd": 0.4}
+    text = " ".join(checks.warnings)
     assert "reaches only 40.0%" in text
     assert "falls as epsilon grows at readout 2" in text
     assert "square (90.0%) beats the white-box attack (40.0%)" in text

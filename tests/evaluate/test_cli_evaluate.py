@@ -18,6 +18,7 @@ from predify.data.mnist5k import Splits
 from predify.evaluate import robustness
 from predify.evaluate.api import parse_readouts
 from predify.evaluate.data import load_evaluation_data
+from predify.evaluate.results import read_results
 from predify.models import pshallow
 from predify.runtime.runs import RunInfo, load_run, save_run
 from testkit import error_line
@@ -66,13 +67,17 @@ def test_end_to_end_writes_results_tables_and_plots(run_dir, tmp_path, capsys) -
     assert corruption["alexnet"] is None  # 10 classes: no AlexNet normalisation
     assert corruption["num_images"] == results["data"]["num_images"] == 30
     assert results["data"]["spec"] == "mnist5k:test (split seed 0)"
-    attacks = results["attacks"]
-    assert attacks["readouts"] == [0, 1, 2] and attacks["num_images"] == 6
-    for name in ("pgd", "bim"):
-        assert set(attacks[name]["success"]) == {"0.1", "0.3"}
-    assert len(attacks["transfer"]["success"]["0.3"]) == T + 1
-    assert attacks["square"]["readouts"] == [0, T]
-    assert "checks" in attacks
+    assert results["format"] == "predify-evaluate-v2"
+    attacks = read_results(out).attacks
+    assert attacks is not None
+    assert attacks.readouts == (0, 1, 2) and attacks.num_images == 6
+    assert [result.name for result in attacks.attacks] == ["pgd", "bim", "square", "transfer"]
+    for result in attacks.attacks:
+        assert [at.epsilon for at in result.epsilons] == [0.1, 0.3]
+    assert attacks.attack("pgd").budget.steps == 4  # type: ignore[union-attr]
+    assert attacks.attack("square").budget.queries == 8  # type: ignore[union-attr]
+    assert attacks.attack("transfer").readouts == list(range(T + 1))  # type: ignore[union-attr]
+    assert attacks.attack("square").readouts == [0, T]  # type: ignore[union-attr]
     analysis = results["analysis"]
     assert list(analysis["correlation_distance"]) == ["0.25", "0.5", "0.75", "1", "2"]
     for name in ("corruption_errors.csv", "ce_relative_to_t0.csv", "attacks.csv",

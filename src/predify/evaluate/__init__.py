@@ -5,13 +5,17 @@
 * `corruptions`: the ImageNet-C corruptions on torch batches, readers of
   pre-generated benchmarks.
 * `robustness`: the corruption x severity x timestep sweep.
-* `attacks`: PGD/BIM through the dynamics, Square, transfer from t = 0.
+* `attacks`: PGD/BIM through the dynamics, Square, transfer from t = 0, and the campaign
+  that runs them ([`AttackReport`][predify.evaluate.attacks.AttackReport]: per attack, epsilon
+  and readout).
 * `analysis`: correlation distance of clean vs noisy representations,
   prediction errors, reconstructions.
 * `plots`: the PNG plots (matplotlib is imported only when drawing).
 * `api`: [`evaluate_run()`][predify.evaluate.evaluate_run] (``predify evaluate`` from Python), with
-  `data` (the evaluated images) and `report`
-  (tables, plots and summary of ``results.json``).
+  `data` (the evaluated images), `results` (the typed
+  [`EvaluationReport`][predify.evaluate.results.EvaluationReport] and ``results.json``,
+  [`read_results()`][predify.evaluate.results.read_results]) and `report` (its tables, plots and
+  summary).
 
 The names below are imported on first use, so ``import predify.evaluate`` stays cheap (the
 ``predify`` command imports it for every subcommand).
@@ -32,10 +36,15 @@ if TYPE_CHECKING:  # pragma: no cover
         reconstructions,
         representation_analysis,
     )
-    from .api import EvaluateSettings, EvaluationReport, evaluate_run
+    from .api import EvaluateSettings, evaluate_run
     from .attacks import (
         ATTACKS,
+        AttackBudget,
         AttackReport,
+        AttackResult,
+        EpsilonResult,
+        MaskingChecks,
+        ReadoutResult,
         attack_loss,
         bim,
         gradient_masking_checks,
@@ -58,7 +67,9 @@ if TYPE_CHECKING:  # pragma: no cover
         top1_error,
     )
     from .pixel_space import PixelSpaceNet, check_pixel_range
+    from .results import EvaluatedData, EvaluationReport, read_results
     from .robustness import (
+        AlexNetSummary,
         BenchmarkCorruptions,
         CellResult,
         CorruptionSummary,
@@ -73,15 +84,22 @@ __all__ = [
     "ALL_CORRUPTIONS",
     "ATTACKS",
     "NOISE_SIGMAS",
+    "AlexNetSummary",
+    "AttackBudget",
     "AttackReport",
+    "AttackResult",
     "BenchmarkCorruptions",
     "CellResult",
     "CorruptionSummary",
     "CorruptionSweep",
+    "EpsilonResult",
     "EvaluateSettings",
+    "EvaluatedData",
     "EvaluationReport",
+    "MaskingChecks",
     "OnTheFlyCorruptions",
     "PixelSpaceNet",
+    "ReadoutResult",
     "Reconstructions",
     "RepresentationAnalysis",
     "add_gaussian_noise",
@@ -103,6 +121,7 @@ __all__ = [
     "paired_bootstrap_diff",
     "parse_severities",
     "pgd",
+    "read_results",
     "reconstructions",
     "relative_corruption_error",
     "representation_analysis",
@@ -120,16 +139,17 @@ __all__ = [
 _NAMES_BY_MODULE = {
     "analysis": "NOISE_SIGMAS Reconstructions RepresentationAnalysis add_gaussian_noise "
     "correlation_distance reconstructions representation_analysis",
-    "attacks": "ATTACKS AttackReport attack_loss bim gradient_masking_checks input_gradient pgd "
-    "run_attacks square success_mask target_labels",
+    "attacks": "ATTACKS AttackBudget AttackReport AttackResult EpsilonResult MaskingChecks "
+    "ReadoutResult attack_loss bim gradient_masking_checks input_gradient pgd run_attacks square "
+    "success_mask target_labels",
     "corruptions": "ALL_CORRUPTIONS corrupt parse_severities resolve_corruptions",
     "metrics": "bootstrap_ci ce_relative_to_t0 corruption_error mean_corruption_error "
     "misclassified paired_bootstrap_diff relative_corruption_error top1_error",
     "pixel_space": "PixelSpaceNet check_pixel_range",
-    "robustness": "BenchmarkCorruptions CellResult CorruptionSummary CorruptionSweep "
-    "OnTheFlyCorruptions "
-    "corruption_sweep evaluate_cell summarize_sweep",
-    "api": "EvaluateSettings EvaluationReport evaluate_run",
+    "robustness": "AlexNetSummary BenchmarkCorruptions CellResult CorruptionSummary "
+    "CorruptionSweep OnTheFlyCorruptions corruption_sweep evaluate_cell summarize_sweep",
+    "api": "EvaluateSettings evaluate_run",
+    "results": "EvaluatedData EvaluationReport read_results",
 }
 _EXPORTS: dict[str, str] = {
     name: module for module, names in _NAMES_BY_MODULE.items() for name in names.split()

@@ -17,7 +17,7 @@ black-and-white pixels.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +145,40 @@ class RepresentationAnalysis:
                 },
             },
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RepresentationAnalysis:
+        """Inverse of `to_json()` (intervals written as null come back as NaN)."""
+        sigmas = [float(sigma) for sigma in data["sigmas"]]
+        pcoders = [str(name) for name in data["pcoders"]]
+        keys = [f"{sigma:g}" for sigma in sigmas]
+
+        def array(values: Any) -> np.ndarray:
+            return np.array(values, dtype=np.float64)
+
+        distance = data["correlation_distance"]
+        intervals = data["correlation_distance_ci"]
+        errors = data["prediction_error"]
+        return cls(
+            sigmas=sigmas,
+            pcoders=pcoders,
+            timesteps=int(data["timesteps"]),
+            correlation_distance=array([[distance[k][p] for p in pcoders] for k in keys]),
+            correlation_distance_ci=array(
+                [[[_pair(pair) for pair in intervals[k][p]] for p in pcoders] for k in keys]
+            ),
+            prediction_error_clean=array([errors["clean"][p] for p in pcoders]).T,
+            prediction_error_noisy=array([[errors[k][p] for p in pcoders] for k in keys]).transpose(
+                0, 2, 1
+            ),
+            num_images=int(data["num_images"]),
+            clip=bool(data["noise_clipped"]),
+        )
+
+
+def _pair(values: Sequence[float | None]) -> list[float]:
+    """An interval as written (null for undefined) back to floats (NaN)."""
+    return [np.nan if value is None else float(value) for value in values]
 
 
 def _check_sigmas(sigmas: Sequence[float]) -> list[float]:

@@ -43,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,9 +62,14 @@ from ..runtime.distributed import (
 from ..runtime.outputs import prepare_output_dir, run_fingerprint
 from ..runtime.precision import Execution, autocast, prepare_network
 from ..runtime.runs import LoadedRun, load_run
+from ..runtime.store import ResultStore
+from ..runtime.validation import check_int
+from .analysis import Reconstructions, RepresentationAnalysis
 from .attacks import AttackReport
 from .corruptions import frost_source
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
+from .pixel_space import PixelSpaceNet
+from .results import EvaluatedData, EvaluationReport
 from .robustness import CorruptionSummary
 
 __all__ = [
@@ -90,7 +95,9 @@ DEFAULT_CORRUPTIONS = (
     "jpeg_compression",
 )
 DEFAULT_ATTACKS = ("pgd", "square", "transfer")
-RESULTS_FORMAT = "predify-evaluate-v1"
+# The format of the finished cells under ``progress/``, unchanged since v1 of results.json:
+# a run killed by an older predify resumes with its cells.
+_STORE_FORMAT = "predify-evaluate-v1"
 
 
 @dataclass
@@ -147,72 +154,10 @@ class EvaluateSettings:
     progress: bool | None = None
 
 
-@dataclass
-class EvaluationReport:
-    """What [`evaluate_run()`][predify.evaluate.api.evaluate_run] measured; `to_json()` is
-    ``results.json``.
-
-    ``corruption``, ``attacks`` and ``analysis`` are None when not evaluated: a
-    [`CorruptionSummary`][predify.evaluate.robustness.CorruptionSummary], an
-    [`AttackReport`][predify.evaluate.attacks.AttackReport], and the JSON layout of
-    [`to_json()`][predify.evaluate.analysis.RepresentationAnalysis.to_json].
-    """
-
-    run_dir: str
-    model: str
-    num_classes: int
-    timesteps: int
-    device: str
-    seed: int
-    data: dict[str, Any]
-    corruption: CorruptionSummary | None = None
-    attacks: AttackReport | None = None
-    analysis: dict[str, Any] | None = None
-    reconstructions: Any = None
-    """The first decoder's reconstructions of a few images (not in the JSON)."""
-    frost_source: str | None = None
-    """Where frost's images came from (``"imagecorruptions"``: the published photographs;
-    ``"generated"``: predify's textures); None when frost was not evaluated."""
-    elapsed_seconds: float = 0.0
-    tables: list[str] = field(default_factory=list)
-    plots: list[str] = field(default_factory=list)
-    world_size: int = 1
-    """Processes that shared the work (``torchrun``); the numbers do not depend on it."""
-    precision: str = "fp32"
-    is_main: bool = True
-    """False on the other ranks of a multi-process run, whose report is not filled in."""
-
-    def to_json(self) -> dict[str, Any]:
-        head = (
-            "run_dir", "model", "num_classes", "timesteps", "device", "precision", "world_size",
-            "seed", "data",
-        )  # fmt: skip
-        results: dict[str, Any] = {"format": RESULTS_FORMAT}
-        results.update((name, getattr(self, name)) for name in head)
-        if self.corruption is not None:
-            results["corruption"] = self.corruption.to_json()
-        if self.frost_source is not None:
-            results["frost_source"] = self.frost_source
-        # Also at the top level: {corruption: {"<severity>": [error at t = 0..T]}}.
-        results["corruption_error"] = (
-            self.corruption.corruption_error if self.corruption is not None else {}
-        )
-        if self.attacks is not None:
-            results["attacks"] = self.attacks.to_json()
-        if self.analysis is not None:
-            results["analysis"] = self.analysis
-        results["elapsed_seconds"] = self.elapsed_seconds
-        results["tables"] = self.tables
-        results["plots"] = self.plots
-        return results
-
-
 # ---------------------------------------------------------------------- settings checks
-def _check_count(value: int, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(
-            f"--{name.replace('_', '-')}: expected an integer >= {minimum}, got {value}"
-        )
+def _option(name: str) -> str:
+    """The command-line option of the setting ``name``, as errors name it."""
+    return f"--{name.replace('_', '-')}"
 
 
 def _parse_number(text: str | float, name: str) -> float:
@@ -307,10 +252,10 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
         "square_queries",
         "analysis_images",
     ):
-        _check_count(getattr(settings, name), name)
-    _check_count(settings.bootstrap, "bootstrap", minimum=0)
+        check_int(getattr(settings, name), _option(name))
+    check_int(settings.bootstrap, "--bootstrap", minimum=0)
     if settings.timesteps is not None:
-        _check_count(settings.timesteps, "timesteps", minimum=0)
+        check_int(settings.timesteps, "--timesteps", minimum=0)
     epsilons = None
     if settings.epsilons is not None:
         epsilons = [_parse_number(item, "--epsilons") for item in settings.epsilons]
@@ -326,10 +271,10 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
 def _corruption_section(
     settings: EvaluateSettings,
     checked: _Checked,
-    model: Any,
+    model: PixelSpaceNet,
     data: EvaluationData,
     timesteps: int,
-    store: Any,
+    store: ResultStore | None,
     distributed: DistributedInfo | None,
 ) -> CorruptionSummary | None:
     from .robustness import OnTheFlyCorruptions, corruption_sweep, summarize_sweep
@@ -362,22 +307,65 @@ def _corruption_section(
 
 
 def _analysis_section(
-    settings: EvaluateSettings, model: Any, data: EvaluationData, timesteps: int, store: Any
-) -> tuple[dict[str, Any], Any]:
+    settings: EvaluateSettings,
+    model: PixelSpaceNet,
+    data: EvaluationData,
+    timesteps: int,
+    store: ResultStore,
+) -> tuple[RepresentationAnalysis, Reconstructions]:
     from .analysis import reconstructions, representation_analysis
 
     count = min(settings.analysis_images, len(data.images))
     # Not in the store's settings, so part of the key: other values, another cell.
     key = f"analysis-n{count}-b{settings.bootstrap}"
-    analysis = store.get(key)
+    analysis = _stored_analysis(store, key)
     if analysis is None:
         analysis = representation_analysis(
             model, data.images[:count], timesteps=timesteps, batch_size=settings.batch_size,
             seed=settings.seed, n_resamples=settings.bootstrap,
-        ).to_json()  # fmt: skip
-        store.put(key, analysis)
+        )  # fmt: skip
+        store.put(key, analysis.to_json())
     recon = reconstructions(model, data.images[:4], timesteps=timesteps, seed=settings.seed)
     return analysis, recon
+
+
+def _stored_analysis(store: ResultStore, key: str) -> RepresentationAnalysis | None:
+    payload = store.get(key)
+    if payload is None:
+        return None
+    try:
+        return RepresentationAnalysis.from_json(payload)
+    except (KeyError, ValueError, TypeError):
+        return None  # a damaged file: compute the analysis again
+
+
+def _attack_section(
+    settings: EvaluateSettings,
+    checked: _Checked,
+    model: PixelSpaceNet,
+    data: EvaluationData,
+    timesteps: int,
+    store: ResultStore,
+) -> AttackReport:
+    from .attacks import default_epsilons, run_attacks
+
+    classes = model.num_classes()
+    readouts = parse_readouts(settings.attack_timesteps, timesteps)
+    square_readouts = parse_readouts(
+        settings.square_timesteps, timesteps, "--square-timesteps", allow_sum=False
+    )
+    assert not isinstance(square_readouts, str)  # "sum" is refused above
+    epsilons = checked.epsilons or default_epsilons(settings.norm, int(data.images.shape[1]))
+    count = min(settings.attack_images, len(data.images))
+    return run_attacks(
+        model, data.images[:count], data.labels[:count], attacks=checked.attacks,
+        epsilons=epsilons, timesteps=timesteps, norm=settings.norm,
+        targeted=settings.targeted, target_shift=settings.target_shift,
+        num_classes=classes, readouts=readouts, square_readouts=square_readouts,
+        steps=settings.attack_steps, square_queries=settings.square_queries,
+        batch_size=settings.batch_size, seed=settings.seed,
+        n_resamples=settings.bootstrap, store=store, progress=settings.progress,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- the evaluation
@@ -420,8 +408,6 @@ def _evaluate(
     distributed: DistributedInfo | None,
     started: float,
 ) -> EvaluationReport:
-    from .attacks import default_epsilons, run_attacks
-    from .pixel_space import PixelSpaceNet
     from .report import write_plots, write_tables
 
     checked = replace(checked, device=device_for_rank(checked.device, distributed))
@@ -432,29 +418,79 @@ def _evaluate(
     else:
         loaded = load_run(run, device=checked.device)
     prepare_network(loaded.pnet, checked.device, checked.execution)
-    run_dir = loaded.path
     model = PixelSpaceNet(loaded.pnet).eval()  # with the normalisation the network carries
     timesteps = loaded.pnet.config.timesteps if settings.timesteps is None else settings.timesteps
-    model_classes = model.num_classes()
     data = load_evaluation_data(loaded, settings.data, settings.max_images, settings.seed)
-    check_classes(model_classes, loaded, data)
-    readouts = parse_readouts(settings.attack_timesteps, timesteps)
-    square_readouts = parse_readouts(
-        settings.square_timesteps, timesteps, "--square-timesteps", allow_sum=False
+    check_classes(model.num_classes(), loaded, data)
+    _check_attack_settings(settings, timesteps, model.num_classes())
+    frost = frost_source() if "frost" in checked.corruptions else None
+    report = EvaluationReport(
+        run_dir=str(loaded.path),
+        model=loaded.config.name,
+        num_classes=model.num_classes(),
+        timesteps=timesteps,
+        device=checked.device.type if distributed is not None else str(checked.device),
+        seed=settings.seed,
+        data=EvaluatedData(data.spec, len(data.images), data.dataset_size, settings.benchmark),
+        frost_source=frost,
+        world_size=1 if distributed is None else distributed.world_size,
+        precision=checked.execution.precision,
+        is_main=main,
     )
-    assert not isinstance(square_readouts, str)  # "sum" is refused above
-    if settings.targeted and not 1 <= settings.target_shift < model_classes:
+    if not main:
+        # Only the corruption cells are shared; attacks and analysis run on rank 0.
+        if checked.corruptions:
+            with autocast(checked.device, checked.execution):
+                _corruption_section(settings, checked, model, data, timesteps, None, distributed)
+        return report
+    store_settings = _store_settings(settings, checked, loaded, data, timesteps, frost)
+    with _store_folder(settings.out) as folder, autocast(checked.device, checked.execution):
+        store = _open_store(folder, store_settings, settings.restart)
+        if checked.corruptions:
+            report.corruption = _corruption_section(
+                settings, checked, model, data, timesteps, store, distributed
+            )
+        if checked.attacks:
+            report.attacks = _attack_section(settings, checked, model, data, timesteps, store)
+        if settings.analysis:
+            report.analysis, report.reconstructions = _analysis_section(
+                settings, model, data, timesteps, store
+            )
+        report.elapsed_seconds = round(time.perf_counter() - started, 2)
+        # Still inside the folder's lock: results.json last, so that it means "all written".
+        if settings.out is not None:
+            report.tables = write_tables(folder, report)
+            if settings.plots:
+                report.plots = write_plots(folder, report)
+            atomic_write_json(folder / "results.json", report.to_json())
+    return report
+
+
+def _check_attack_settings(settings: EvaluateSettings, timesteps: int, classes: int) -> None:
+    """The attack settings that need the run: readouts within T, a target shift within the
+    classes (before anything is computed)."""
+    parse_readouts(settings.attack_timesteps, timesteps)
+    parse_readouts(settings.square_timesteps, timesteps, "--square-timesteps", allow_sum=False)
+    if settings.targeted and not 1 <= settings.target_shift < classes:
         raise ConfigError(
-            f"--target-shift: expected 1..{model_classes - 1} for {model_classes} classes, "
+            f"--target-shift: expected 1..{classes - 1} for {classes} classes, "
             f"got {settings.target_shift}"
         )
-    epsilons = checked.epsilons or default_epsilons(settings.norm, int(data.images.shape[1]))
 
-    # Everything that changes the value of a corruption cell; attack and analysis cells carry
-    # their own settings in their keys.
-    store_settings = {
-        "format": RESULTS_FORMAT,
-        "run_fingerprint": run_fingerprint(run_dir),
+
+def _store_settings(
+    settings: EvaluateSettings,
+    checked: _Checked,
+    loaded: LoadedRun,
+    data: EvaluationData,
+    timesteps: int,
+    frost: str | None,
+) -> dict[str, object]:
+    """Everything that changes the value of a corruption cell; attack and analysis cells carry
+    their own settings in their keys."""
+    store_settings: dict[str, object] = {
+        "format": _STORE_FORMAT,
+        "run_fingerprint": run_fingerprint(loaded.path),
         "normalization": loaded.pnet.normalization,
         "data": data.spec,
         "benchmark": settings.benchmark,
@@ -467,64 +503,11 @@ def _evaluate(
     }
     if checked.execution.precision != "fp32":  # other numbers; fp32 stores stay valid
         store_settings["precision"] = checked.execution.precision
-    frost = frost_source() if "frost" in checked.corruptions else None
     if frost is not None:
         # The photographs and the generated textures give other frost images: cells made with
         # one are not reused with the other.
         store_settings["frost_source"] = frost
-    report = EvaluationReport(
-        run_dir=str(run_dir),
-        model=loaded.config.name,
-        num_classes=model_classes,
-        timesteps=timesteps,
-        device=checked.device.type if distributed is not None else str(checked.device),
-        seed=settings.seed,
-        data={
-            "spec": data.spec,
-            "num_images": len(data.images),
-            "dataset_size": data.dataset_size,
-            "benchmark": settings.benchmark,
-        },
-        frost_source=frost,
-        world_size=1 if distributed is None else distributed.world_size,
-        precision=checked.execution.precision,
-        is_main=main,
-    )
-    if not main:
-        # Only the corruption cells are shared; attacks and analysis run on rank 0.
-        if checked.corruptions:
-            with autocast(checked.device, checked.execution):
-                _corruption_section(settings, checked, model, data, timesteps, None, distributed)
-        return report
-    with _store_folder(settings.out) as folder, autocast(checked.device, checked.execution):
-        store = _open_store(folder, store_settings, settings.restart)
-        if checked.corruptions:
-            report.corruption = _corruption_section(
-                settings, checked, model, data, timesteps, store, distributed
-            )
-        if checked.attacks:
-            count = min(settings.attack_images, len(data.images))
-            report.attacks = run_attacks(
-                model, data.images[:count], data.labels[:count], attacks=checked.attacks,
-                epsilons=epsilons, timesteps=timesteps, norm=settings.norm,
-                targeted=settings.targeted, target_shift=settings.target_shift,
-                num_classes=model_classes, readouts=readouts, square_readouts=square_readouts,
-                steps=settings.attack_steps, square_queries=settings.square_queries,
-                batch_size=settings.batch_size, seed=settings.seed,
-                n_resamples=settings.bootstrap, store=store, progress=settings.progress,
-            )  # fmt: skip
-        if settings.analysis:
-            report.analysis, report.reconstructions = _analysis_section(
-                settings, model, data, timesteps, store
-            )
-        report.elapsed_seconds = round(time.perf_counter() - started, 2)
-        # Still inside the folder's lock: results.json last, so that it means "all written".
-        if settings.out is not None:
-            report.tables = write_tables(folder, report.to_json())
-            if settings.plots:
-                report.plots = write_plots(folder, report.to_json(), report.reconstructions)
-            atomic_write_json(folder / "results.json", report.to_json())
-    return report
+    return store_settings
 
 
 @contextmanager
@@ -538,7 +521,5 @@ def _store_folder(out: str | os.PathLike[str] | None) -> Iterator[Path]:
         yield Path(temporary)
 
 
-def _open_store(folder: Path, store_settings: dict[str, Any], restart: bool) -> Any:
-    from ..runtime.store import ResultStore
-
+def _open_store(folder: Path, store_settings: dict[str, object], restart: bool) -> ResultStore:
     return ResultStore(folder / "progress", store_settings, restart=restart)

@@ -108,5 +108,5 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_run(args.run_dir, settings_from_args(args))
     if not report.is_main:  # another rank of a torchrun job: rank 0 reports
         return 0
-    print(summary_text(report.to_json(), Path(args.out), report.elapsed_seconds))
+    print(summary_text(report, Path(args.out), report.elapsed_seconds))
     return 0

@@ -1,25 +1,32 @@
 """PNG plots of evaluation results (matplotlib's Agg renderer, no display needed).
 
-Every function takes the JSON-ready results (as written to ``results.json``) and a path, draws on
-a standalone `matplotlib.figure.Figure` (pyplot's global state is never touched) and
-returns the path. matplotlib is imported only when a plot is drawn.
+Every function takes typed results (a
+[`CorruptionSummary`][predify.evaluate.robustness.CorruptionSummary], an
+[`AttackReport`][predify.evaluate.attacks.AttackReport], a
+[`RepresentationAnalysis`][predify.evaluate.analysis.RepresentationAnalysis] or
+[`Reconstructions`][predify.evaluate.analysis.Reconstructions]) and a path, draws on a
+standalone `matplotlib.figure.Figure` (pyplot's global state is never touched) and returns the
+path. matplotlib is imported only when a plot is drawn.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..runtime.plotting import new_figure, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .analysis import Reconstructions
+    from .analysis import Reconstructions, RepresentationAnalysis
+    from .attacks import AttackReport
+    from .robustness import CorruptionSummary
 
 __all__ = [
     "plot_attack_success",
@@ -51,10 +58,6 @@ def _grid_shape(count: int) -> tuple[int, int]:
     return math.ceil(count / cols), cols
 
 
-def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    return save_figure(figure, path)
-
-
 def _colors(count: int) -> list[Any]:
     from matplotlib import colormaps
 
@@ -62,35 +65,35 @@ def _colors(count: int) -> list[Any]:
     return [cmap(index / max(count - 1, 1)) for index in range(count)]
 
 
-def plot_corruption_errors(results: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+def plot_corruption_errors(summary: CorruptionSummary, path: str | os.PathLike[str]) -> Path:
     """Top-1 error against timestep: one panel per corruption, one line per severity, with
     the clean error dashed."""
-    table = results["corruption_error"]
+    table = summary.corruption_error
     names = list(table)
-    steps = list(range(int(results["timesteps"]) + 1))
+    steps = list(range(summary.timesteps + 1))
     figure = _figure(*_grid_shape(max(len(names), 1)))
     if not names:
         axis = figure.subplots()
-        axis.plot(steps, results["clean_error"], "k--", label="clean")
+        axis.plot(steps, summary.clean_error, "k--", label="clean")
         axis.set(xlabel="timestep", ylabel="top-1 error", title="clean")
-        return _save(figure, path)
+        return save_figure(figure, path)
     for axis, name in zip(_axes(figure, len(names)), names, strict=True):
         severities = list(table[name])
         for color, severity in zip(_colors(len(severities)), severities, strict=True):
             axis.plot(steps, table[name][severity], color=color, marker=".", label=f"s{severity}")
-        axis.plot(steps, results["clean_error"], "k--", label="clean")
+        axis.plot(steps, summary.clean_error, "k--", label="clean")
         axis.set(title=name, xlabel="timestep", ylabel="top-1 error", ylim=(0, 1))
     figure.axes[0].legend(fontsize="x-small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_ce_heatmap(results: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+def plot_ce_heatmap(summary: CorruptionSummary, path: str | os.PathLike[str]) -> Path:
     """Heatmap of CE relative to t = 0 (rows: corruptions, plus their mean; columns: t)."""
     import numpy as np
 
-    relative = results["ce_relative_to_t0"]
+    relative = summary.ce_relative_to_t0 or {}
     names = [*relative, "mean"]
-    rows = [*relative.values(), results["mce_relative_to_t0"]]
+    rows = [*relative.values(), summary.mce_relative_to_t0 or []]
     values = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
     steps = values.shape[1]
     figure = _figure(1, 1, width=max(4.0, 0.45 * steps + 2.5), height=0.35 * len(names) + 1.5)
@@ -105,92 +108,87 @@ def plot_ce_heatmap(results: Mapping[str, Any], path: str | os.PathLike[str]) ->
     axis.set_yticks(range(len(names)), names)
     axis.set(xlabel="timestep", title="CE relative to t = 0 (<1: feedback helps)")
     figure.colorbar(image, ax=axis)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_attack_success(attacks: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Attack success against epsilon: one panel per attack, one line per timestep."""
-    epsilons = [float(eps) for eps in attacks["epsilons"]]
-    keys = [f"{eps:.6g}" for eps in epsilons]
-    panels: list[tuple[str, list[Any], dict[str, list[float]]]] = []
-    for name in ("pgd", "bim"):
-        if name in attacks:
-            panels.append((name, list(attacks["readouts"]), attacks[name]["success"]))
-    if "square" in attacks and "success" in attacks["square"]:
-        panels.append(("square", attacks["square"]["readouts"], attacks["square"]["success"]))
-    if "transfer" in attacks:
-        steps = list(range(int(attacks["timesteps"]) + 1))
-        panels.append(("transfer from t=0", steps, attacks["transfer"]["success"]))
+def plot_attack_success(attacks: AttackReport, path: str | os.PathLike[str]) -> Path:
+    """Attack success against epsilon: one panel per attack, one line per readout (per
+    timestep for the transfer attack)."""
+    order = ("pgd", "bim", "square", "transfer")
+    panels = sorted(
+        (result for result in attacks.attacks if result.skipped is None),
+        key=lambda result: order.index(result.name) if result.name in order else len(order),
+    )
     figure = _figure(*_grid_shape(max(len(panels), 1)))
-    for axis, (name, readouts, success) in zip(
-        _axes(figure, max(len(panels), 1)), panels, strict=False
-    ):
+    for axis, result in zip(_axes(figure, max(len(panels), 1)), panels, strict=False):
+        readouts = result.readouts
+        epsilons = [at.epsilon for at in result.epsilons]
         for color, (index, readout) in zip(
             _colors(len(readouts)), enumerate(readouts), strict=True
         ):
             axis.plot(
                 epsilons,
-                [success[key][index] for key in keys],
+                [at.success[index] for at in result.epsilons],
                 color=color,
                 marker=".",
                 label=f"t={readout}",
             )
+        title = "transfer from t=0" if result.name == "transfer" else result.name
         axis.set(
-            title=name,
-            xlabel=f"epsilon ({attacks['norm']})",
-            ylabel="success rate",
+            title=title, xlabel=f"epsilon ({attacks.norm})", ylabel="success rate",
             ylim=(-0.02, 1.02),
-        )
+        )  # fmt: skip
         if len(readouts) <= 12:
             axis.legend(fontsize="x-small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_correlation_distance(analysis: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+def plot_correlation_distance(
+    analysis: RepresentationAnalysis, path: str | os.PathLike[str]
+) -> Path:
     """Correlation distance (clean vs noisy) against timestep: one panel per pcoder, one line
     per noise level."""
-    distances = analysis["correlation_distance"]
+    series = [
+        (f"sigma={sigma:g}", analysis.correlation_distance[s])
+        for s, sigma in enumerate(analysis.sigmas)
+    ]
     return _per_pcoder_lines(
-        {sigma: distances[sigma] for sigma in distances},
-        analysis["pcoders"],
-        path,
-        ylabel="1 - Pearson r (clean vs noisy)",
-        label="sigma",
+        series, analysis.pcoders, path, ylabel="1 - Pearson r (clean vs noisy)"
     )
 
 
-def plot_prediction_errors(analysis: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+def plot_prediction_errors(analysis: RepresentationAnalysis, path: str | os.PathLike[str]) -> Path:
     """Prediction error (MSE) against timestep: one panel per pcoder, clean and each sigma."""
-    return _per_pcoder_lines(
-        analysis["prediction_error"], analysis["pcoders"], path, ylabel="prediction MSE",
-        label="sigma", log=True,
-    )  # fmt: skip
+    series = [("clean", analysis.prediction_error_clean.T)]
+    series += [
+        (f"sigma={sigma:g}", analysis.prediction_error_noisy[s].T)
+        for s, sigma in enumerate(analysis.sigmas)
+    ]
+    return _per_pcoder_lines(series, analysis.pcoders, path, ylabel="prediction MSE", log=True)
 
 
 def _per_pcoder_lines(
-    series: Mapping[str, Mapping[str, Sequence[float]]],
+    series: Sequence[tuple[str, np.ndarray]],
     pcoders: Sequence[str],
     path: str | os.PathLike[str],
     *,
     ylabel: str,
-    label: str,
     log: bool = False,
 ) -> Path:
+    """One panel per pcoder p, one line per (label, values [P, T+1]) of ``series``."""
     from matplotlib.ticker import MaxNLocator
 
     figure = _figure(*_grid_shape(len(pcoders)))
-    names = list(series)
-    for axis, pcoder in zip(_axes(figure, len(pcoders)), pcoders, strict=True):
-        for color, name in zip(_colors(len(names)), names, strict=True):
-            values = series[name][pcoder]
-            tag = name if name == "clean" else f"{label}={name}"
-            axis.plot(range(len(values)), values, color=color, marker=".", label=tag)
+    for axis, (p, pcoder) in zip(_axes(figure, len(pcoders)), enumerate(pcoders), strict=True):
+        for color, (label, values) in zip(_colors(len(series)), series, strict=True):
+            line = [float(v) for v in values[p]]
+            axis.plot(range(len(line)), line, color=color, marker=".", label=label)
         axis.set(title=pcoder, xlabel="timestep", ylabel=ylabel)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log:
             axis.set_yscale("log")
     figure.axes[0].legend(fontsize="x-small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_reconstructions(recon: Reconstructions, path: str | os.PathLike[str]) -> Path:
@@ -214,4 +212,4 @@ def plot_reconstructions(recon: Reconstructions, path: str | os.PathLike[str]) -
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(titles[col], fontsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..runtime.device import resolve_device
 from ..runtime.distributed import DistributedInfo, broadcast_from_main, gather_to_main
 from ..runtime.loading import pinned
 from ..runtime.outputs import resolve_progress
@@ -55,6 +56,7 @@ from .pixel_space import PixelSpaceNet, check_pixel_range
 
 __all__ = [
     "CLEAN",
+    "AlexNetSummary",
     "BenchmarkCorruptions",
     "CellResult",
     "CorruptionSummary",
@@ -162,7 +164,7 @@ class OnTheFlyCorruptions:
         check_pixel_range(images)
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         # Pinned once, so each batch's copy to a GPU runs by DMA without blocking the host.
         self.images, self.labels = pinned(images, self.device), labels
         self.batch_size = int(batch_size)
@@ -431,6 +433,34 @@ def _safe(metric: Callable[..., float], *args: Any) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class AlexNetSummary:
+    """CE and relative CE normalised by AlexNet's published ImageNet-C errors, per timestep.
+
+    Attributes:
+        corruptions: the evaluated corruptions AlexNet has errors for.
+        ce: per corruption, CE at t = 0..T (None where undefined).
+        relative_ce: per corruption, relative CE at t = 0..T.
+        mce_corruptions: the corruptions ``mce`` averages: the 15 of ImageNet-C when all were
+            evaluated (the benchmark's mCE), else ``corruptions``.
+        mce, relative_mce: their means at t = 0..T (None without such corruptions).
+    """
+
+    corruptions: list[str]
+    ce: dict[str, list[float | None]]
+    relative_ce: dict[str, list[float | None]]
+    mce_corruptions: list[str]
+    mce: list[float | None] | None
+    relative_mce: list[float | None] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlexNetSummary:
+        return cls(**{item.name: data[item.name] for item in fields(cls)})
+
+
 @dataclass
 class CorruptionSummary:
     """What [`summarize_sweep()`][predify.evaluate.robustness.summarize_sweep] computes;
@@ -460,7 +490,7 @@ class CorruptionSummary:
     corruption_error_ci: dict[str, dict[str, list[list[float | None]]]] | None = None
     mean_corruption_error_ci: list[list[float | None]] | None = None
     mce_relative_to_t0_ci: list[list[float | None]] | None = None
-    alexnet: dict[str, Any] | None = None
+    alexnet: AlexNetSummary | None = None
     """AlexNet-normalised CE/mCE (ImageNet models on ImageNet-like data only)."""
     cells_evaluated_now: int | None = None
     """How many cells the sweep computed (the others came from the result store)."""
@@ -470,9 +500,19 @@ class CorruptionSummary:
         result: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
+            if isinstance(value, AlexNetSummary):
+                value = value.to_json()
             if value is not None or (item.name == "alexnet" and self.corruptions):
                 result[item.name] = value
         return result
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CorruptionSummary:
+        """Inverse of `to_json()`: the fields it wrote, the others None."""
+        values: dict[str, Any] = {item.name: data.get(item.name) for item in fields(cls)}
+        if values["alexnet"] is not None:
+            values["alexnet"] = AlexNetSummary.from_json(values["alexnet"])
+        return cls(**values)
 
 
 def summarize_sweep(
@@ -516,14 +556,20 @@ def summarize_sweep(
         ]
     if not sweep.corruptions:
         return summary
+    _add_corruption_errors(summary, sweep)
+    if with_ci:
+        _add_intervals(summary, sweep, n_resamples, confidence, seed)
+    summary.alexnet = _alexnet_summary(sweep) if alexnet else None
+    return summary
 
+
+def _add_corruption_errors(summary: CorruptionSummary, sweep: CorruptionSweep) -> None:
+    """Fill in the mean errors and (relative) corruption errors relative to t = 0."""
+    steps = range(sweep.timesteps + 1)
+    clean = sweep.clean.errors
     mean_error: dict[str, list[float]] = {}
     ce_t0: dict[str, list[float | None]] = {}
     relative_t0: dict[str, list[float | None]] = {}
-    # Per image and corruption, the number of severities it was wrong at: [C, T+1, N].
-    wrong_counts = np.stack(
-        [sweep.wrong_by_corruption(name).sum(axis=0) for name in sweep.corruptions]
-    ).astype(np.float64)
     for name in sweep.corruptions:
         table = sweep.error_table(name)  # [T+1, S]
         mean_error[name] = [float(v) for v in table.mean(axis=1)]
@@ -543,40 +589,45 @@ def summarize_sweep(
     summary.relative_ce_vs_t0 = relative_t0
     summary.relative_mce_vs_t0 = _mean_or_none([relative_t0[n] for n in sweep.corruptions])
 
-    if with_ci:
-        per_severity = len(sweep.severities)
-        summary.mean_error_by_corruption_ci = {
-            name: [
-                _ci(wrong_counts[index, t] / per_severity, n_resamples, confidence, seed)
-                for t in steps
+
+def _add_intervals(
+    summary: CorruptionSummary,
+    sweep: CorruptionSweep,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> None:
+    """Fill in the bootstrap intervals of the corruption errors."""
+    steps = range(sweep.timesteps + 1)
+    # Per image and corruption, the number of severities it was wrong at: [C, T+1, N].
+    wrong_counts = np.stack(
+        [sweep.wrong_by_corruption(name).sum(axis=0) for name in sweep.corruptions]
+    ).astype(np.float64)
+    per_severity = len(sweep.severities)
+
+    def interval(values: np.ndarray) -> list[float | None]:
+        return _ci(values, n_resamples, confidence, seed)
+
+    summary.mean_error_by_corruption_ci = {
+        name: [interval(wrong_counts[index, t] / per_severity) for t in steps]
+        for index, name in enumerate(sweep.corruptions)
+    }
+    summary.corruption_error_ci = {
+        name: {
+            str(severity): [
+                interval(sweep.cells[name, severity].wrong[t].astype(np.float64)) for t in steps
             ]
-            for index, name in enumerate(sweep.corruptions)
+            for severity in sweep.severities
         }
-        summary.corruption_error_ci = {
-            name: {
-                str(severity): [
-                    _ci(
-                        sweep.cells[name, severity].wrong[t].astype(np.float64),
-                        n_resamples,
-                        confidence,
-                        seed,
-                    )
-                    for t in steps
-                ]
-                for severity in sweep.severities
-            }
-            for name in sweep.corruptions
-        }
-        summary.mean_corruption_error_ci = [
-            _ci(wrong_counts[:, t].mean(axis=0) / per_severity, n_resamples, confidence, seed)
-            for t in steps
-        ]
-        summary.mce_relative_to_t0_ci = [
-            _ratio_ci(wrong_counts[:, t], wrong_counts[:, 0], n_resamples, confidence, seed)
-            for t in steps
-        ]
-    summary.alexnet = _alexnet_summary(sweep) if alexnet else None
-    return summary
+        for name in sweep.corruptions
+    }
+    summary.mean_corruption_error_ci = [
+        interval(wrong_counts[:, t].mean(axis=0) / per_severity) for t in steps
+    ]
+    summary.mce_relative_to_t0_ci = [
+        _ratio_ci(wrong_counts[:, t], wrong_counts[:, 0], n_resamples, confidence, seed)
+        for t in steps
+    ]
 
 
 def _mean_or_none(rows: Sequence[Sequence[float | None]]) -> list[float | None]:
@@ -588,7 +639,7 @@ def _mean_or_none(rows: Sequence[Sequence[float | None]]) -> list[float | None]:
     ]
 
 
-def _alexnet_summary(sweep: CorruptionSweep) -> dict[str, Any]:
+def _alexnet_summary(sweep: CorruptionSweep) -> AlexNetSummary:
     """CE, mCE and relative mCE normalised by AlexNet, per timestep, for the ImageNet-C names."""
     names = [name for name in sweep.corruptions if name in ALEXNET_ERRORS_BY_SEVERITY]
     steps = range(sweep.timesteps + 1)
@@ -603,13 +654,16 @@ def _alexnet_summary(sweep: CorruptionSweep) -> dict[str, Any]:
             _safe(relative_corruption_error, table[t], clean[t], baseline, ALEXNET_CLEAN_ERROR)
             for t in steps
         ]
-    result: dict[str, Any] = {"corruptions": names, "ce": ce, "relative_ce": relative}
     # The benchmark's mCE averages the 15 ImageNet-C corruptions, leaving the extras out.
     averaged = list(IMAGENET_C_CORRUPTIONS) if set(IMAGENET_C_CORRUPTIONS) <= set(names) else names
-    result["mce_corruptions"] = averaged
-    result["mce"] = [_mean_over(ce, averaged, t) for t in steps] if names else None
-    result["relative_mce"] = [_mean_over(relative, averaged, t) for t in steps] if names else None
-    return result
+    return AlexNetSummary(
+        corruptions=names,
+        ce=ce,
+        relative_ce=relative,
+        mce_corruptions=averaged,
+        mce=[_mean_over(ce, averaged, t) for t in steps] if names else None,
+        relative_mce=[_mean_over(relative, averaged, t) for t in steps] if names else None,
+    )
 
 
 def _mean_over(
