@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..runtime.outputs import write_csv
+from ..runtime.tables import write_csv
 
 __all__ = ["summary_text", "write_plots", "write_tables"]
 
