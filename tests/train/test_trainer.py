@@ -208,7 +208,7 @@ def test_tbptt_cuts_the_graph_after_each_window(checkpoint_activations: bool) ->
 def test_bad_settings_are_refused() -> None:
     pnet = tiny_pnet()
     with pytest.raises(ConfigError, match="gradient scaling needs a CUDA device"):
-        FeedbackTrainer(pnet, amp=True, device="cpu")
+        FeedbackTrainer(pnet, precision="fp16", device="cpu")
     with pytest.raises(ConfigError, match="tbptt"):
         FeedbackTrainer(pnet, tbptt=2)
     with pytest.raises(ConfigError, match="optimizer"):
