@@ -4,12 +4,30 @@ numbers (what a training checkpoint keeps, readable with ``weights_only=True``).
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import torch
 
-__all__ = ["capture_rng_state", "restore_rng_state", "seed_everything"]
+__all__ = ["RngState", "capture_rng_state", "restore_rng_state", "seed_everything"]
+
+
+class _RequiredRngState(TypedDict):
+    torch: torch.Tensor
+    numpy_key: torch.Tensor
+    numpy_position: int
+    numpy_has_gauss: int
+    numpy_cached_gaussian: float
+    python_version: int
+    python_internal: torch.Tensor
+    python_gauss_next: float | None
+
+
+class RngState(_RequiredRngState, total=False):
+    """Every global RNG's state in types ``weights_only=True`` reads; ``cuda`` only when CUDA was
+    in use."""
+
+    cuda: list[torch.Tensor]
 
 
 def seed_everything(seed: int) -> None:
@@ -19,7 +37,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def capture_rng_state() -> dict[str, Any]:
+def capture_rng_state() -> RngState:
     """Every global RNG state as tensors and plain numbers (loadable with ``weights_only=True``).
 
     numpy's Mersenne-Twister key (uint32 [624]) and Python's (625 ints < 2**32) are stored as
@@ -29,7 +47,7 @@ def capture_rng_state() -> dict[str, Any]:
         legacy=True
     )
     python_version, python_internal, python_gauss_next = random.getstate()
-    state: dict[str, Any] = {
+    state: RngState = {
         "torch": torch.get_rng_state(),
         "numpy_key": torch.from_numpy(np.asarray(numpy_key, dtype=np.int64)),
         "numpy_position": int(numpy_position),
@@ -45,7 +63,7 @@ def capture_rng_state() -> dict[str, Any]:
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
+def restore_rng_state(state: RngState) -> None:
     """Set every global RNG to a state from
     [`capture_rng_state()`][predify.train.rng.capture_rng_state]."""
     torch.set_rng_state(state["torch"].cpu())

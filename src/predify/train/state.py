@@ -24,16 +24,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from .._io import atomic_path, content_digest, load_weights_only
 from ..errors import CheckpointError
+from .rng import RngState
 
 __all__ = [
     "TRAIN_CHECKPOINT_FORMAT",
     "CheckpointSettings",
+    "StateDict",
     "TrainingCheckpoint",
     "TrainingProgress",
     "read_training_checkpoint",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 TRAIN_CHECKPOINT_FORMAT = "predify-train-v1"
+#: A ``state_dict()`` of torch's (optimiser, scheduler, scaler) or of a callback: the file edge,
+#: kept as its owner wrote it.
+StateDict = dict[str, Any]
 _CHECKSUM = "sha256"  # content_digest of everything else in the file
 
 
@@ -87,7 +92,7 @@ class CheckpointSettings:
     #: The settings that must be the same to resume exactly.
     CHECKED = ("timesteps", "tbptt", "optimizer")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, int | str | None]:
         return {
             "timesteps": self.timesteps,
             "tbptt": self.tbptt,
@@ -124,17 +129,17 @@ class TrainingCheckpoint:
 
     config: str
     pcoders: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    rng: dict[str, Any]
+    optimizer: StateDict
+    rng: RngState
     progress: TrainingProgress
     settings: CheckpointSettings
-    scheduler: dict[str, Any] | None = None
-    scaler: dict[str, Any] | None = None
-    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scheduler: StateDict | None = None
+    scaler: StateDict | None = None
+    callbacks: dict[str, StateDict] = field(default_factory=dict)
     #: The settings the file recorded (all of them for a checkpoint built in this version).
     recorded_settings: frozenset[str] = frozenset(CheckpointSettings.CHECKED)
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> StateDict:
         """The checkpoint as the file holds it (without format marker and checksum)."""
         return {
             "config": self.config,
@@ -161,7 +166,7 @@ class TrainingCheckpoint:
                 config=str(state["config"]),
                 pcoders=dict(state["pcoders"]),
                 optimizer=dict(state["optimizer"]),
-                rng=dict(state["rng"]),
+                rng=cast(RngState, dict(state["rng"])),
                 progress=TrainingProgress.from_json(state["progress"]),
                 settings=settings,
                 scheduler=state.get("scheduler"),
@@ -190,7 +195,7 @@ def write_training_checkpoint(path: str | os.PathLike[str], payload: Mapping[str
     return path
 
 
-def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_training_checkpoint(path: str | os.PathLike[str]) -> StateDict:
     """Read a training checkpoint with ``weights_only=True``; errors name the file."""
     path = Path(path)
     payload = load_weights_only(path, "training checkpoint")

@@ -41,6 +41,7 @@ from .sampler import EpochPosition, epoch_batches
 from .settings import TrainSettings
 from .state import (
     CheckpointSettings,
+    StateDict,
     TrainingCheckpoint,
     TrainingProgress,
     read_training_checkpoint,
@@ -184,7 +185,7 @@ class FeedbackTrainer:
         self.distributed, self.rank, self.world_size = _process_group(distributed)
         self._prepared = False
         self._callbacks: list[Callback] = []
-        self._callback_states: dict[str, dict[str, Any]] = {}
+        self._callback_states: dict[str, StateDict] = {}
 
     @property
     def timesteps(self) -> int:
@@ -336,11 +337,11 @@ class FeedbackTrainer:
             callbacks=self._callback_state(),
         )
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> StateDict:
         """`checkpoint()` as the file holds it (see `predify.train.state`)."""
         return self.checkpoint().state_dict()
 
-    def _callback_state(self) -> dict[str, dict[str, Any]]:
+    def _callback_state(self) -> dict[str, StateDict]:
         states = {**self._callback_states}
         for index, callback in enumerate(self._callbacks):
             state = callback.state_dict()
