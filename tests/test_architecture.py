@@ -20,7 +20,8 @@ from predify.models import (
     register_model,
 )
 from predify.models.shallow import ShallowCNN
-from predify.runtime.outputs import resolve_progress, run_fingerprint
+from predify.runtime.fingerprint import run_fingerprint
+from predify.runtime.progress import resolve_progress
 from predify.runtime.runs import RunInfo, build_backbone, load_run, save_run
 from predify.runtime.store import ResultStore
 

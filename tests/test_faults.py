@@ -33,7 +33,8 @@ from predify.checkpoint import feedback_state_dict, save_feedback
 from predify.cli import main
 from predify.errors import OutputInUseError
 from predify.evaluate import robustness
-from predify.runtime.outputs import LOCK_NAME, prepare_output_dir, read_lock
+from predify.runtime.lock import LOCK_NAME, read_lock
+from predify.runtime.outputs import prepare_output_dir
 from predify.runtime.runs import feedback_path, load_run
 from testkit import error_line
 
@@ -149,7 +150,8 @@ def run_with_kills(
             assert code == 0, stderr
         else:
             assert code == -signal.SIGKILL, (kill, code, stderr)
-            killed_pid = read_lock(out / LOCK_NAME).get("pid")
+            owner = read_lock(out / LOCK_NAME)
+            killed_pid = owner.pid if owner is not None else None
             assert killed_pid is not None
     # Nothing half-written is left, and the lock went with the last process.
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
@@ -421,7 +423,7 @@ def test_a_second_process_on_the_same_out_is_refused_and_nothing_is_corrupted(
 def test_the_lock_is_released_on_success_error_and_ctrl_c(tmp_path: Path) -> None:
     lock = tmp_path / LOCK_NAME
     with prepare_output_dir(tmp_path) as folder:
-        assert folder == tmp_path and read_lock(lock)["pid"] == os.getpid()
+        assert folder == tmp_path and getattr(read_lock(lock), "pid", None) == os.getpid()
         with pytest.raises(OutputInUseError, match=rf"pid {os.getpid()}"):  # noqa: SIM117
             with prepare_output_dir(tmp_path):
                 pass
@@ -449,7 +451,7 @@ def test_a_stale_lock_is_taken_over_with_a_note(
     (tmp_path / "progress" / ".c-x.json.k2j4_9zz.tmp").write_text("{")
     (tmp_path / "keep.tmp").write_text("a user's file")
     with prepare_output_dir(tmp_path):
-        assert read_lock(tmp_path / LOCK_NAME)["pid"] == os.getpid()
+        assert getattr(read_lock(tmp_path / LOCK_NAME), "pid", None) == os.getpid()
     assert f"taking over the lock left by pid {dead} on here" in capsys.readouterr().err
     # The temporary files of atomic writes a killed writer left are gone, nothing else.
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["keep.tmp", "progress"]

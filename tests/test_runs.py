@@ -67,3 +67,16 @@ def test_missing_or_broken_runs_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "run" / "run.json").write_text(json.dumps(info))
     with pytest.raises(DataError, match="not a predify run"):
         load_run(tmp_path / "run")
+
+
+def test_run_json_versions_one_and_two_read_and_newer_ones_are_refused(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    path = tmp_path / "run" / "run.json"
+    written = json.loads(path.read_text())
+    assert written["format"] == "predify-run-v2"
+    # A run.json as predify 0.1.0 before #17 wrote it (format v1; its training block had "amp").
+    path.write_text(json.dumps({**written, "format": "predify-run-v1"}))
+    assert load_run(tmp_path / "run").info.num_classes == 10
+    path.write_text(json.dumps({**written, "format": "predify-run-v9"}))
+    with pytest.raises(DataError, match=r"run format 'predify-run-v9' is not one this predify"):
+        load_run(tmp_path / "run")

@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from predify.models import ShallowCNN, pshallow
+from predify.runtime.distributed import shutdown_distributed
 from predify.train import FeedbackTrainer, MetricsLogging, ModelCheckpoint, init_distributed
-from predify.train.distributed import shutdown_distributed
 
 WIDTHS = (4, 8, 8)
 

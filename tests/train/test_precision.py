@@ -11,10 +11,11 @@ from test_cli_train import BASE
 from test_trainer import images, tiny_pnet
 
 from predify.cli import build_parser, main
+from predify.errors import UsageError
 from predify.runtime.runs import read_run_info
 from predify.train import FeedbackTrainer
 from predify.train.cli import settings_from_args
-from predify.train.settings import TrainSettings
+from predify.train.settings import TrainingRecord, TrainSettings
 from testkit import error_line
 
 STEPS = 4
@@ -67,7 +68,6 @@ def test_the_cli_options_reach_the_settings() -> None:
     assert settings().channels_last is False
     chosen = settings("--precision", "bf16", "--channels-last")
     assert (chosen.precision, chosen.channels_last) == ("bf16", True)
-    assert settings("--amp").precision == "fp16"  # the older spelling
     assert settings("--precision", "fp16").precision == "fp16"
 
 
@@ -76,7 +76,7 @@ def test_a_bf16_run_records_its_precision_and_resumes_with_it(tmp_path: Path) ->
     assert main([*BASE, "--precision", "bf16", "--epochs", "1", "--out", str(out)]) == 0
     training = read_run_info(out).extra["training"]
     assert training["precision"] == "bf16"
-    assert training["amp"] is False
+    assert "amp" not in training  # --amp is gone; precision alone says it
     assert main(["train", "--resume", str(out), "--epochs", "2", "--no-progress"]) == 0
     training = read_run_info(out).extra["training"]
     assert (training["precision"], training["steps"]) == ("bf16", 8)
@@ -86,7 +86,6 @@ def test_a_bf16_run_records_its_precision_and_resumes_with_it(tmp_path: Path) ->
     ("options", "expected"),
     [
         (["--precision", "fp16", "--device", "cpu"], "--precision fp16: gradient scaling needs"),
-        (["--amp", "--precision", "bf16"], "--amp is --precision fp16"),
         (["--compile"], "--compile: not offered by predify train"),
     ],
 )
@@ -115,3 +114,16 @@ def test_fp16_training_on_cuda_scales_the_gradients() -> None:
         assert abs(low - full) <= BF16_RELATIVE_TOLERANCE * abs(full), (fp16, fp32)
     assert trainer.scaler.get_scale() > 1.0  # the loss was scaled up before backward
     assert all(p.dtype == torch.float32 for p in trainer.pnet.decoder_parameters())
+
+
+def test_the_amp_option_is_gone_and_old_run_json_blocks_migrate() -> None:
+    with pytest.raises(UsageError, match="unrecognized arguments: --amp"):
+        build_parser().parse_args([*BASE, "--out", "x", "--amp"])
+    # A training block written before --precision existed: "amp": true meant fp16.
+    old = {"data": "mnist5k", "epochs": 2, "amp": True, "status": "finished", "steps": 8}
+    record = TrainingRecord.from_json(old, "run.json")
+    assert (record.settings.precision, record.settings.epochs, record.steps) == ("fp16", 2, 8)
+    # Written by #13 (both keys): precision wins.
+    both = {"data": "mnist5k", "amp": False, "precision": "bf16"}
+    assert TrainingRecord.from_json(both, "run.json").settings.precision == "bf16"
+    assert "amp" not in TrainingRecord(TrainSettings(data="mnist5k")).to_json()

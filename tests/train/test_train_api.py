@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from predify.cli import main
+from predify.errors import DataError
 from predify.runtime.runs import read_run_info
 from predify.train import TrainingReport, TrainSettings, resume_run, train_run
 
@@ -30,3 +33,14 @@ def test_train_run_is_what_the_command_runs(tmp_path: Path, capsys) -> None:
     # The one place of the defaults: what the run recorded is TrainSettings' values.
     assert training["lr"] == TrainSettings.lr and training["optimizer"] == TrainSettings.optimizer
     assert resumed.to_json()["epoch_losses"] == resumed.epoch_losses
+
+
+def test_a_training_report_reads_back_and_other_versions_are_refused() -> None:
+    report = TrainingReport(
+        run_dir="runs/x", epochs=2, steps=8, epoch_losses=[{"total": 0.5}], resumed=True
+    )
+    data = report.to_json()
+    assert data["format"] == "predify-training-report-v1"
+    assert TrainingReport.from_json(data) == report
+    with pytest.raises(DataError, match="'predify-training-report-v2' is not a training report"):
+        TrainingReport.from_json({**data, "format": "predify-training-report-v2"}, "report.json")

@@ -29,6 +29,7 @@ from predify.train import (
     NonFiniteLossError,
     seed_everything,
 )
+from predify.train.objectives import OBJECTIVES
 from predify.train.state import TRAIN_CHECKPOINT_FORMAT, read_training_checkpoint
 
 WIDTHS = (4, 8, 8)
@@ -208,7 +209,7 @@ def test_tbptt_cuts_the_graph_after_each_window(checkpoint_activations: bool) ->
 def test_bad_settings_are_refused() -> None:
     pnet = tiny_pnet()
     with pytest.raises(ConfigError, match="gradient scaling needs a CUDA device"):
-        FeedbackTrainer(pnet, amp=True, device="cpu")
+        FeedbackTrainer(pnet, precision="fp16", device="cpu")
     with pytest.raises(ConfigError, match="tbptt"):
         FeedbackTrainer(pnet, tbptt=2)
     with pytest.raises(ConfigError, match="optimizer"):
@@ -343,3 +344,9 @@ def test_fit_accepts_a_data_loader_and_logs_csv(tmp_path: Path) -> None:
     assert [row.split(",")[:2] for row in rows[1:]] == [
         [str(step), str((step - 1) // 3)] for step in range(1, 7)
     ]
+
+
+def test_the_objectives_are_named_in_one_registry() -> None:
+    assert sorted(OBJECTIVES) == ["dynamics", "reconstruction"]
+    assert FeedbackTrainer(tiny_pnet()).objective.name == "reconstruction"
+    assert FeedbackTrainer(tiny_pnet(), timesteps=2).objective.name == "dynamics"

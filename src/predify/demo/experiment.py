@@ -39,7 +39,8 @@ import torch
 from .._io import atomic_write_json, atomic_write_text
 from ..errors import ConfigError
 from ..runtime.device import resolve_device
-from ..runtime.outputs import prepare_output_dir, resolve_progress
+from ..runtime.outputs import prepare_output_dir
+from ..runtime.progress import resolve_progress
 from ..runtime.validation import check_int
 from . import plots
 from .report import DemoReport, build_report, markdown_report

@@ -59,7 +59,8 @@ from ..runtime.distributed import (
     init_distributed,
     shutdown_distributed,
 )
-from ..runtime.outputs import prepare_output_dir, run_fingerprint
+from ..runtime.fingerprint import run_fingerprint
+from ..runtime.outputs import prepare_output_dir
 from ..runtime.precision import Execution, autocast, prepare_network
 from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore

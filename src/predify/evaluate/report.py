@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.outputs import write_csv
+from ..runtime.tables import write_csv
 from .analysis import RepresentationAnalysis
 from .attacks import AttackReport, AttackResult, epsilon_label
 from .results import EvaluationReport

@@ -39,7 +39,7 @@ from ..errors import DataError
 from ..runtime.device import resolve_device
 from ..runtime.distributed import DistributedInfo, broadcast_from_main, gather_to_main
 from ..runtime.loading import pinned
-from ..runtime.outputs import resolve_progress
+from ..runtime.progress import resolve_progress
 from ..runtime.store import ResultStore, pack_bits, unpack_bits
 from .corruptions import corrupt
 from .metrics import (

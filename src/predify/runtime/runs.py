@@ -33,6 +33,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..network import PredictiveNet
 
 __all__ = [
+    "READABLE_RUN_FORMATS",
     "RUN_FORMAT",
     "LoadedRun",
     "RunInfo",
@@ -42,7 +43,11 @@ __all__ = [
     "save_run",
 ]
 
-RUN_FORMAT = "predify-run-v1"
+#: The schema version run.json is written with.
+RUN_FORMAT = "predify-run-v2"
+#: Versions still read: v1 differs only in its ``extra.training`` block (an ``amp`` flag where v2
+#: has ``precision``), which `predify.train.settings.TrainingRecord` migrates.
+READABLE_RUN_FORMATS = ("predify-run-v1", RUN_FORMAT)
 
 
 @dataclass
@@ -67,16 +72,31 @@ class RunInfo:
     normalization: dict[str, list[float]] | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-    format: str = RUN_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        """run.json's content, written with the current ``RUN_FORMAT``."""
+        return {**asdict(self), "format": RUN_FORMAT}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str) -> RunInfo:
+    def from_json(cls, data: Mapping[str, Any], source: str) -> RunInfo:
+        """Read run.json's content (any of ``READABLE_RUN_FORMATS``).
+
+        Raises:
+            DataError: not a run description, another version, or a malformed field, naming
+                ``source``.
+        """
         if not isinstance(data, Mapping):
             raise DataError(f"{source}: expected a JSON object, found {type(data).__name__}")
-        if data.get("format") != RUN_FORMAT:
+        version = data.get("format")
+        if version not in READABLE_RUN_FORMATS:
+            if isinstance(version, str) and version.startswith("predify-run-v"):
+                raise DataError(
+                    f"{source}: run format {version!r} is not one this predify reads "
+                    f"({', '.join(READABLE_RUN_FORMATS)}); upgrade predify"
+                )
             raise DataError(f"{source}: not a predify run (expected format {RUN_FORMAT!r})")
         try:
-            info = cls(**{key: data[key] for key in data})
+            info = cls(**{key: data[key] for key in data if key != "format"})
         except TypeError as error:
             raise DataError(f"{source}: malformed run description: {error}") from None
         expected: dict[str, tuple[type, ...]] = {
@@ -167,7 +187,7 @@ def save_run(
         torch.save({key: value.detach().cpu() for key, value in state.items()}, temporary)
     save_feedback(pnet, run_dir / _feedback_file_name())
     pnet.resolved_config().save(run_dir / "config.toml")
-    atomic_write_json(run_dir / "run.json", asdict(info))
+    atomic_write_json(run_dir / "run.json", info.to_json())
     return run_dir
 
 
@@ -196,7 +216,7 @@ def read_run_info(run_dir: str | os.PathLike[str]) -> RunInfo:
         raise DataError(f"{info_path}: not found; is {run_dir} a predify run directory?") from None
     except (OSError, json.JSONDecodeError) as error:
         raise DataError(f"{info_path}: unreadable: {error}") from None
-    return RunInfo.from_dict(data, str(info_path))
+    return RunInfo.from_json(data, str(info_path))
 
 
 def load_run(

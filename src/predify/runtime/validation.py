@@ -14,16 +14,19 @@ from ..errors import ConfigError
 __all__ = ["check_int", "check_range"]
 
 
-def check_int(value: Any, name: str, minimum: int = 1) -> int:
+def check_int(value: Any, name: str, minimum: int | None = 1) -> int:
     """``value`` if it is an integer >= ``minimum`` (bools refused); else a one-line ConfigError.
 
     Args:
         value: the setting's value.
         name: the setting as the user spelled it (``"--epochs"`` from the CLI, ``"epochs"`` in
             Python), named in the error.
-        minimum: the smallest value allowed.
+        minimum: the smallest value allowed; None: any integer (a seed).
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int):
+        expected = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+    if minimum is not None and value < minimum:
         raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return value
 

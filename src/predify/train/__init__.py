@@ -12,15 +12,16 @@ run directory that ``predify evaluate`` and ``predify tune`` read; ``predify tra
 """
 
 from ..errors import NonFiniteLossError
+from ..runtime.distributed import DistributedInfo, distributed_from_env, init_distributed
 from .api import TrainingReport, resume_run, train_run
 from .callbacks import Callback, LambdaCallback, MetricsLogging, ModelCheckpoint, ProgressBar
-from .distributed import DistributedInfo, distributed_from_env, init_distributed
 from .logs import MetricsLogger
+from .optimizers import OPTIMIZERS
 from .recipes import RECIPES, Preprocessing, TrainingRecipe, get_recipe, list_recipes
+from .rng import seed_everything
 from .schedulers import SCHEDULERS, SchedulerSettings, build_scheduler, parse_scheduler
 from .settings import TrainSettings
-from .state import seed_everything
-from .trainer import OPTIMIZERS, FeedbackTrainer
+from .trainer import FeedbackTrainer
 
 __all__ = [
     "OPTIMIZERS",

@@ -15,6 +15,7 @@ each process trains its shard; rank 0 writes the files.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,20 +33,29 @@ from ..config import PNetConfig, load_config
 from ..errors import CheckpointError, ConfigError, DataError
 from ..network import PredictiveNet
 from ..runtime.device import resolve_device
+from ..runtime.distributed import DistributedInfo, init_distributed, shutdown_distributed
 from ..runtime.outputs import prepare_output_dir
 from ..runtime.runs import RunInfo, build_backbone, feedback_path, load_run, read_run_info, save_run
 from ..runtime.validation import check_int
 from ..submodules import eval_mode
 from .callbacks import Callback, MetricsLogging, ModelCheckpoint, ProgressBar
-from .distributed import init_distributed, shutdown_distributed
+from .rng import seed_everything
 from .schedulers import parse_scheduler
-from .settings import TrainSettings
-from .state import seed_everything
+from .settings import TrainingRecord, TrainSettings
 from .trainer import FeedbackTrainer
 
-__all__ = ["CHECKPOINT_NAME", "NORMALIZATIONS", "TrainingReport", "resume_run", "train_run"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "NORMALIZATIONS",
+    "TRAINING_REPORT_FORMAT",
+    "TrainingReport",
+    "resume_run",
+    "train_run",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The schema version of [`TrainingReport.to_json()`][predify.train.api.TrainingReport.to_json].
+TRAINING_REPORT_FORMAT = "predify-training-report-v1"
 NORMALIZATIONS = ("none", "imagenet", "mnist", "fashionmnist", "cifar10", "cifar100")
 
 
@@ -64,10 +74,39 @@ class TrainingReport:
     resumed: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The report as JSON, with its schema version (``format``)."""
+        return {"format": TRAINING_REPORT_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: str = "training report") -> TrainingReport:
+        """Read `to_json()` back.
+
+        Raises:
+            DataError: another format or version, or a malformed report, naming ``source``.
+        """
+        version = data.get("format") if isinstance(data, Mapping) else None
+        if version != TRAINING_REPORT_FORMAT:
+            raise DataError(
+                f"{source}: format {version!r} is not a training report this predify reads "
+                f"(expected {TRAINING_REPORT_FORMAT!r})"
+            )
+        try:
+            return cls(**{key: value for key, value in data.items() if key != "format"})
+        except TypeError as error:
+            raise DataError(f"{source}: malformed training report: {error}") from None
 
 
 # ---------------------------------------------------------------------- building blocks
+@dataclass(frozen=True)
+class _RunSetup:
+    """What a run starts from: the network, its run.json, its training record and data."""
+
+    pnet: PredictiveNet
+    info: RunInfo
+    record: TrainingRecord
+    dataset: Dataset[Any]
+
+
 def _normalization(name: str | None) -> dict[str, list[float]] | None:
     from .. import data
 
@@ -172,9 +211,7 @@ def _check_settings(settings: TrainSettings) -> None:
     check_int(settings.timesteps, "--timesteps", minimum=0)
 
 
-def _new_run(
-    settings: TrainSettings, out: Path
-) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+def _new_run(settings: TrainSettings, out: Path) -> _RunSetup:
     """Build the network, the data and the run description of a new run."""
     if not settings.data:
         raise ConfigError("--data is required (e.g. --data mnist5k), unless --resume is given")
@@ -235,7 +272,7 @@ def _new_run(
         )
     pnet = predify(backbone, config)
     pnet.normalization = normalization
-    training = settings.run_json(image_size)
+    record = TrainingRecord(replace(settings, image_size=image_size))
     data_description: dict[str, Any] = {"spec": settings.data, "root": settings.data_root}
     if settings.data.strip().lower().startswith("mnist5k"):
         data_description["split_seed"] = 0  # load_dataset("mnist5k...") uses the default split
@@ -245,14 +282,14 @@ def _new_run(
         num_classes=_output_width(backbone, image_shape),
         normalization=normalization,
         seed=settings.seed,
-        extra={"training": training},
+        extra={"training": record.to_json()},
     )
-    return pnet, info, training, dataset
+    return _RunSetup(pnet, info, record, dataset)
 
 
 def _new_zoo_run(
     settings: TrainSettings,
-) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+) -> _RunSetup:
     """A new run of a zoo network (``settings.model``): its backbone, pcoders and input size."""
     from ..data import dataset_info
     from ..models import create_model, get_model_entry
@@ -310,42 +347,38 @@ def _new_zoo_run(
         )
     num_classes = _output_width(pnet.backbone, input_size)
     spec = {"name": entry.backbone, "kwargs": {"num_classes": num_classes}}
-    training = settings.run_json(image_size)
+    record = TrainingRecord(replace(settings, image_size=image_size))
     info = RunInfo(
         backbone=spec,
         data={"spec": settings.data, "root": settings.data_root},
         num_classes=num_classes,
         normalization=normalization,
         seed=settings.seed,
-        extra={"training": training, "network": pnet.config.name},
+        extra={"training": record.to_json(), "network": pnet.config.name},
     )
-    return pnet, info, training, dataset
+    return _RunSetup(pnet, info, record, dataset)
 
 
-def _resumed_run(
-    run_dir: Path, settings: TrainSettings, epochs: int | None
-) -> tuple[PredictiveNet, RunInfo, dict[str, Any], Dataset[Any]]:
+def _resumed_run(run_dir: Path, settings: TrainSettings, epochs: int | None) -> _RunSetup:
     """The network, data and description of the run in ``run_dir`` (weights from the checkpoint)."""
     info = read_run_info(run_dir)
-    training = info.extra.get("training")
-    if not isinstance(training, dict):
+    block = info.extra.get("training")
+    if not isinstance(block, dict) or not block.get("data"):
         raise DataError(f"{run_dir}: not a `predify train` run (run.json has no training settings)")
+    record = replace(TrainingRecord.from_json(block, str(run_dir / "run.json")), status="running")
+    run = record.settings
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise CheckpointError(f"{run_dir / CHECKPOINT_NAME}: training checkpoint not found")
     pnet = load_run(run_dir, with_feedback=False).pnet
     if epochs is not None:
         check_int(epochs, "--epochs")
-        training["epochs"] = epochs
-    root = settings.data_root if settings.data_root is not None else training.get("data_root")
+        record = replace(record, settings=replace(run, epochs=epochs))
+    root = settings.data_root if settings.data_root is not None else run.data_root
+    assert run.data is not None
     dataset = _load_training_data(
-        training["data"],
-        root,
-        settings.download,
-        training.get("image_size"),
-        info.normalization,
-        training.get("resize"),
+        run.data, root, settings.download, run.image_size, info.normalization, run.resize
     )
-    return pnet, info, training, dataset
+    return _RunSetup(pnet, info, record, dataset)
 
 
 class _ExportFeedback(Callback):
@@ -405,74 +438,36 @@ def _train(
             torch.cuda.set_device(device)
         is_main = distributed is None or distributed.is_main
         outputs.enter_context(prepare_output_dir(out, is_main=is_main))
-        # With download, rank 0 fetches the data before the others read it.
-        download_first = distributed is not None and settings.download
-        if download_first and not is_main:
-            dist.barrier()
-        if resume:
-            pnet, info, training, dataset = _resumed_run(out, settings, epochs)
-        else:
-            pnet, info, training, dataset = _new_run(settings, out)
-        if download_first and is_main:
-            dist.barrier()
-        # The run's own settings (from run.json when resuming), how it runs from `settings`.
-        own = {key: value for key, value in training.items() if hasattr(settings, key)}
-        run = replace(settings, **own)
-        scheduler = parse_scheduler(run.scheduler).factory(epochs=run.epochs)
-        trainer = FeedbackTrainer(
-            pnet,
-            scheduler=scheduler,
-            lr=run.lr,
-            weight_decay=run.weight_decay,
-            optimizer_name=run.optimizer,
-            momentum=run.momentum,
-            timesteps=run.timesteps,
-            tbptt=run.tbptt,
-            checkpoint_activations=run.checkpoint_activations,
-            precision=run.precision,
-            channels_last=settings.channels_last,
-            device=device,
-            seed=run.seed,
-        )
+        setup = _set_up(out, settings, resume, epochs, distributed, is_main)
+        trainer = _trainer(setup, settings, device)
         if resume:
             trainer.load_checkpoint(out / CHECKPOINT_NAME)
-        training["status"] = "running"
         # Every process has checked the directory before rank 0 writes into it.
         if distributed is not None:
             dist.barrier()
         if is_main:
             if resume:
-                atomic_write_json(out / "run.json", asdict(info))
+                _write_run_json(out, setup.info, setup.record)
             else:
                 # A checkpoint at step 0 before run.json: whenever this run is killed from now
                 # on, --resume finds a checkpoint to continue from.
                 trainer.save_checkpoint(out / CHECKPOINT_NAME)
-                save_run(out, pnet, info)
-        callbacks: list[Callback] = [
-            # The step's row is logged before a checkpoint at that step is written: a kill
-            # between the two must not leave a checkpoint whose last row is missing.
-            MetricsLogging(out),
-            ModelCheckpoint(
-                out / CHECKPOINT_NAME, settings.checkpoint_every, verbose=settings.handle_interrupt
-            ),
-            _ExportFeedback(feedback_path(out) if is_main else None),
-            ProgressBar(settings.progress),
-        ]
+                save_run(out, setup.pnet, setup.info)
+        run = setup.record.run_settings(settings)
         means = trainer.fit(
-            dataset,
+            setup.dataset,
             epochs=run.epochs,
             batch_size=run.batch_size,
             workers=settings.workers,
-            callbacks=callbacks,
+            callbacks=_callbacks(out, settings, is_main),
             handle_interrupt=settings.handle_interrupt,
         )
-        training["status"] = "finished"
-        training["steps"] = trainer.global_step
         if is_main:
             # Also when a resumed fit had nothing left: a kill between the last checkpoint and
             # its export must not leave older decoders in the feedback file.
             save_feedback(trainer.pnet, feedback_path(out))
-            atomic_write_json(out / "run.json", asdict(info))
+            finished = replace(setup.record, status="finished", steps=trainer.global_step)
+            _write_run_json(out, setup.info, finished)
         if distributed is not None:
             dist.barrier()
         return TrainingReport(
@@ -485,3 +480,60 @@ def _train(
     finally:
         outputs.close()
         shutdown_distributed()
+
+
+def _set_up(
+    out: Path,
+    settings: TrainSettings,
+    resume: bool,
+    epochs: int | None,
+    distributed: DistributedInfo | None,
+    is_main: bool,
+) -> _RunSetup:
+    """The run to train (new or resumed); with ``--download``, rank 0 fetches the data first."""
+    download_first = distributed is not None and settings.download
+    if download_first and not is_main:
+        dist.barrier()
+    setup = _resumed_run(out, settings, epochs) if resume else _new_run(settings, out)
+    if download_first and is_main:
+        dist.barrier()
+    return setup
+
+
+def _trainer(setup: _RunSetup, settings: TrainSettings, device: torch.device) -> FeedbackTrainer:
+    """The trainer of the run's own settings (from run.json when resuming), run as ``settings``
+    say."""
+    run = setup.record.run_settings(settings)
+    return FeedbackTrainer(
+        setup.pnet,
+        scheduler=parse_scheduler(run.scheduler).factory(epochs=run.epochs),
+        lr=run.lr,
+        weight_decay=run.weight_decay,
+        optimizer_name=run.optimizer,
+        momentum=run.momentum,
+        timesteps=run.timesteps,
+        tbptt=run.tbptt,
+        checkpoint_activations=run.checkpoint_activations,
+        precision=run.precision,
+        channels_last=settings.channels_last,
+        device=device,
+        seed=run.seed,
+    )
+
+
+def _callbacks(out: Path, settings: TrainSettings, is_main: bool) -> list[Callback]:
+    return [
+        # The step's row is logged before a checkpoint at that step is written: a kill
+        # between the two must not leave a checkpoint whose last row is missing.
+        MetricsLogging(out),
+        ModelCheckpoint(
+            out / CHECKPOINT_NAME, settings.checkpoint_every, verbose=settings.handle_interrupt
+        ),
+        _ExportFeedback(feedback_path(out) if is_main else None),
+        ProgressBar(settings.progress),
+    ]
+
+
+def _write_run_json(out: Path, info: RunInfo, record: TrainingRecord) -> None:
+    info.extra["training"] = record.to_json()
+    atomic_write_json(out / "run.json", info.to_json())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from ..runtime.outputs import resolve_progress
+from ..runtime.progress import resolve_progress
 from ..runtime.validation import check_int
 from .logs import MetricsLogger
 

@@ -36,10 +36,10 @@ from ..runtime.cli_options import (
     progress_from_args,
 )
 from .api import NORMALIZATIONS, resume_run, train_run
+from .optimizers import OPTIMIZERS
 from .recipes import get_recipe, list_recipes
 from .schedulers import SCHEDULERS, parse_scheduler
 from .settings import RUN_SETTINGS, TrainSettings
-from .trainer import OPTIMIZERS
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -108,8 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="write checkpoint.pt every N steps (always at the end and on Ctrl-C)")
     option("--resume", metavar="DIR",
            help="continue the run in DIR exactly (--epochs may raise its length)")
-    option("--amp", action="store_true", default=None,
-           help="the older spelling of --precision fp16 (CUDA only)")
     option("--data-root", metavar="PATH", help="root of a torchvision data set")
     option("--download", action="store_true", help="let torchvision download a missing data set")
     # fmt: on
@@ -201,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _is_main_process() -> bool:
-    from .distributed import distributed_from_env
+    from ..runtime.distributed import distributed_from_env
 
     info = distributed_from_env()
     return info is None or info.is_main

@@ -9,7 +9,6 @@ Every scheduler here is stepped once per epoch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..runtime.validation import check_int, check_range
 
 __all__ = ["SCHEDULERS", "SchedulerSettings", "build_scheduler", "parse_scheduler"]
 
@@ -56,20 +56,11 @@ class SchedulerSettings:
                 f"scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.name!r}"
             )
         for key in ("t0", "t_mult", "step_size"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"scheduler {key}: expected an integer >= 1, got {value!r}")
+            check_int(getattr(self, key), f"scheduler {key}")
         for key in ("eta_min", "gamma"):
-            value = getattr(self, key)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value < 0
-            ):
-                raise ConfigError(f"scheduler {key}: expected a number >= 0, got {value!r}")
+            check_range(getattr(self, key), f"scheduler {key}", 0.0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The name and the options that apply to it (for run.json)."""
         data = asdict(self)
         return {"name": self.name, **{k: data[k] for k in _OPTIONS[self.name]}}
@@ -77,7 +68,7 @@ class SchedulerSettings:
     def spec(self) -> str:
         """The text [`parse_scheduler()`][predify.train.schedulers.parse_scheduler] reads back:
         ``cosine-warm-restarts:t0=3,...``."""
-        options = ",".join(f"{k}={v}" for k, v in self.to_dict().items() if k != "name")
+        options = ",".join(f"{k}={v}" for k, v in self.to_json().items() if k != "name")
         return f"{self.name}:{options}" if options else self.name
 
     def factory(

@@ -7,14 +7,15 @@ run description all read them from [`TrainSettings`][predify.train.settings.Trai
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..runtime.device import DEFAULT_DEVICE
 from ..runtime.precision import Execution
 
-__all__ = ["RUN_SETTINGS", "TrainSettings"]
+__all__ = ["RUN_SETTINGS", "TrainSettings", "TrainingRecord"]
 
 #: The settings that define a run (kept in run.json's ``training`` block): ``--resume`` takes
 #: them from the run directory, never from the command line.
@@ -31,7 +32,6 @@ RUN_SETTINGS = (
     "timesteps",
     "tbptt",
     "checkpoint_activations",
-    "amp",
     "precision",
     "seed",
     "scheduler",
@@ -84,10 +84,7 @@ class TrainSettings:
         recipe: the `predify.train.recipes` name these settings came from (kept in run.json).
         precision: ``fp32``, ``bf16`` or ``fp16``: autocast of the forward pass and the losses
             (`predify.runtime.precision.Execution`); fp16 adds gradient scaling and needs CUDA,
-            bf16 also runs on the CPU. Part of the run (run.json), like ``amp``.
-        amp: the older spelling of ``precision="fp16"``: turned into it (and back to False) when
-            the settings are made; run.json keeps ``amp = precision == "fp16"`` for readers of
-            older runs.
+            bf16 also runs on the CPU. Part of the run (run.json).
         channels_last: NHWC layout for the network and the batches (how the run executes, may
             change on resume).
     """
@@ -108,7 +105,6 @@ class TrainSettings:
     timesteps: int = 0
     tbptt: int | None = None
     checkpoint_activations: bool = False
-    amp: bool = False
     seed: int = 0
     workers: int = 0
     device: str = DEFAULT_DEVICE
@@ -126,19 +122,58 @@ class TrainSettings:
     channels_last: bool = False
 
     def __post_init__(self) -> None:
-        if self.amp and self.precision not in ("fp32", "fp16"):
-            raise ConfigError(
-                f"--amp is --precision fp16, and --precision {self.precision} was given; drop one"
-            )
-        if self.amp:
-            self.precision = "fp16"
-        # An input alias only: a later replace(precision=...) must not conflict with it.
-        self.amp = False
         Execution(self.precision)  # an unknown precision fails here, naming the option
 
     def run_json(self, image_size: int | None) -> dict[str, Any]:
         """The ``training`` block of run.json (what ``--resume`` continues)."""
-        block: dict[str, Any] = {name: getattr(self, name) for name in RUN_SETTINGS}
-        block["image_size"] = image_size
-        block["amp"] = self.precision == "fp16"  # what readers of older run.json files read
+        return TrainingRecord(replace(self, image_size=image_size)).to_json()
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The ``training`` block of a run's run.json: the settings that define the run, and how far
+    it got.
+
+    Attributes:
+        settings: the run's settings; only those in ``RUN_SETTINGS`` are recorded (``image_size``
+            is the size the images were given, whichever option set it).
+        status: ``"running"`` until the last epoch is done, then ``"finished"``.
+        steps: optimiser steps done when the run finished (None while it runs).
+    """
+
+    settings: TrainSettings
+    status: str = "running"
+    steps: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        block: dict[str, Any] = {name: getattr(self.settings, name) for name in RUN_SETTINGS}
+        block["status"] = self.status
+        if self.steps is not None:
+            block["steps"] = self.steps
         return block
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: str) -> TrainingRecord:
+        """Read a block back; blocks of earlier versions are migrated.
+
+        Raises:
+            DataError: a block that does not describe training settings, naming ``source``.
+        """
+        known = {name: data[name] for name in RUN_SETTINGS if name in data}
+        # Before --precision, run.json had only "amp" (true: fp16); --amp is gone since.
+        if "precision" not in data and data.get("amp") is True:
+            known["precision"] = "fp16"
+        try:
+            settings = TrainSettings(**known)
+        except (TypeError, ConfigError) as error:
+            raise DataError(f"{source}: training: {error}") from None
+        steps = data.get("steps")
+        return cls(
+            settings,
+            status=str(data.get("status", "running")),
+            steps=steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
+        )
+
+    def run_settings(self, execution: TrainSettings) -> TrainSettings:
+        """``execution`` (how to run: workers, device...) with this run's own settings."""
+        return replace(execution, **{name: getattr(self.settings, name) for name in RUN_SETTINGS})

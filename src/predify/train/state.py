@@ -1,4 +1,4 @@
-"""Training checkpoints: RNG states as tensors, atomic writes, weights-only reads.
+"""Training checkpoints: what one holds, atomic writes, weights-only reads.
 
 A training checkpoint is one ``torch.save`` file holding only tensors, numbers, strings, lists,
 tuples, dicts and None, so ``torch.load(path, weights_only=True)`` reads it without unpickling
@@ -9,96 +9,178 @@ arbitrary objects::
     pcoders     decoder and hyperparameter tensors, keyed as in ``pnet.pcoders``
     optimizer   optimizer.state_dict()
     scheduler   scheduler.state_dict() or None
-    scaler      GradScaler.state_dict() or None (AMP)
+    scaler      GradScaler.state_dict() or None (fp16)
     rng         torch, CUDA, numpy and Python RNG states (see
-    [`capture_rng_state()`][predify.train.state.capture_rng_state])
+                [`capture_rng_state()`][predify.train.rng.capture_rng_state])
     progress    {"step", "epoch", "batch_in_epoch", "seed"}
-    settings    the trainer's objective settings, checked on resume
+    settings    {"timesteps", "tbptt", "optimizer", "world_size"}: checked on resume
+    callbacks   the callbacks' own states, keyed "INDEX:CLASS"
     sha256      content_digest of all the above, checked on reading (a garbled file is refused)
 """
 
 from __future__ import annotations
 
 import os
-import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import numpy as np
 import torch
 
 from .._io import atomic_path, content_digest, load_weights_only
 from ..errors import CheckpointError
+from .rng import RngState
 
 __all__ = [
     "TRAIN_CHECKPOINT_FORMAT",
-    "capture_rng_state",
+    "CheckpointSettings",
+    "StateDict",
+    "TrainingCheckpoint",
+    "TrainingProgress",
     "read_training_checkpoint",
-    "restore_rng_state",
-    "seed_everything",
     "write_training_checkpoint",
 ]
 
 TRAIN_CHECKPOINT_FORMAT = "predify-train-v1"
+#: A ``state_dict()`` of torch's (optimiser, scheduler, scaler) or of a callback: the file edge,
+#: kept as its owner wrote it.
+StateDict = dict[str, Any]
 _CHECKSUM = "sha256"  # content_digest of everything else in the file
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, numpy's global RNG and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a run stands: optimiser steps, the 0-based epoch, batches of it done, the data
+    order's seed."""
 
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    seed: int = 0
 
-def capture_rng_state() -> dict[str, Any]:
-    """Every global RNG state as tensors and plain numbers (loadable with ``weights_only=True``).
+    def to_json(self) -> dict[str, int]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "seed": self.seed,
+        }
 
-    numpy's Mersenne-Twister key (uint32 [624]) and Python's (625 ints < 2**32) are stored as
-    int64 tensors: exact, and a dtype every torch version can read.
-    """
-    _, numpy_key, numpy_position, numpy_has_gauss, numpy_cached_gaussian = np.random.get_state(
-        legacy=True
-    )
-    python_version, python_internal, python_gauss_next = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy_key": torch.from_numpy(np.asarray(numpy_key, dtype=np.int64)),
-        "numpy_position": int(numpy_position),
-        "numpy_has_gauss": int(numpy_has_gauss),
-        "numpy_cached_gaussian": float(numpy_cached_gaussian),
-        "python_version": int(python_version),
-        "python_internal": torch.tensor(python_internal, dtype=torch.int64),
-        "python_gauss_next": python_gauss_next,
-    }
-    # Reading CUDA states would initialise CUDA in a CPU-only run; only keep them when in use.
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Set every global RNG to a state from
-    [`capture_rng_state()`][predify.train.state.capture_rng_state]."""
-    torch.set_rng_state(state["torch"].cpu())
-    numpy_key = state["numpy_key"].numpy().astype(np.uint32)
-    np.random.set_state(
-        (
-            "MT19937",
-            numpy_key,
-            int(state["numpy_position"]),
-            int(state["numpy_has_gauss"]),
-            float(state["numpy_cached_gaussian"]),
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrainingProgress:
+        return cls(
+            step=int(data["step"]),
+            epoch=int(data["epoch"]),
+            batch_in_epoch=int(data["batch_in_epoch"]),
+            seed=int(data["seed"]),
         )
-    )
-    python_internal = tuple(int(value) for value in state["python_internal"].tolist())
-    random.setstate((int(state["python_version"]), python_internal, state["python_gauss_next"]))
-    cuda_states = state.get("cuda")
-    if cuda_states and torch.cuda.is_available():
-        count = min(len(cuda_states), torch.cuda.device_count())
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[:count]])
 
 
-def write_training_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """The trainer's settings a checkpoint was written with; a resume must match the first three.
+
+    None: not recorded (checkpoints of earlier versions may lack some).
+    """
+
+    timesteps: int | None = None
+    tbptt: int | None = None
+    optimizer: str | None = None
+    world_size: int | None = None
+
+    #: The settings that must be the same to resume exactly.
+    CHECKED = ("timesteps", "tbptt", "optimizer")
+
+    def to_json(self) -> dict[str, int | str | None]:
+        return {
+            "timesteps": self.timesteps,
+            "tbptt": self.tbptt,
+            "optimizer": self.optimizer,
+            "world_size": self.world_size,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> tuple[CheckpointSettings, frozenset[str]]:
+        """The settings and the names the file recorded (absent ones are not checked)."""
+        data = data or {}
+        names = ("timesteps", "tbptt", "optimizer", "world_size")
+        return cls(**{name: data[name] for name in names if name in data}), frozenset(data)
+
+    def check_resumable(
+        self, current: CheckpointSettings, recorded: frozenset[str], source: str
+    ) -> None:
+        """Raise a CheckpointError naming the first checked setting that differs."""
+        for name in self.CHECKED:
+            saved, now = getattr(self, name), getattr(current, name)
+            if name in recorded and saved != now:
+                raise CheckpointError(
+                    f"{source}: was written with {name}={saved!r}, this trainer has {name}={now!r}"
+                )
+
+
+@dataclass
+class TrainingCheckpoint:
+    """The content of a training checkpoint (see the module docstring), typed.
+
+    The optimiser's, scheduler's, scaler's, RNGs' and callbacks' states are torch's and the
+    callbacks' own dictionaries, kept as they are.
+    """
+
+    config: str
+    pcoders: dict[str, torch.Tensor]
+    optimizer: StateDict
+    rng: RngState
+    progress: TrainingProgress
+    settings: CheckpointSettings
+    scheduler: StateDict | None = None
+    scaler: StateDict | None = None
+    callbacks: dict[str, StateDict] = field(default_factory=dict)
+    #: The settings the file recorded (all of them for a checkpoint built in this version).
+    recorded_settings: frozenset[str] = frozenset(CheckpointSettings.CHECKED)
+
+    def state_dict(self) -> StateDict:
+        """The checkpoint as the file holds it (without format marker and checksum)."""
+        return {
+            "config": self.config,
+            "pcoders": self.pcoders,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+            "rng": self.rng,
+            "progress": self.progress.to_json(),
+            "settings": self.settings.to_json(),
+            "callbacks": self.callbacks,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any], source: str) -> TrainingCheckpoint:
+        """Read `state_dict()`'s form back.
+
+        Raises:
+            CheckpointError: a field is missing or malformed, naming ``source``.
+        """
+        try:
+            settings, recorded = CheckpointSettings.from_json(state.get("settings"))
+            return cls(
+                config=str(state["config"]),
+                pcoders=dict(state["pcoders"]),
+                optimizer=dict(state["optimizer"]),
+                rng=cast(RngState, dict(state["rng"])),
+                progress=TrainingProgress.from_json(state["progress"]),
+                settings=settings,
+                scheduler=state.get("scheduler"),
+                scaler=state.get("scaler"),
+                callbacks=dict(state.get("callbacks") or {}),
+                recorded_settings=recorded,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise CheckpointError(
+                f"{source}: malformed training checkpoint ({type(error).__name__}: {error})"
+            ) from None
+
+
+def write_training_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically: a reader sees the old file or the new one."""
     path = Path(path)
     content = {"format": TRAIN_CHECKPOINT_FORMAT, **payload}
@@ -113,7 +195,7 @@ def write_training_checkpoint(path: str | os.PathLike[str], payload: dict[str, A
     return path
 
 
-def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_training_checkpoint(path: str | os.PathLike[str]) -> StateDict:
     """Read a training checkpoint with ``weights_only=True``; errors name the file."""
     path = Path(path)
     payload = load_weights_only(path, "training checkpoint")

@@ -51,10 +51,13 @@ from ..runtime.distributed import (
     init_distributed,
     shutdown_distributed,
 )
-from ..runtime.outputs import prepare_output_dir, resolve_progress, run_fingerprint, write_csv
+from ..runtime.fingerprint import run_fingerprint
+from ..runtime.outputs import prepare_output_dir
 from ..runtime.precision import Execution, autocast, prepare_network
+from ..runtime.progress import resolve_progress
 from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
+from ..runtime.tables import write_csv
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
 from .hyperparameters import effective_values

@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ...errors import ConfigError
-from ...runtime.outputs import resolve_progress
+from ...runtime.progress import resolve_progress
 from ...runtime.store import ResultStore, pack_bits, unpack_bits
 from ..metrics import bootstrap_ci
 from ..pixel_space import PixelSpaceNet, check_pixel_range
