@@ -10,9 +10,11 @@ from torch import nn
 
 from .config import ConfigSource, Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import ConfigError, warn_outside_predify
+from .fan_out import decoder_fan_out
+from .hyperparameter_module import HyperparameterModule
 from .network import PredictiveNet
 from .parsing import parse_predictor
-from .pcoder import HyperparameterModule, PCoder, decoder_fan_out
+from .pcoder import PCoder
 from .stages import channels_last, default_modules
 from .submodules import dry_run, eval_mode, resolve_module
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ._io import atomic_path, content_digest, load_weights_only
 from .config import PNetConfig
 from .errors import CheckpointError, ConfigError
+from .hyperparameter_module import rename_old_parameters
 from .network import PredictiveNet
 from .original import OriginalFeedback, convert_original_state_dict, load_original_feedback
 
@@ -195,6 +196,8 @@ def load_feedback_state(
         raise CheckpointError(
             f"{source}: holds {len(config.pcoders)} pcoders, the network has {pnet.num_pcoders}"
         )
+    tensors = dict(tensors)
+    rename_old_parameters(tensors)
     if hyperparameters:
         # Learnable or fixed follows the file: the hyperparameter modules switch before loading.
         pnet.set_hyperparameters_learnable(any(key.endswith("mixing_logits") for key in tensors))

@@ -35,8 +35,8 @@ from torch import Tensor
 from ._io import load_weights_only
 from .config import Hyperparameters
 from .errors import CheckpointError, ConfigError, warn_outside_predify
+from .fan_out import decoder_fan_out
 from .network import PredictiveNet
-from .pcoder import decoder_fan_out
 
 __all__ = ["OriginalFeedback", "convert_original_state_dict", "load_original_feedback"]
 

@@ -15,9 +15,9 @@ import torchvision
 
 import predify
 from predify import ConfigError
+from predify.fan_out import decoder_fan_out
 from predify.layers import Permute
 from predify.models import ShallowCNN
-from predify.pcoder import decoder_fan_out
 from predify.stages import default_modules, isotropic_choice
 
 timm = pytest.importorskip("timm")

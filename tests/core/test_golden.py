@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import predify
-from predify.pcoder import _flatten
+from predify.decoder_layers import analytic_layers
 from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
 
 CASES = ["case_a", "case_b"]
@@ -52,7 +52,7 @@ def test_forward_matches_golden(
 ) -> None:
     name, data = case
     pnet = golden_pnet(name, generic=generic)
-    analytic = [_flatten(pcoder.decoder) is not None for pcoder in pnet.pcoders]
+    analytic = [analytic_layers(pcoder.decoder) is not None for pcoder in pnet.pcoders]
     assert analytic == [not generic] * len(pnet.pcoders), "the test does not take the path it names"
     with torch.set_grad_enabled(grad):
         output = pnet(data["input"], timesteps=TIMESTEPS, record=True)
