@@ -38,7 +38,18 @@ from .errors import CheckpointError, ConfigError, warn_outside_predify
 from .fan_out import decoder_fan_out
 from .network import PredictiveNet
 
-__all__ = ["OriginalFeedback", "convert_original_state_dict", "load_original_feedback"]
+__all__ = [
+    "ORIGINAL_NAMES",
+    "OriginalFeedback",
+    "convert_original_state_dict",
+    "hyperparameters_from_original",
+    "load_original_feedback",
+]
+
+#: The original package's names of the hyperparameters (its buffers ``ffm{n}``, ``fbm{n}``,
+#: ``erm{n}`` and the dicts its ``set_hyperparameters`` takes) -> this package's names. They are
+#: read here, and nowhere else.
+ORIGINAL_NAMES = {"ffm": "feedforward", "fbm": "feedback", "erm": "pc"}
 
 _NETWORK_KEY = re.compile(r"^(?:module\.)?pcoder(\d+)\.(.+)$")
 _HYPERPARAMETER_KEY = re.compile(r"^(?:module\.)?(ffm|fbm|erm)(\d*)$")
@@ -340,32 +351,74 @@ def _check(pnet: PredictiveNet, parsed: _Parsed) -> None:
 def _read_hyperparameters(pnet: PredictiveNet, parsed: _Parsed) -> list[Hyperparameters]:
     found = parsed.hyperparameters
     source = parsed.files[0]
-    if parsed.layout != "network" or not all(name in found for name in ("ffm", "fbm", "erm")):
+    if parsed.layout != "network" or not all(name in found for name in ORIGINAL_NAMES):
         raise CheckpointError(
             f"{source}: holds no hyperparameter buffers (ffm1, fbm1, erm1, ... or ffm, fbm, erm); "
             "call without hyperparameters=True to keep the network's own"
         )
-    shared = all(None in found[name] for name in ("ffm", "fbm", "erm"))
+    shared = all(None in found[name] for name in ORIGINAL_NAMES)
     values = []
     for index in range(pnet.num_pcoders):
         number = None if shared else index
+        suffix = "" if shared else str(index + 1)
+        label = "/".join(f"{name}{suffix}" for name in ORIGINAL_NAMES)
         try:
-            beta, lam, alpha = (found[name][number] for name in ("ffm", "fbm", "erm"))
+            read = {ours: found[theirs][number] for theirs, ours in ORIGINAL_NAMES.items()}
         except KeyError:
-            raise CheckpointError(
-                f"{source}: no ffm{index + 1}/fbm{index + 1}/erm{index + 1} for "
-                f"{_where(pnet, index)}"
-            ) from None
+            raise CheckpointError(f"{source}: no {label} for {_where(pnet, index)}") from None
         if index == pnet.num_pcoders - 1:
-            lam = 0.0  # the original's top PCoder never reads its feedback weight
-        value = Hyperparameters(beta, lam, alpha)
-        label = "ffm/fbm/erm" if shared else f"ffm{index + 1}/fbm{index + 1}/erm{index + 1}"
+            read["feedback"] = 0.0  # the original's top PCoder never reads its feedback weight
+        value = Hyperparameters(**read)
         try:
             value.validate(label, has_feedback=True)
         except ConfigError as error:
             raise CheckpointError(f"{source}: {error}") from None
         values.append(value)
     return values
+
+
+def _from_original_dict(
+    value: Mapping[str, float | Tensor], where: str, top: bool = False
+) -> Hyperparameters:
+    if set(value) != set(ORIGINAL_NAMES):
+        raise ConfigError(
+            f"{where}: expected the original's keys 'ffm', 'fbm', 'erm', got "
+            f"{sorted(map(str, value))}"
+        )
+    read: dict[str, float] = {}
+    for theirs, ours in ORIGINAL_NAMES.items():
+        number = value[theirs]
+        # The original stored its values as one-element tensors.
+        read[ours] = float(number.item()) if isinstance(number, Tensor) else number
+    if top:
+        read["feedback"] = 0.0  # the original's top PCoder never reads fbm
+    result = Hyperparameters(**read)
+    result.validate(where, has_feedback=not top)
+    return result
+
+
+def hyperparameters_from_original(
+    values: Mapping[str, float | Tensor] | Sequence[Mapping[str, float | Tensor]],
+) -> Hyperparameters | list[Hyperparameters]:
+    """The original package's hyperparameter dicts as this package's values, for
+    [`PredictiveNet.set_hyperparameters()`][predify.network.PredictiveNet.set_hyperparameters].
+
+    Args:
+        values: ``{"ffm": feedforward, "fbm": feedback, "erm": pc}`` for every pcoder
+            (``PNetSameHP.set_hyperparameters``), or a list of such dicts, one per pcoder, bottom
+            first (``PNetSeparateHP.set_hyperparameters``); as there, the top pcoder's ``fbm`` is
+            not used (taken as 0). Values may be numbers or one-element tensors.
+
+    Raises:
+        ConfigError: a dict without exactly these keys, or values that do not form a valid
+            update; the message names the entry (``hyperparameters[1]``).
+    """
+    if isinstance(values, Mapping):
+        return _from_original_dict(values, "hyperparameters")
+    return [
+        _from_original_dict(value, f"hyperparameters[{index}]", top=index == len(values) - 1)
+        for index, value in enumerate(values)
+    ]
 
 
 def _stored_c_sqrt(entry: _Pcoder) -> float | None:
@@ -406,9 +459,9 @@ def load_original_feedback(
             (``pcoderN.C_sqrt``, ``C_sqrt``): the published results were computed with them, and
             the original drew them at random for decoders ending in a ReLU. ``"exact"``
             recomputes them from the decoders' structure.
-        hyperparameters: also set beta, lambda, alpha from the file's ``ffm{n}``/``fbm{n}``/
-            ``erm{n}`` (or shared ``ffm``/``fbm``/``erm``) buffers; the top pcoder's feedback
-            weight is taken as 0, as the original never read it.
+        hyperparameters: also set feedforward, feedback, pc from the file's ``ffm{n}``/
+            ``fbm{n}``/``erm{n}`` (or shared ``ffm``/``fbm``/``erm``) buffers; the top pcoder's
+            feedback weight is taken as 0, as the original never read it.
         epoch: with a directory of training checkpoints, the epoch to load (default: the
             latest one with a file for every pcoder).
 

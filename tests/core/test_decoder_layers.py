@@ -32,8 +32,9 @@ SAMPLES: dict[str, tuple[nn.Module, tuple[int, ...]]] = {
 
 
 def test_the_parser_whitelist_is_the_registry() -> None:
-    assert {**ALLOWED_LAYERS, **PREDIFY_LAYERS} == {
-        name: entry.constructor for name, entry in DECODER_LAYERS.items()
+    assert {name: entry.constructor for name, entry in DECODER_LAYERS.items()} == {
+        **ALLOWED_LAYERS,
+        **PREDIFY_LAYERS,
     }
     assert set(PREDIFY_LAYERS) == {"Permute", "TokensToGrid"}
     parse_predictor("Sequential(Permute(0, 3, 1, 2), ReLU())")
