@@ -11,7 +11,7 @@ constructors with literal arguments is accepted::
 
 Besides ``torch.nn`` layers, predify's own [`TokensToGrid`][predify.layers.TokensToGrid] and
 [`Permute`][predify.layers.Permute] (written without a prefix) take a vision transformer's patch
-tokens back to a grid and channels-last maps to channels-first. Nothing is imported or
+tokens back to a grid and NHWC maps [B, H, W, C] to NCHW. Nothing is imported or
 evaluated: the constructors are looked up in the registry of decoder layer types
 ([`predify.decoder_layers`][predify.decoder_layers]) and called with the parsed literals.
 """
