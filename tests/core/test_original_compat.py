@@ -131,7 +131,7 @@ def test_predify2021_peffnetb0_config_builds_unchanged_on_timm() -> None:
 
 # ---------------------------------------------------------------------- semantics, small cases
 def golden(**top: Any) -> dict[str, Any]:
-    data = PNetConfig.from_toml(GOLDEN_DIR / "case_a.toml").to_dict()
+    data = PNetConfig.from_toml(GOLDEN_DIR / "case_a.toml").to_json()
     data.update(top)
     return data
 

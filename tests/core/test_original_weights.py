@@ -231,7 +231,7 @@ def test_shared_hyperparameter_buffers(tmp_path: Path) -> None:
 
 
 def _golden_dict() -> dict[str, Any]:
-    return predify.load_config(GOLDEN_DIR / "case_a.toml").to_dict()
+    return predify.load_config(GOLDEN_DIR / "case_a.toml").to_json()
 
 
 # ---------------------------------------------------------------------- PVGG16 decoder files

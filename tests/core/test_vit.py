@@ -262,7 +262,7 @@ def test_a_config_without_predictors_gets_the_same_decoders() -> None:
     # shapes alone (3 prefix tokens + a 4x4 grid of 8x8 patches) and builds the same decoders.
     backbone = tiny_vit()
     written = predify.auto_config(backbone, (3, IMAGE, IMAGE))
-    bare = predify.PNetConfig.from_dict(
+    bare = predify.PNetConfig.from_json(
         {
             "input_size": [3, IMAGE, IMAGE],
             "gradient_scaling": True,
