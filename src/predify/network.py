@@ -319,7 +319,7 @@ class PredictiveNet(nn.Module):
         (a backbone fx cannot trace, or a user's hook on a container of the backbone)."""
         return self._backbone_runner()[0] is not None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         # A traced program shares the backbone's dictionaries; a copy traces its own backbone.
         state = dict(super().__getstate__())
         state["_traces"] = {}

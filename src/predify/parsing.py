@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Any
 
 from torch import nn
 
@@ -86,7 +85,7 @@ class _PredictorBuilder:
                 raise self.fail(node, "Sequential takes layers only, no keyword arguments")
             return nn.Sequential(*(self.layer(arg) for arg in node.args))
         args = [self.literal(arg) for arg in node.args]
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, object] = {}
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise self.fail(keyword.value, "**kwargs are not allowed")
@@ -96,7 +95,7 @@ class _PredictorBuilder:
         except (TypeError, ValueError, RuntimeError) as error:
             raise self.fail(node, f"cannot build {name[-1]}: {error}") from None
 
-    def literal(self, node: ast.expr) -> Any:
+    def literal(self, node: ast.expr) -> object:
         if isinstance(node, ast.Constant) and isinstance(
             node.value, (int, float, bool, str, type(None))
         ):

@@ -21,7 +21,7 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from torch import nn
 
@@ -32,6 +32,7 @@ from ..stages import feature_stages
 
 __all__ = [
     "IMAGENET_NORMALIZATION",
+    "EntryFields",
     "ModelEntry",
     "create_model",
     "default_modules",
@@ -78,6 +79,24 @@ class ModelEntry:
     normalization: dict[str, list[float]] | None = None
     backbone_prefixes: tuple[str, ...] = ()
     alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+class _RequiredFields(TypedDict):
+    backbone: str
+    build_backbone: Callable[..., nn.Module]
+    modules: Sequence[str]
+    input_size: Sequence[int]
+
+
+class EntryFields(_RequiredFields, total=False):
+    """The keyword arguments of [`register_model()`][predify.models.register_model], as a value
+    (what ``torchvision_entry()`` builds for the torchvision-backed networks)."""
+
+    predictors: Sequence[str | None] | None
+    normalization: dict[str, list[float]] | None
+    backbone_prefixes: Sequence[str]
+    options: Sequence[str]
+    alternatives: Sequence[tuple[str, Sequence[str]]]
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
