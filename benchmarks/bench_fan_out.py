@@ -1,6 +1,6 @@
 """The gradient-scaling constant C of PVGG16's decoders: the sliced probe against a full one.
 
-``predify.pcoder.decoder_fan_out`` measures C on a copy of the decoder whose first convolution
+``predify.fan_out.decoder_fan_out`` measures C on a copy of the decoder whose first convolution
 reads input channel 0 only (the impulse is there alone). The full probe it replaced ran the whole
 decoder in float64 on a 512-channel impulse map. Both run here side by side on the decoders of
 the original's ``examples/PVGG16/pvgg16_config.toml`` at 224 x 224 (representations of 64 x 224,
@@ -18,8 +18,8 @@ import time
 import torch
 from torch import nn
 
+from predify.fan_out import decoder_fan_out
 from predify.parsing import parse_predictor
-from predify.pcoder import decoder_fan_out
 
 PREDICTORS = [
     ("ConvTranspose2d(64, 3, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))", (64, 224, 224)),

@@ -25,10 +25,10 @@ from torch import nn
 import predify
 from predify.config import Hyperparameters
 from predify.data import mnist5k_splits
+from predify.decoder_layers import analytic_layers
 from predify.models import pshallow
 from predify.models.shallow import ShallowCNN
 from predify.network import PredictiveNet
-from predify.pcoder import _flatten
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
 
@@ -94,7 +94,7 @@ def make_generic(pnet: PredictiveNet) -> PredictiveNet:
     """Hide every decoder of ``pnet`` from the analytic path (in place)."""
     for pcoder in pnet.pcoders:
         pcoder.decoder = OpaqueDecoder(pcoder.decoder)
-        assert _flatten(pcoder.decoder) is None
+        assert analytic_layers(pcoder.decoder) is None
     return pnet
 
 

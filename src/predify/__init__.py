@@ -11,8 +11,9 @@ from .builder import PAPER_HYPERPARAMETERS, auto_config, auto_predictor, predify
 from .checkpoint import load_feedback, load_original_feedback, load_predictive_net, save_feedback
 from .config import Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import CheckpointError, ConfigError, ConfigWarning, DataError, PredifyError
+from .hyperparameter_module import HyperparameterModule
 from .network import PNetOutput, PNetState, PredictiveNet
-from .pcoder import HyperparameterModule, PCoder
+from .pcoder import PCoder
 from .presets import HyperparameterPreset, get_preset, list_presets
 from .train import FeedbackTrainer
 

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written checkpoint, report or table."""
+"""Files: atomic writes (a reader never sees a half-written checkpoint, report or table), safe
+loading, content digests, and the one message for tensors that do not fit a network."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import pickle
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_tensor_names",
+    "check_tensor_shapes",
+    "check_tensors",
     "content_digest",
     "remove_temporaries",
 ]
@@ -195,3 +199,69 @@ def _feed(digest: Any, value: Any) -> None:
         digest.update(f"{type(value).__name__}:{value!r};".encode())
     else:
         raise TypeError(f"content_digest: cannot digest a {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------- tensors that do not fit
+#: How many names a mismatch message lists before it says how many more there are.
+_LISTED = 5
+
+
+def check_tensor_shapes(
+    source: object,
+    expected: Mapping[str, Sequence[int]],
+    found: Mapping[str, Sequence[int]],
+    file_key: Callable[[str], str] = repr,
+) -> None:
+    """Raise a one-line CheckpointError naming the first tensor whose shape in the file
+    (``found``, key -> shape) differs from the network's (``expected``).
+
+    Args:
+        source: the file, as the message names it.
+        expected: the network's tensors that the file should hold, key -> shape.
+        found: the file's tensors under the same keys, key -> shape.
+        file_key: names a key as the file itself writes it (``pcoder5.pmodule.0.weight`` in an
+            original Predify file); default: the key, quoted.
+    """
+    from .errors import CheckpointError
+
+    for key, shape in found.items():
+        wanted = expected.get(key)
+        if wanted is not None and tuple(shape) != tuple(wanted):
+            raise CheckpointError(
+                f"{source}: {file_key(key)} has shape {list(shape)} in the file but "
+                f"{list(wanted)} in the network"
+            )
+
+
+def check_tensor_names(
+    source: object,
+    expected: Mapping[str, object],
+    found: Mapping[str, object],
+    file_key: Callable[[str], str] = repr,
+) -> None:
+    """Raise a one-line CheckpointError listing the tensors the file lacks and those the
+    network has no place for (named by ``file_key``, as in
+    [`check_tensor_shapes()`][predify._io.check_tensor_shapes])."""
+    from .errors import CheckpointError
+
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    parts = []
+    for what, keys in (("missing tensors", missing), ("unexpected tensors", unexpected)):
+        if keys:
+            named = ", ".join(file_key(key) for key in keys[:_LISTED])
+            more = f" and {len(keys) - _LISTED} more" if len(keys) > _LISTED else ""
+            parts.append(f"{what} {named}{more}")
+    if parts:
+        raise CheckpointError(f"{source}: does not fit the network: {'; '.join(parts)}")
+
+
+def check_tensors(
+    source: object,
+    expected: Mapping[str, Sequence[int]],
+    found: Mapping[str, Sequence[int]],
+    file_key: Callable[[str], str] = repr,
+) -> None:
+    """Both checks, the shapes first: a tensor of the wrong shape is the most telling mismatch."""
+    check_tensor_shapes(source, expected, found, file_key)
+    check_tensor_names(source, expected, found, file_key)

@@ -10,10 +10,12 @@ from torch import nn
 
 from .config import ConfigSource, Hyperparameters, PCoderConfig, PNetConfig, load_config
 from .errors import ConfigError, warn_outside_predify
+from .fan_out import decoder_fan_out
+from .hyperparameter_module import HyperparameterModule
 from .network import PredictiveNet
 from .parsing import parse_predictor
-from .pcoder import HyperparameterModule, PCoder, decoder_fan_out
-from .stages import channels_last, default_modules
+from .pcoder import PCoder
+from .stages import FeatureLayout, feature_layout, feature_stages
 from .submodules import dry_run, eval_mode, resolve_module
 
 __all__ = ["auto_config", "auto_predictor", "predify"]
@@ -30,16 +32,16 @@ def auto_predictor(
     *,
     patch_size: Sequence[int] | None = None,
     prefix_tokens: int | None = None,
-    channels_last: bool = False,
-    target_channels_last: bool | None = None,
+    layout: FeatureLayout = "nchw",
+    target_layout: FeatureLayout | None = None,
 ) -> str:
     """The automatic decoder from a representation to what it predicts, as a predictor string.
 
     - Feature maps (the reference's decoder): ``Sequential(Upsample(scale_factor=(r, r),
       mode="bilinear"), ConvTranspose2d(c_in, c_out, 3, 1, 1))`` when the target is r times
       larger, else ``Sequential(ConvTranspose2d(...))``; trilinear and ConvTranspose3d for volumes.
-      Channels-last maps (H, W, C) get the same decoder between ``Permute(0, 3, 1, 2)`` and
-      ``Permute(0, 2, 3, 1)`` (the latter left out when the target is channels-first: the image).
+      NHWC maps (H, W, C) get the same decoder between ``Permute(0, 3, 1, 2)`` and
+      ``Permute(0, 2, 3, 1)`` (the latter left out when the target is NCHW: the image).
     - Token maps [tokens, dim] predicting token maps with as many tokens (transformer blocks):
       ``Linear(dim, dim_below)``, applied token-wise, prefix tokens included.
     - Token maps predicting the image (the first pcoder of a vision transformer): the transposed
@@ -53,8 +55,9 @@ def auto_predictor(
         patch_size: (p, q) of a vision transformer's patch embedding; inferred from the shapes
             when None (the smallest patch whose grid fits in the tokens).
         prefix_tokens: class and register tokens before the patch tokens; inferred when None.
-        channels_last: ``rep_shape`` is (H, W, C) (timm's Swin, MambaOut).
-        target_channels_last: the same for ``target_shape``; default ``channels_last``.
+        layout: ``"nhwc"`` when ``rep_shape`` is (H, W, C) (timm's Swin, MambaOut), else
+            ``"nchw"`` ([`FeatureLayout`][predify.stages.FeatureLayout]).
+        target_layout: the same for ``target_shape``; default ``layout``.
     """
     label = f"{where}: " if where else ""
     if len(rep_shape) == 2:
@@ -64,17 +67,20 @@ def auto_predictor(
             f"{label}automatic decoders need feature maps of the same rank (or token maps), got "
             f"{list(rep_shape)} predicting {list(target_shape)}; give a predictor string"
         )
-    if target_channels_last is None:
-        target_channels_last = channels_last
-    if channels_last or target_channels_last:
+    if target_layout is None:
+        target_layout = layout
+    for name, value in (("layout", layout), ("target_layout", target_layout)):
+        if value not in ("nchw", "nhwc"):
+            raise ConfigError(f"{label}{name}: expected 'nchw' or 'nhwc', got {value!r}")
+    if "nhwc" in (layout, target_layout):
         if len(rep_shape) != 3:
-            raise ConfigError(f"{label}channels-last decoders are 2-D only, got {list(rep_shape)}")
-        first = _channels_first(rep_shape) if channels_last else tuple(rep_shape)
-        below = _channels_first(target_shape) if target_channels_last else tuple(target_shape)
+            raise ConfigError(f"{label}NHWC decoders are 2-D only, got {list(rep_shape)}")
+        first = _channels_first(rep_shape) if layout == "nhwc" else tuple(rep_shape)
+        below = _channels_first(target_shape) if target_layout == "nhwc" else tuple(target_shape)
         inner = _conv_layers(first, below)
-        if channels_last:
+        if layout == "nhwc":
             inner.insert(0, "Permute(0, 3, 1, 2)")
-        if target_channels_last:
+        if target_layout == "nhwc":
             inner.append("Permute(0, 2, 3, 1)")
         return f"Sequential({', '.join(inner)})"
     return f"Sequential({', '.join(_conv_layers(rep_shape, target_shape))})"
@@ -304,7 +310,7 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
     dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
 
     hyperparameters = _hyperparameter_modules(config)
-    nhwc = channels_last(backbone)
+    layout = feature_layout(backbone)
     pcoders = []
     for index, pcoder_config in enumerate(config.pcoders):
         where = f"pcoders[{index}]"
@@ -313,8 +319,8 @@ def predify(backbone: nn.Module, config: ConfigSource) -> PredictiveNet:
             rep_shape,
             target_shape,
             where,
-            channels_last=nhwc,
-            target_channels_last=nhwc and index > 0,
+            layout=layout,
+            target_layout=layout if index > 0 else "nchw",
         )
         decoder = parse_predictor(predictor, f"{where}.predictor")
         _make_out_of_place(decoder)
@@ -377,12 +383,12 @@ def auto_config(
 
     Args:
         backbone: the network to add feedback to: a CNN (feature maps, channels first, or
-            channels last as timm's Swin), or a vision transformer (token maps [tokens, dim],
+            NHWC as timm's Swin), or a vision transformer (token maps [tokens, dim],
             prefix tokens included).
         input_size: one input sample, (C, H, W).
         modules: module paths, bottom first (``["layer1", "layer2", ...]``); None picks the
             backbone's feature stages
-            ([`predify.stages.default_modules()`][predify.stages.default_modules]: timm's
+            ([`predify.stages.feature_stages()`][predify.stages.feature_stages]: timm's
             ``feature_info``, known torchvision layouts, every few blocks of a transformer).
 
     Raises:
@@ -390,17 +396,17 @@ def auto_config(
             (token maps whose token count changes); the message names the pcoder and says what
             to write instead.
         gradient_scaling: scale error gradients by numel / sqrt(C).
-        hyperparameters: one set for all pcoders or one per pcoder; default: the paper's beta 0.8,
-            lambda 0.1, alpha 0.01 (lambda 0 on the top pcoder).
+        hyperparameters: one set for all pcoders or one per pcoder; default: the paper's
+            feedforward 0.8, feedback 0.1, pc 0.01 (feedback 0 on the top pcoder).
         shared_hyperparameters: one shared (optionally learnable) set for all pcoders.
     """
     if modules is None:
-        modules = default_modules(backbone, input_size)
+        modules = feature_stages(backbone, input_size)
     if not modules:
         raise ConfigError("modules: expected at least one module path")
     paths = list(modules)
     patch_size, prefix_tokens = _token_layout(backbone)
-    nhwc = channels_last(backbone)
+    layout = feature_layout(backbone)
     resolved = _resolve_modules(backbone, paths)
     shapes = dry_run(backbone, resolved, paths, tuple(input_size))
     sample_shapes = [tuple(input_size)] + [tuple(s[1:]) for s in shapes.output_shapes]
@@ -429,8 +435,8 @@ def auto_config(
                     path,
                     patch_size=patch_size,
                     prefix_tokens=prefix_tokens,
-                    channels_last=nhwc,
-                    target_channels_last=nhwc and index > 0,
+                    layout=layout,
+                    target_layout=layout if index > 0 else "nchw",
                 ),
                 hyperparameters=None if shared_hyperparameters else values,
             )
@@ -446,5 +452,6 @@ def auto_config(
     )
 
 
-#: The Predify paper's hyperparameters: beta 0.8, lambda 0.1, alpha 0.01.
+#: The Predify paper's hyperparameters: feedforward (beta) 0.8, feedback (lambda) 0.1, pc (alpha)
+#: 0.01.
 PAPER_HYPERPARAMETERS = Hyperparameters(feedforward=0.8, feedback=0.1, pc=0.01)

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._io import atomic_path, content_digest, load_weights_only
+from ._io import atomic_path, check_tensors, content_digest, load_weights_only
 from .config import PNetConfig
 from .errors import CheckpointError, ConfigError
+from .hyperparameter_module import rename_old_parameters
 from .network import PredictiveNet
 from .original import OriginalFeedback, convert_original_state_dict, load_original_feedback
 
@@ -142,22 +143,11 @@ def _check_and_load(
     module: nn.Module, tensors: Mapping[str, Tensor], source: str, only: str = ""
 ) -> None:
     expected = {k: v for k, v in module.state_dict().items() if isinstance(v, Tensor) and only in k}
-    # A tensor of the wrong shape is the most telling mismatch: report it first.
-    for key, value in tensors.items():
-        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{source}: tensor {key!r} has shape {list(value.shape)} in the file but "
-                f"{list(expected[key].shape)} in the network"
-            )
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing tensors {missing[:5]}")
-        if unexpected:
-            parts.append(f"unexpected tensors {unexpected[:5]}")
-        raise CheckpointError(f"{source}: does not fit this network: {'; '.join(parts)}")
+    check_tensors(
+        source,
+        {key: value.shape for key, value in expected.items()},
+        {key: value.shape for key, value in tensors.items()},
+    )
     module.load_state_dict(dict(tensors), strict=False)
 
 
@@ -195,6 +185,8 @@ def load_feedback_state(
         raise CheckpointError(
             f"{source}: holds {len(config.pcoders)} pcoders, the network has {pnet.num_pcoders}"
         )
+    tensors = dict(tensors)
+    rename_old_parameters(tensors)
     if hyperparameters:
         # Learnable or fixed follows the file: the hyperparameter modules switch before loading.
         pnet.set_hyperparameters_learnable(any(key.endswith("mixing_logits") for key in tensors))

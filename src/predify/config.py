@@ -112,13 +112,15 @@ class Hyperparameters:
             )
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> Hyperparameters:
+    def from_json(cls, data: Any, where: str) -> Hyperparameters:
+        """From plain data (a TOML or JSON table); errors name ``where``."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a table with feedforward, feedback, pc")
         _check_keys(data, {"feedforward", "feedback", "pc"}, where)
         return cls(**{key: data[key] for key in data})
 
-    def to_dict(self) -> dict[str, float]:
+    def to_json(self) -> dict[str, float]:
+        """As plain data: the table a config file writes."""
         return {"feedforward": self.feedforward, "feedback": self.feedback, "pc": self.pc}
 
 
@@ -136,7 +138,7 @@ class PCoderConfig:
     """Gradient-scaling constant sqrt(C); None computes it from the decoder."""
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> PCoderConfig:
+    def from_json(cls, data: Any, where: str) -> PCoderConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where}: expected a table with at least 'module'")
         _check_keys(data, {"module", "predictor", "hyperparameters", "c_sqrt"}, where)
@@ -148,7 +150,7 @@ class PCoderConfig:
             raise ConfigError(f"{where}.predictor: expected a predictor string, got {predictor!r}")
         hyperparameters = None
         if data.get("hyperparameters") is not None:
-            hyperparameters = Hyperparameters.from_dict(
+            hyperparameters = Hyperparameters.from_json(
                 data["hyperparameters"], f"{where}.hyperparameters"
             )
         c_sqrt = data.get("c_sqrt")
@@ -163,14 +165,14 @@ class PCoderConfig:
             c_sqrt = float(c_sqrt)
         return cls(module.strip(), predictor, hyperparameters, c_sqrt)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"module": self.module}
         if self.predictor is not None:
             data["predictor"] = self.predictor
         if self.c_sqrt is not None:
             data["c_sqrt"] = self.c_sqrt
         if self.hyperparameters is not None:
-            data["hyperparameters"] = self.hyperparameters.to_dict()
+            data["hyperparameters"] = self.hyperparameters.to_json()
         return data
 
 
@@ -256,7 +258,7 @@ class PNetConfig:
 
     # ------------------------------------------------------------------ conversion
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> PNetConfig:
+    def from_json(cls, data: Mapping[str, Any], *, source: str | None = None) -> PNetConfig:
         """Build a config from a dict in the TOML layout, with the original package's semantics
         (see the module docstring); ``source`` names the file in warnings."""
         if not isinstance(data, Mapping):
@@ -266,7 +268,7 @@ class PNetConfig:
         if not isinstance(raw_pcoders, Sequence) or isinstance(raw_pcoders, (str, bytes)):
             raise ConfigError("pcoders: expected a list of [[pcoders]] tables")
         pcoders = tuple(
-            PCoderConfig.from_dict(item, f"pcoders[{index}]")
+            PCoderConfig.from_json(item, f"pcoders[{index}]")
             for index, item in enumerate(raw_pcoders)
         )
         kwargs: dict[str, Any] = {"pcoders": pcoders}
@@ -290,7 +292,7 @@ class PNetConfig:
                     raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
                 kwargs[key] = value
         if data.get("hyperparameters") is not None:
-            kwargs["hyperparameters"] = Hyperparameters.from_dict(
+            kwargs["hyperparameters"] = Hyperparameters.from_json(
                 data["hyperparameters"], "hyperparameters"
             )
         if "imports" in data:
@@ -303,7 +305,7 @@ class PNetConfig:
         _adopt_original_semantics(data, kwargs, source)
         return cls(**kwargs)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The config as a dict in the TOML layout."""
         data: dict[str, Any] = {
             "name": self.name,
@@ -316,8 +318,8 @@ class PNetConfig:
         if self.imports:
             data["imports"] = list(self.imports)
         if self.hyperparameters is not None:
-            data["hyperparameters"] = self.hyperparameters.to_dict()
-        data["pcoders"] = [pcoder.to_dict() for pcoder in self.pcoders]
+            data["hyperparameters"] = self.hyperparameters.to_json()
+        data["pcoders"] = [pcoder.to_json() for pcoder in self.pcoders]
         return data
 
     @classmethod
@@ -339,13 +341,13 @@ class PNetConfig:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{source}: invalid TOML: {error}") from None
         try:
-            return cls.from_dict(data, source=source)
+            return cls.from_json(data, source=source)
         except ConfigError as error:
             raise ConfigError(f"{source}: {error}") from None
 
     def to_toml(self) -> str:
         """The config as TOML text (the original format plus this project's extensions)."""
-        return dumps_toml(self.to_dict())
+        return dumps_toml(self.to_json())
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the config to ``path`` as TOML, atomically."""
@@ -367,7 +369,7 @@ def load_config(source: ConfigSource) -> PNetConfig:
     if isinstance(source, PNetConfig):
         return source
     if isinstance(source, Mapping):
-        return PNetConfig.from_dict(source)
+        return PNetConfig.from_json(source)
     if isinstance(source, (str, os.PathLike)):
         return PNetConfig.from_toml(source)
     raise ConfigError(

@@ -1,6 +1,6 @@
 """Layers that predictor strings may use besides ``torch.nn``'s, for token representations.
 
-Channels-last feature maps [B, H, W, C] (timm's Swin and MambaOut) are decoded between two
+NHWC feature maps [B, H, W, C] (timm's Swin and MambaOut) are decoded between two
 [`Permute`][predify.layers.Permute] layers::
 
     Sequential(Permute(0, 3, 1, 2), Upsample(scale_factor=(2.0, 2.0), mode='bilinear'),

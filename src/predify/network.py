@@ -63,7 +63,7 @@ class PNetState:
         reps: per pcoder, e_n(t).
         preds: per pcoder, d_n(t) (None where it was not computed: the last step of a pass that
             records nothing).
-        error_terms: per pcoder, alpha * s * g_n(t), subtracted at t + 1.
+        error_terms: per pcoder, pc * s * g_n(t), subtracted at t + 1.
         errors: [n_pcoders] MSE of each prediction at t, when computed.
     """
 
@@ -76,31 +76,27 @@ class PNetState:
     errors: Tensor | None = None
 
 
-_ORIGINAL_NAMES = {"ffm": "feedforward", "fbm": "feedback", "erm": "pc"}
+_NAMES = ("feedforward", "feedback", "pc")
 
 
-def _from_original_dict(
-    value: Mapping[str, float], where: str, top: bool = False
-) -> Hyperparameters:
-    """``{"ffm", "fbm", "erm"}`` (the original's names) or this package's names, as values."""
-    keys = set(value)
-    if keys == set(_ORIGINAL_NAMES):
-        values = {_ORIGINAL_NAMES[key]: value[key] for key in value}
-    elif keys == set(_ORIGINAL_NAMES.values()):
-        values = dict(value)
-    else:
+def _from_mapping(value: Mapping[str, float], where: str) -> Hyperparameters:
+    """``{"feedforward", "feedback", "pc"}`` as values; the original package's names are refused
+    with the function that reads them."""
+    if set(value) != set(_NAMES):
         raise ConfigError(
-            f"{where}: expected the keys 'ffm', 'fbm', 'erm' (or 'feedforward', 'feedback', "
-            f"'pc'), got {sorted(map(str, keys))}"
+            f"{where}: expected the keys 'feedforward', 'feedback', 'pc', got "
+            f"{sorted(map(str, value))} (the original Predify package's dicts are read by "
+            "predify.original.hyperparameters_from_original)"
         )
-    for name, number in values.items():
-        if isinstance(number, Tensor) and number.numel() == 1:
-            values[name] = float(number.item())
-    if top:
-        values["feedback"] = 0.0  # the original's top PCoder never reads fbm
-    result = Hyperparameters(**values)
-    result.validate(where, has_feedback=not top)
-    return result
+    numbers = {name: value[name] for name in _NAMES}
+    return Hyperparameters(
+        **{
+            name: float(number.item())
+            if isinstance(number, Tensor) and number.numel() == 1
+            else number
+            for name, number in numbers.items()
+        }
+    )
 
 
 class PCoderList(nn.ModuleList):
@@ -191,22 +187,19 @@ class PredictiveNet(nn.Module):
 
         One value for all gives the top pcoder feedback 0; a list must already say 0 there. With
         shared hyperparameters the list's entries must agree. Everything is validated before
-        anything changes.
-
-        The original package's forms are accepted too: ``{"ffm": beta, "fbm": lambda, "erm":
-        alpha}`` for all pcoders, or a list of such dicts, one per pcoder (``PNetSeparateHP.
-        set_hyperparameters``); as there, the top pcoder's ``fbm`` is not used (taken as 0).
+        anything changes. A mapping takes this package's names (``feedforward``, ``feedback``,
+        ``pc``); the original package's ``{"ffm", "fbm", "erm"}`` dicts go through
+        [`hyperparameters_from_original()`][predify.original.hyperparameters_from_original]
+        first.
         """
         given: Hyperparameters | list[Hyperparameters]
         if isinstance(values, Mapping):
-            given = _from_original_dict(values, "hyperparameters")
+            given = _from_mapping(values, "hyperparameters")
         elif isinstance(values, Hyperparameters):
             given = values
         else:
             given = [
-                _from_original_dict(
-                    value, f"hyperparameters[{index}]", top=index == len(values) - 1
-                )
+                _from_mapping(value, f"hyperparameters[{index}]")
                 if isinstance(value, Mapping)
                 else value
                 for index, value in enumerate(values)
@@ -238,7 +231,7 @@ class PredictiveNet(nn.Module):
             pcoder.hyperparameters.set(value)
 
     def set_hyperparameters_learnable(self, learnable: bool = True) -> None:
-        """Make beta, lambda and alpha trainable parameters (or fixed buffers again)."""
+        """Make feedforward, feedback and pc trainable parameters (or fixed buffers again)."""
         for pcoder in self.pcoders:
             pcoder.hyperparameters.set_learnable(learnable)
 
@@ -326,7 +319,7 @@ class PredictiveNet(nn.Module):
         (a backbone fx cannot trace, or a user's hook on a container of the backbone)."""
         return self._backbone_runner()[0] is not None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         # A traced program shares the backbone's dictionaries; a copy traces its own backbone.
         state = dict(super().__getstate__())
         state["_traces"] = {}
@@ -439,7 +432,7 @@ class PredictiveNet(nn.Module):
 
 
 # The dynamics' carried tensors for one step: e_n(t-1), d_{n+1}(t-1) (None on top) and the
-# error terms alpha * s * g_n(t-1), per pcoder.
+# error terms pc * s * g_n(t-1), per pcoder.
 _Carried = tuple[tuple[Tensor, ...], tuple[Tensor | None, ...], tuple[Tensor | None, ...]]
 
 

@@ -32,13 +32,24 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ._io import load_weights_only
+from ._io import check_tensor_names, check_tensor_shapes, load_weights_only
 from .config import Hyperparameters
 from .errors import CheckpointError, ConfigError, warn_outside_predify
+from .fan_out import decoder_fan_out
 from .network import PredictiveNet
-from .pcoder import decoder_fan_out
 
-__all__ = ["OriginalFeedback", "convert_original_state_dict", "load_original_feedback"]
+__all__ = [
+    "ORIGINAL_NAMES",
+    "OriginalFeedback",
+    "convert_original_state_dict",
+    "hyperparameters_from_original",
+    "load_original_feedback",
+]
+
+#: The original package's names of the hyperparameters (its buffers ``ffm{n}``, ``fbm{n}``,
+#: ``erm{n}`` and the dicts its ``set_hyperparameters`` takes) -> this package's names. They are
+#: read here, and nowhere else.
+ORIGINAL_NAMES = {"ffm": "feedforward", "fbm": "feedback", "erm": "pc"}
 
 _NETWORK_KEY = re.compile(r"^(?:module\.)?pcoder(\d+)\.(.+)$")
 _HYPERPARAMETER_KEY = re.compile(r"^(?:module\.)?(ffm|fbm|erm)(\d*)$")
@@ -78,8 +89,13 @@ class _Pcoder:
 
     source: Path
     tensors: dict[str, Tensor] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)  # decoder key -> the file's key
+    # How the file writes a decoder key: "pcoder5.pmodule.{}", "pcoderweights['pmodule.{}']".
+    template: str = "{}"
     c_sqrt: float | None = None
+
+    def file_key(self, key: str) -> str:
+        """The file's own name of the decoder's tensor ``key``."""
+        return self.template.format(key)
 
 
 @dataclass
@@ -131,7 +147,7 @@ def _parse_network(state: Mapping[str, Any], path: Path) -> _Parsed:
             elif rest.startswith("pmodule.") and isinstance(value, Tensor):
                 decoder_key = rest[len("pmodule.") :]
                 entry.tensors[decoder_key] = value
-                entry.labels[decoder_key] = key
+                entry.template = key[: len(key) - len(decoder_key)] + "{}"
             continue
         match = _HYPERPARAMETER_KEY.match(key)
         if match and isinstance(value, Tensor) and value.numel() == 1:
@@ -143,7 +159,7 @@ def _parse_network(state: Mapping[str, Any], path: Path) -> _Parsed:
 def _parse_single_pcoder(payload: Any, path: Path) -> tuple[_Pcoder, str, int | None]:
     """One pcoder's file: a training checkpoint or a plain pmodule state dict."""
     if isinstance(payload, Mapping) and isinstance(payload.get("pcoderweights"), Mapping):
-        entry = _Pcoder(path)
+        entry = _Pcoder(path, template="pcoderweights['pmodule.{}']")
         for key, value in payload["pcoderweights"].items():
             key = str(key)
             label = f"pcoderweights[{key!r}]"
@@ -151,7 +167,6 @@ def _parse_single_pcoder(payload: Any, path: Path) -> tuple[_Pcoder, str, int | 
                 entry.c_sqrt = _scalar(value, label, path)
             elif key.startswith("pmodule.") and isinstance(value, Tensor):
                 entry.tensors[key[len("pmodule.") :]] = value
-                entry.labels[key[len("pmodule.") :]] = label
             else:
                 raise CheckpointError(
                     f"{path}: {label}: not a decoder tensor (expected keys 'pmodule.*' and "
@@ -164,10 +179,9 @@ def _parse_single_pcoder(payload: Any, path: Path) -> tuple[_Pcoder, str, int | 
         and payload
         and all(isinstance(value, Tensor) for value in payload.values())
     ):
-        entry = _Pcoder(path)
+        entry = _Pcoder(path, template="'{}'")
         for key, value in payload.items():
             entry.tensors[str(key)] = value
-            entry.labels[str(key)] = repr(str(key))
         return entry, "decoder-files", None
     kind = type(payload).__name__
     keys = sorted(map(str, payload))[:5] if isinstance(payload, Mapping) else []
@@ -271,101 +285,133 @@ def _parse_files(files: Sequence[Path]) -> _Parsed:
 
 
 # ---------------------------------------------------------------------- checking and loading
-def _where(pnet: PredictiveNet, index: int) -> str:
-    return f"pcoders[{index}] ({pnet.pcoders[index].module_path})"
-
-
 def _check(pnet: PredictiveNet, parsed: _Parsed) -> None:
+    """Refuse a file that does not fit, naming the file's own keys; nothing is loaded before."""
     count = pnet.num_pcoders
     extra = sorted(index for index in parsed.pcoders if index >= count)
     if extra:
         entry = parsed.pcoders[extra[0]]
-        label = next(iter(entry.labels.values()), f"pcoder{extra[0] + 1}")
+        first = next(iter(entry.tensors), None)
+        label = entry.file_key(first) if first is not None else f"pcoder{extra[0] + 1}"
         raise CheckpointError(
             f"{entry.source}: {label}: the file holds {max(parsed.pcoders) + 1} pcoders, the "
             f"network has {count}"
         )
     expected = {
         index: {
-            key: value
+            key: value.shape
             for key, value in pnet.pcoders[index].decoder.state_dict().items()
             if isinstance(value, Tensor)
         }
         for index in parsed.pcoders
     }
+    found = {
+        index: {key: value.shape for key, value in entry.tensors.items()}
+        for index, entry in parsed.pcoders.items()
+    }
     # A tensor of the wrong shape is the most telling mismatch: report it first.
     for index, entry in sorted(parsed.pcoders.items()):
-        for key, value in entry.tensors.items():
-            wanted = expected[index].get(key)
-            if wanted is not None and tuple(value.shape) != tuple(wanted.shape):
-                raise CheckpointError(
-                    f"{entry.source}: {entry.labels[key]} has shape {list(value.shape)} in the "
-                    f"file, but the decoder of {_where(pnet, index)} expects "
-                    f"{list(wanted.shape)} for its {key!r}"
-                )
+        check_tensor_shapes(entry.source, expected[index], found[index], entry.file_key)
+    _check_all_pcoders_given(parsed, count)
+    for index, entry in sorted(parsed.pcoders.items()):
+        check_tensor_names(entry.source, expected[index], found[index], entry.file_key)
+
+
+def _check_all_pcoders_given(parsed: _Parsed, count: int) -> None:
     missing = [index for index in range(count) if index not in parsed.pcoders]
-    if missing:
-        if parsed.layout == "network":
-            names = ", ".join(f"pcoder{index + 1}.pmodule.*" for index in missing)
-            raise CheckpointError(
-                f"{parsed.files[0]}: no {names}: the file holds {len(parsed.pcoders)} pcoders, "
-                f"the network has {count}"
-            )
-        given = (
-            f"{parsed.files[0]}: holds the weights of one pcoder"
-            if len(parsed.files) == 1
-            else f"{len(parsed.files)} per-pcoder files ({parsed.files[0].parent}) hold the "
-            f"weights of {len(parsed.pcoders)} pcoders"
-        )
+    if not missing:
+        return
+    if parsed.layout == "network":
+        names = ", ".join(f"pcoder{index + 1}.pmodule.*" for index in missing)
         raise CheckpointError(
-            f"{given}, the network has {count}: pass the files of all {count} pcoders as a list "
-            "(pcoder order) or the directory that holds them"
+            f"{parsed.files[0]}: no {names}: the file holds {len(parsed.pcoders)} pcoders, "
+            f"the network has {count}"
         )
-    for index in range(count):
-        entry = parsed.pcoders[index]
-        absent = sorted(set(expected[index]) - set(entry.tensors))
-        unknown = sorted(set(entry.tensors) - set(expected[index]))
-        if absent or unknown:
-            parts = []
-            if unknown:
-                parts.append(f"{', '.join(entry.labels[k] for k in unknown)} not in the decoder")
-            if absent:
-                parts.append(f"no tensor for the decoder's {', '.join(map(repr, absent))}")
-            raise CheckpointError(
-                f"{entry.source}: does not fit the decoder of {_where(pnet, index)} "
-                f"(which has {sorted(expected[index])}): {'; '.join(parts)}"
-            )
+    given = (
+        f"{parsed.files[0]}: holds the weights of one pcoder"
+        if len(parsed.files) == 1
+        else f"{len(parsed.files)} per-pcoder files ({parsed.files[0].parent}) hold the "
+        f"weights of {len(parsed.pcoders)} pcoders"
+    )
+    raise CheckpointError(
+        f"{given}, the network has {count}: pass the files of all {count} pcoders as a list "
+        "(pcoder order) or the directory that holds them"
+    )
 
 
 def _read_hyperparameters(pnet: PredictiveNet, parsed: _Parsed) -> list[Hyperparameters]:
     found = parsed.hyperparameters
     source = parsed.files[0]
-    if parsed.layout != "network" or not all(name in found for name in ("ffm", "fbm", "erm")):
+    if parsed.layout != "network" or not all(name in found for name in ORIGINAL_NAMES):
         raise CheckpointError(
             f"{source}: holds no hyperparameter buffers (ffm1, fbm1, erm1, ... or ffm, fbm, erm); "
             "call without hyperparameters=True to keep the network's own"
         )
-    shared = all(None in found[name] for name in ("ffm", "fbm", "erm"))
+    shared = all(None in found[name] for name in ORIGINAL_NAMES)
     values = []
     for index in range(pnet.num_pcoders):
         number = None if shared else index
+        suffix = "" if shared else str(index + 1)
+        label = "/".join(f"{name}{suffix}" for name in ORIGINAL_NAMES)
         try:
-            beta, lam, alpha = (found[name][number] for name in ("ffm", "fbm", "erm"))
+            read = {ours: found[theirs][number] for theirs, ours in ORIGINAL_NAMES.items()}
         except KeyError:
             raise CheckpointError(
-                f"{source}: no ffm{index + 1}/fbm{index + 1}/erm{index + 1} for "
-                f"{_where(pnet, index)}"
+                f"{source}: no {label} (the network has {pnet.num_pcoders} pcoders)"
             ) from None
         if index == pnet.num_pcoders - 1:
-            lam = 0.0  # the original's top PCoder never reads its feedback weight
-        value = Hyperparameters(beta, lam, alpha)
-        label = "ffm/fbm/erm" if shared else f"ffm{index + 1}/fbm{index + 1}/erm{index + 1}"
+            read["feedback"] = 0.0  # the original's top PCoder never reads its feedback weight
+        value = Hyperparameters(**read)
         try:
             value.validate(label, has_feedback=True)
         except ConfigError as error:
             raise CheckpointError(f"{source}: {error}") from None
         values.append(value)
     return values
+
+
+def _from_original_dict(
+    value: Mapping[str, float | Tensor], where: str, top: bool = False
+) -> Hyperparameters:
+    if set(value) != set(ORIGINAL_NAMES):
+        raise ConfigError(
+            f"{where}: expected the original's keys 'ffm', 'fbm', 'erm', got "
+            f"{sorted(map(str, value))}"
+        )
+    read: dict[str, float] = {}
+    for theirs, ours in ORIGINAL_NAMES.items():
+        number = value[theirs]
+        # The original stored its values as one-element tensors.
+        read[ours] = float(number.item()) if isinstance(number, Tensor) else number
+    if top:
+        read["feedback"] = 0.0  # the original's top PCoder never reads fbm
+    result = Hyperparameters(**read)
+    result.validate(where, has_feedback=not top)
+    return result
+
+
+def hyperparameters_from_original(
+    values: Mapping[str, float | Tensor] | Sequence[Mapping[str, float | Tensor]],
+) -> Hyperparameters | list[Hyperparameters]:
+    """The original package's hyperparameter dicts as this package's values, for
+    [`PredictiveNet.set_hyperparameters()`][predify.network.PredictiveNet.set_hyperparameters].
+
+    Args:
+        values: ``{"ffm": feedforward, "fbm": feedback, "erm": pc}`` for every pcoder
+            (``PNetSameHP.set_hyperparameters``), or a list of such dicts, one per pcoder, bottom
+            first (``PNetSeparateHP.set_hyperparameters``); as there, the top pcoder's ``fbm`` is
+            not used (taken as 0). Values may be numbers or one-element tensors.
+
+    Raises:
+        ConfigError: a dict without exactly these keys, or values that do not form a valid
+            update; the message names the entry (``hyperparameters[1]``).
+    """
+    if isinstance(values, Mapping):
+        return _from_original_dict(values, "hyperparameters")
+    return [
+        _from_original_dict(value, f"hyperparameters[{index}]", top=index == len(values) - 1)
+        for index, value in enumerate(values)
+    ]
 
 
 def _stored_c_sqrt(entry: _Pcoder) -> float | None:
@@ -406,9 +452,9 @@ def load_original_feedback(
             (``pcoderN.C_sqrt``, ``C_sqrt``): the published results were computed with them, and
             the original drew them at random for decoders ending in a ReLU. ``"exact"``
             recomputes them from the decoders' structure.
-        hyperparameters: also set beta, lambda, alpha from the file's ``ffm{n}``/``fbm{n}``/
-            ``erm{n}`` (or shared ``ffm``/``fbm``/``erm``) buffers; the top pcoder's feedback
-            weight is taken as 0, as the original never read it.
+        hyperparameters: also set feedforward, feedback, pc from the file's ``ffm{n}``/
+            ``fbm{n}``/``erm{n}`` (or shared ``ffm``/``fbm``/``erm``) buffers; the top pcoder's
+            feedback weight is taken as 0, as the original never read it.
         epoch: with a directory of training checkpoints, the epoch to load (default: the
             latest one with a file for every pcoder).
 

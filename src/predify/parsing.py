@@ -11,94 +11,31 @@ constructors with literal arguments is accepted::
 
 Besides ``torch.nn`` layers, predify's own [`TokensToGrid`][predify.layers.TokensToGrid] and
 [`Permute`][predify.layers.Permute] (written without a prefix) take a vision transformer's patch
-tokens back to a grid and channels-last maps to channels-first. Nothing is imported or
-evaluated: the constructors are looked up in the whitelists below and called with the parsed
-literals.
+tokens back to a grid and NHWC maps [B, H, W, C] to NCHW. Nothing is imported or
+evaluated: the constructors are looked up in the registry of decoder layer types
+([`predify.decoder_layers`][predify.decoder_layers]) and called with the parsed literals.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Any
 
 from torch import nn
 
+from .decoder_layers import DECODER_LAYERS
 from .errors import ConfigError
-from .layers import Permute, TokensToGrid
 
 __all__ = ["ALLOWED_LAYERS", "PREDIFY_LAYERS", "check_import_line", "parse_predictor"]
 
-_LAYER_NAMES = (
-    # containers
-    "Sequential",
-    # convolutions
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    "Linear",
-    "Bilinear",
-    # resampling and reshaping
-    "Upsample",
-    "UpsamplingBilinear2d",
-    "UpsamplingNearest2d",
-    "PixelShuffle",
-    "PixelUnshuffle",
-    "Flatten",
-    "Unflatten",
-    "Identity",
-    "ZeroPad2d",
-    "ReflectionPad2d",
-    "ReplicationPad2d",
-    "ConstantPad2d",
-    "MaxPool2d",
-    "AvgPool2d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveMaxPool2d",
-    # activations
-    "ReLU",
-    "ReLU6",
-    "LeakyReLU",
-    "PReLU",
-    "ELU",
-    "SELU",
-    "CELU",
-    "GELU",
-    "SiLU",
-    "Mish",
-    "Sigmoid",
-    "Tanh",
-    "Hardtanh",
-    "Hardswish",
-    "Hardsigmoid",
-    "Softplus",
-    # normalisation and regularisation
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "BatchNorm3d",
-    "GroupNorm",
-    "LayerNorm",
-    "InstanceNorm1d",
-    "InstanceNorm2d",
-    "InstanceNorm3d",
-    "LocalResponseNorm",
-    "Dropout",
-    "Dropout2d",
-    "Dropout3d",
-)
-
-#: The layer constructors a predictor string may call, by name.
+#: The layer constructors a predictor string may call as ``X``, ``nn.X`` or ``torch.nn.X``.
 ALLOWED_LAYERS: dict[str, Callable[..., nn.Module]] = {
-    name: getattr(nn, name) for name in _LAYER_NAMES
+    name: entry.constructor for name, entry in DECODER_LAYERS.items() if entry.torch_nn
 }
 
 #: predify's own layers, called by their bare name only (they are not in torch.nn).
 PREDIFY_LAYERS: dict[str, Callable[..., nn.Module]] = {
-    "Permute": Permute,
-    "TokensToGrid": TokensToGrid,
+    name: entry.constructor for name, entry in DECODER_LAYERS.items() if not entry.torch_nn
 }
 
 # Spellings a config may use for torch.nn: `X`, `nn.X`, `torch.nn.X`.
@@ -141,15 +78,14 @@ class _PredictorBuilder:
         if constructor is None:
             raise self.fail(
                 node.func,
-                f"{name[-1]!r} is not an allowed layer (allowed: "
-                f"{', '.join((*_LAYER_NAMES, *PREDIFY_LAYERS))})",
+                f"{name[-1]!r} is not an allowed layer (allowed: {', '.join(DECODER_LAYERS)})",
             )
         if name[-1] == "Sequential":
             if node.keywords:
                 raise self.fail(node, "Sequential takes layers only, no keyword arguments")
             return nn.Sequential(*(self.layer(arg) for arg in node.args))
         args = [self.literal(arg) for arg in node.args]
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, object] = {}
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise self.fail(keyword.value, "**kwargs are not allowed")
@@ -159,7 +95,7 @@ class _PredictorBuilder:
         except (TypeError, ValueError, RuntimeError) as error:
             raise self.fail(node, f"cannot build {name[-1]}: {error}") from None
 
-    def literal(self, node: ast.expr) -> Any:
+    def literal(self, node: ast.expr) -> object:
         if isinstance(node, ast.Constant) and isinstance(
             node.value, (int, float, bool, str, type(None))
         ):

@@ -1,8 +1,9 @@
 """Default pcoder modules: where feedback goes when the user does not say.
 
-[`default_modules()`][predify.stages.default_modules] picks a backbone's feature stages, bottom
-first, in this order of
-preference:
+[`feature_stages()`][predify.stages.feature_stages] picks a backbone's feature stages, bottom
+first, in this order of preference (the public entry point is
+[`predify.models.default_modules()`][predify.models.default_modules], which also knows the zoo's
+backbones by name):
 
 1. **timm models** (anything with a ``feature_info`` list, as timm's models have): the modules
    timm itself reports as feature stages (the last block of each resolution, e.g. ``act1``,
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,18 @@ from torch import Tensor, nn
 from .errors import ConfigError
 from .submodules import eval_mode, forward_hooks, resolve_module
 
-__all__ = ["channels_last", "default_modules", "isotropic_choice", "timm_feature_modules"]
+__all__ = [
+    "FeatureLayout",
+    "feature_layout",
+    "feature_stages",
+    "isotropic_choice",
+    "timm_feature_modules",
+]
+
+#: Where a feature map keeps its channels: ``"nchw"`` [B, C, H, W] (torchvision, most of timm) or
+#: ``"nhwc"`` [B, H, W, C] (timm's Swin and MambaOut). This is the maps' shape, not torch's
+#: memory format (``torch.channels_last``, which keeps the [B, C, H, W] shape).
+FeatureLayout = Literal["nchw", "nhwc"]
 
 # How many pcoders an isotropic model (all blocks at one resolution) gets by default.
 _ISOTROPIC_PCODERS = 4
@@ -101,15 +113,16 @@ def _torchvision_layout(backbone: nn.Module) -> list[str] | None:
     return None
 
 
-def channels_last(backbone: nn.Module) -> bool:
-    """Whether the backbone's feature maps are [B, H, W, C] (timm's ``output_fmt`` NHWC, Swin)."""
+def feature_layout(backbone: nn.Module) -> FeatureLayout:
+    """``"nhwc"`` when the backbone's feature maps are [B, H, W, C] (timm's ``output_fmt`` NHWC,
+    torchvision's Swin), else ``"nchw"``."""
     if getattr(backbone, "output_fmt", None) == "NHWC":
-        return True
+        return "nhwc"
     try:
         from torchvision import models
     except ImportError:  # pragma: no cover - torchvision is a dependency
-        return False
-    return isinstance(backbone, models.SwinTransformer)
+        return "nchw"
+    return "nhwc" if isinstance(backbone, models.SwinTransformer) else "nchw"
 
 
 def _candidate_sequence(backbone: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -190,7 +203,7 @@ def _run_on_zeros(backbone: nn.Module, input_size: Sequence[int], hooks: Sequenc
             ) from error
 
 
-def default_modules(backbone: nn.Module, input_size: Sequence[int]) -> list[str]:
+def feature_stages(backbone: nn.Module, input_size: Sequence[int]) -> list[str]:
     """The backbone's feature stages, bottom first: where pcoders go by default.
 
     See the module's documentation for the rules (timm ``feature_info``, torchvision layouts,

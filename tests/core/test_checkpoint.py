@@ -68,6 +68,33 @@ def test_learnable_hyperparameters_load_as_learnable(tmp_path: Path) -> None:
     assert target.hyperparameter_values() == source.hyperparameter_values()
 
 
+def test_files_with_the_old_alpha_raw_name_still_load(tmp_path: Path) -> None:
+    # Files written before one vocabulary named the learnable pc weight "alpha_raw".
+    source = fresh_pnet()
+    source.set_hyperparameters_learnable(True)
+    with torch.no_grad():
+        source.pcoders[1].hyperparameters.pc_raw.add_(0.5)
+    path = save_feedback(source, tmp_path / "feedback.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["state"] = {
+        key.replace(".pc_raw", ".alpha_raw"): value for key, value in payload["state"].items()
+    }
+    assert any(key.endswith(".alpha_raw") for key in payload["state"])
+    del payload["metadata"]["sha256"]
+    torch.save(payload, path)
+    target = fresh_pnet()
+    load_feedback(target, path)
+    assert target.hyperparameter_values() == source.hyperparameter_values()
+    # And through torch's own load_state_dict.
+    state = {
+        key.replace(".pc_raw", ".alpha_raw"): value
+        for key, value in source.pcoders.state_dict().items()
+    }
+    other = fresh_pnet()
+    other.pcoders.load_state_dict(state)
+    assert other.hyperparameter_values() == source.hyperparameter_values()
+
+
 def test_decoders_only_keeps_the_networks_hyperparameters(tmp_path: Path) -> None:
     source = fresh_pnet()
     path = save_feedback(source, tmp_path / "feedback.pt")

@@ -244,7 +244,7 @@ def test_two_compiled_networks_follow_changing_batch_sizes() -> None:
 )
 def test_upsampling_adjoint_matrices_equal_autograd(layer: nn.Upsample) -> None:
     """The matrix form of the adjoint (used while compiling) against autograd's VJP."""
-    from predify.pcoder import _interpolation_matrix
+    from predify.decoder_layers import _interpolation_matrix
 
     x = torch.rand(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
     output = layer(x)

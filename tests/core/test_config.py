@@ -345,7 +345,7 @@ def test_bad_predictor_type() -> None:
 def test_config_not_a_table() -> None:
     raises_config_error(42, "config", "int")
     with pytest.raises(ConfigError):
-        PNetConfig.from_dict(["not", "a", "table"])  # type: ignore[arg-type]
+        PNetConfig.from_json(["not", "a", "table"])  # type: ignore[arg-type]
 
 
 def test_missing_file(tmp_path: Path) -> None:

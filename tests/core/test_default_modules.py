@@ -15,10 +15,10 @@ import torchvision
 
 import predify
 from predify import ConfigError
+from predify.fan_out import decoder_fan_out
 from predify.layers import Permute
-from predify.models import ShallowCNN
-from predify.pcoder import decoder_fan_out
-from predify.stages import default_modules, isotropic_choice
+from predify.models import ShallowCNN, default_modules
+from predify.stages import isotropic_choice
 
 timm = pytest.importorskip("timm")
 
@@ -62,15 +62,21 @@ def test_timm_cnn_wraps_and_runs_with_default_modules(name: str) -> None:
 def test_torchvision_layouts() -> None:
     vgg = torchvision.models.vgg11(weights=None)
     # The ReLU before each of VGG11's five max-pools (PVGG16's rule: features 3, 8, 15, 22, 29).
-    assert default_modules(vgg, SIZE) == [f"features[{i}]" for i in (1, 4, 9, 14, 19)]
+    assert list(default_modules(vgg, SIZE)) == [f"features[{i}]" for i in (1, 4, 9, 14, 19)]
     resnet = torchvision.models.resnet18(weights=None)
-    assert default_modules(resnet, SIZE) == ["maxpool", "layer1", "layer2", "layer3", "layer4"]
+    assert list(default_modules(resnet, SIZE)) == [
+        "maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+    ]
     efficientnet = torchvision.models.efficientnet_b0(weights=None)
-    assert default_modules(efficientnet, SIZE) == [f"features[{i}]" for i in range(8)]
+    assert list(default_modules(efficientnet, SIZE)) == [f"features[{i}]" for i in range(8)]
     convnext = torchvision.models.convnext_tiny(weights=None)
-    assert default_modules(convnext, SIZE) == [f"features[{i}]" for i in (1, 3, 5, 7)]
+    assert list(default_modules(convnext, SIZE)) == [f"features[{i}]" for i in (1, 3, 5, 7)]
     regnet = torchvision.models.regnet_x_400mf(weights=None)
-    assert default_modules(regnet, SIZE) == ["stem"] + [
+    assert list(default_modules(regnet, SIZE)) == ["stem"] + [
         f"trunk_output.block{i}" for i in (1, 2, 3, 4)
     ]
 
@@ -78,10 +84,10 @@ def test_torchvision_layouts() -> None:
 def test_last_module_of_each_resolution_for_other_models() -> None:
     # MobileNetV2 at 64x64: features 0-1 at 32, 2-3 at 16, 4-6 at 8, 7-13 at 4, 14-18 at 2.
     mobilenet = torchvision.models.mobilenet_v2(weights=None)
-    assert default_modules(mobilenet, SIZE) == [f"features[{i}]" for i in (1, 3, 6, 13, 18)]
+    assert list(default_modules(mobilenet, SIZE)) == [f"features[{i}]" for i in (1, 3, 6, 13, 18)]
     # ShallowCNN: conv-ReLU-pool, conv-ReLU-pool, conv-ReLU: the ReLUs at 28, 14 and 7 pixels.
     expected = ["features[1]", "features[4]", "features[7]"]
-    assert default_modules(ShallowCNN(1), (1, 28, 28)) == expected
+    assert list(default_modules(ShallowCNN(1), (1, 28, 28))) == expected
     config = predify.auto_config(mobilenet.eval(), SIZE)
     pnet = predify.predify(mobilenet, config)
     with torch.no_grad():
@@ -95,7 +101,7 @@ def test_isotropic_choice() -> None:
     assert isotropic_choice(1) == [0]
 
 
-def test_channels_last_feature_maps() -> None:
+def test_nhwc_feature_maps() -> None:
     # timm's MambaOut (like Swin) has [B, H, W, C] stages (output_fmt "NHWC").
     torch.manual_seed(0)
     backbone = timm.create_model("mambaout_femto", pretrained=False, num_classes=5).eval()
@@ -121,6 +127,14 @@ def test_channels_last_feature_maps() -> None:
         layers = [m for m in pcoder.decoder if not isinstance(m, Permute)]
         expected = decoder_fan_out(torch.nn.Sequential(*layers), (channels, height, width))
         assert pcoder.c_sqrt**2 == pytest.approx(expected), index
+
+
+def test_default_modules_takes_a_module_or_a_spec_name() -> None:
+    resnet = torchvision.models.resnet50(weights=None)
+    # The zoo's PResNet18 layout, by name or found on the module: the same answer.
+    assert default_modules(resnet, SIZE) == default_modules("torchvision:resnet50")
+    with pytest.raises(ConfigError, match=r"^input_size: needed .* ResNet"):
+        default_modules(resnet)
 
 
 def test_what_cannot_be_automatic_is_a_clear_error() -> None:

@@ -20,7 +20,7 @@ from torch import nn
 
 import predify
 from predify import ConfigError, DataError, Hyperparameters
-from predify.pcoder import decoder_fan_out
+from predify.fan_out import decoder_fan_out
 from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case, make_generic
 
 RESNET_MODULES = ["maxpool", "layer1", "layer2", "layer3", "layer4"]
@@ -222,9 +222,9 @@ def test_gradients_flow_to_input_decoders_and_hyperparameters() -> None:
             assert parameter.grad.abs().sum() > 0, f"pcoders[{index}].decoder.{name}: zero grad"
     for index, pcoder in enumerate(pnet.pcoders):
         hp = pcoder.hyperparameters
-        assert hp.mixing_logits is not None and hp.alpha_raw is not None
+        assert hp.mixing_logits is not None and hp.pc_raw is not None
         assert hp.mixing_logits.grad is not None and hp.mixing_logits.grad.abs().sum() > 0, index
-        assert hp.alpha_raw.grad is not None and hp.alpha_raw.grad.abs() > 0, index
+        assert hp.pc_raw.grad is not None and hp.pc_raw.grad.abs() > 0, index
 
 
 def test_gradients_with_fixed_hyperparameters_match_generic_path() -> None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import predify
-from predify.pcoder import _flatten
+from predify.decoder_layers import analytic_layers
 from testkit import GOLDEN_DIR, GoldenNet, golden_pnet, load_case
 
 CASES = ["case_a", "case_b"]
@@ -52,7 +52,7 @@ def test_forward_matches_golden(
 ) -> None:
     name, data = case
     pnet = golden_pnet(name, generic=generic)
-    analytic = [_flatten(pcoder.decoder) is not None for pcoder in pnet.pcoders]
+    analytic = [analytic_layers(pcoder.decoder) is not None for pcoder in pnet.pcoders]
     assert analytic == [not generic] * len(pnet.pcoders), "the test does not take the path it names"
     with torch.set_grad_enabled(grad):
         output = pnet(data["input"], timesteps=TIMESTEPS, record=True)
@@ -133,7 +133,7 @@ def test_case_a_has_no_gradient_scaling() -> None:
 def test_golden_tomls_parse(name: str) -> None:
     data = load_case(name)
     config = predify.load_config(GOLDEN_DIR / f"{name}.toml")
-    assert config == predify.PNetConfig.from_dict(data["config"])
+    assert config == predify.PNetConfig.from_json(data["config"])
     assert config.input_size == tuple(data["config"]["input_size"])
     assert config.gradient_scaling == data["config"]["gradient_scaling"]
     assert [p.module for p in config.pcoders] == [p["module"] for p in data["config"]["pcoders"]]
@@ -141,7 +141,7 @@ def test_golden_tomls_parse(name: str) -> None:
         p.get("predictor") for p in data["config"]["pcoders"]
     ]
     for index, raw in enumerate(data["config"]["pcoders"]):
-        assert config.hyperparameters_of(index).to_dict() == raw["hyperparameters"]
+        assert config.hyperparameters_of(index).to_json() == raw["hyperparameters"]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -20,6 +20,7 @@ from torch import nn
 
 import predify
 from predify import ConfigError, ConfigWarning, Hyperparameters, PNetConfig
+from predify.original import hyperparameters_from_original
 from predify.presets import PRESETS, get_preset, list_presets
 from testkit import GOLDEN_DIR, GoldenNet
 
@@ -130,7 +131,7 @@ def test_predify2021_peffnetb0_config_builds_unchanged_on_timm() -> None:
 
 # ---------------------------------------------------------------------- semantics, small cases
 def golden(**top: Any) -> dict[str, Any]:
-    data = PNetConfig.from_toml(GOLDEN_DIR / "case_a.toml").to_dict()
+    data = PNetConfig.from_toml(GOLDEN_DIR / "case_a.toml").to_json()
     data.update(top)
     return data
 
@@ -183,7 +184,9 @@ def test_set_hyperparameters_accepts_the_originals_list_of_dicts() -> None:
     torch.manual_seed(0)
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / "case_a.toml")
     # predify2021's scripts: 0.8/0.1/0.01 on every pcoder, the top one included.
-    pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}] * 3)
+    pnet.set_hyperparameters(
+        hyperparameters_from_original([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}] * 3)
+    )
     assert pnet.hyperparameter_values() == [Hyperparameters(0.8, 0.1, 0.01)] * 2 + [
         Hyperparameters(0.8, 0.0, 0.01)
     ]
@@ -194,7 +197,9 @@ def test_set_hyperparameters_accepts_the_originals_list_of_dicts() -> None:
         from_values = pnet(x, timesteps=3).logits
     torch.testing.assert_close(from_dicts, from_values, rtol=0, atol=0)
     # One dict for all (PNetSameHP.set_hyperparameters), tensors as the original stored them.
-    pnet.set_hyperparameters({"ffm": torch.tensor(0.5), "fbm": 0.25, "erm": 0.02})
+    pnet.set_hyperparameters(
+        hyperparameters_from_original({"ffm": torch.tensor(0.5), "fbm": 0.25, "erm": 0.02})
+    )
     assert pnet.hyperparameter_values()[0] == Hyperparameters(0.5, 0.25, 0.02)
 
 
@@ -202,9 +207,17 @@ def test_set_hyperparameters_dicts_are_checked() -> None:
     pnet = predify.predify(GoldenNet(), GOLDEN_DIR / "case_a.toml")
     before = pnet.hyperparameter_values()
     with pytest.raises(ConfigError, match=r"hyperparameters\[1\].*'ffm', 'fbm', 'erm'"):
-        pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}, {"ffm": 0.8}, {}])
+        hyperparameters_from_original([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}, {"ffm": 0.8}, {}])
     with pytest.raises(ConfigError, match=r"hyperparameters\[0\].*0\.8 \+ 0\.4"):
-        pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.4, "erm": 0.01}] * 3)
+        hyperparameters_from_original([{"ffm": 0.8, "fbm": 0.4, "erm": 0.01}] * 3)
+    # The network reads this package's names only, and says where the original's are read.
+    with pytest.raises(ConfigError, match=r"^hyperparameters: .*hyperparameters_from_original"):
+        pnet.set_hyperparameters({"ffm": 0.8, "fbm": 0.1, "erm": 0.01})
+    with pytest.raises(ConfigError, match=r"^hyperparameters\[0\]: .*from_original\)$"):
+        pnet.set_hyperparameters([{"ffm": 0.8, "fbm": 0.1, "erm": 0.01}] * 3)
+    pnet.set_hyperparameters({"feedforward": 0.6, "feedback": 0.2, "pc": 0.03})
+    assert pnet.hyperparameter_values()[0] == Hyperparameters(0.6, 0.2, 0.03)
+    pnet.set_hyperparameters(before)
     assert pnet.hyperparameter_values() == before
 
 

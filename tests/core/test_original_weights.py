@@ -231,7 +231,7 @@ def test_shared_hyperparameter_buffers(tmp_path: Path) -> None:
 
 
 def _golden_dict() -> dict[str, Any]:
-    return predify.load_config(GOLDEN_DIR / "case_a.toml").to_dict()
+    return predify.load_config(GOLDEN_DIR / "case_a.toml").to_json()
 
 
 # ---------------------------------------------------------------------- PVGG16 decoder files
@@ -260,6 +260,36 @@ def test_pvgg16_pmodule_files_load_into_the_zoos_pvgg16(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- refusals
+def test_missing_and_unexpected_tensors_are_named_by_the_files_own_keys(
+    tmp_path: Path, peffnetb0: predify.PredictiveNet
+) -> None:
+    # #11: the message names the file's keys (pcoder5.pmodule.0.weight, counted from 1), not the
+    # network's internals (pcoders[4], features[...]).
+    pnet = fresh(peffnetb0)
+    state = network_state(paper_pmodules(4), None, [(0.8, 0.1, 0.01)] * 8)
+    del state["pcoder5.pmodule.1.bias"]
+    state["pcoder5.pmodule.2.weight"] = torch.zeros(3)
+    path = tmp_path / "planted.pth"
+    torch.save({"module." + key: value for key, value in state.items()}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_original_feedback(pnet, path)
+    message = str(info.value)
+    assert message == (
+        f"{path}: does not fit the network: missing tensors module.pcoder5.pmodule.1.bias; "
+        "unexpected tensors module.pcoder5.pmodule.2.weight"
+    )
+    # Per-pcoder training checkpoints: the key inside the file's 'pcoderweights'.
+    paths = save_training_checkpoints(tmp_path, paper_pmodules(4), 2)
+    payload = torch.load(paths[2], weights_only=True)
+    del payload["pcoderweights"]["pmodule.1.weight"]
+    torch.save(payload, paths[2])
+    with pytest.raises(CheckpointError) as info:
+        load_original_feedback(pnet, paths)
+    assert str(info.value) == (
+        f"{paths[2]}: does not fit the network: missing tensors pcoderweights['pmodule.1.weight']"
+    )
+
+
 def test_errors_name_the_files_own_keys_and_load_nothing(
     tmp_path: Path, peffnetb0: predify.PredictiveNet
 ) -> None:

@@ -262,7 +262,7 @@ def test_a_config_without_predictors_gets_the_same_decoders() -> None:
     # shapes alone (3 prefix tokens + a 4x4 grid of 8x8 patches) and builds the same decoders.
     backbone = tiny_vit()
     written = predify.auto_config(backbone, (3, IMAGE, IMAGE))
-    bare = predify.PNetConfig.from_dict(
+    bare = predify.PNetConfig.from_json(
         {
             "input_size": [3, IMAGE, IMAGE],
             "gradient_scaling": True,
@@ -277,7 +277,8 @@ def test_a_config_without_predictors_gets_the_same_decoders() -> None:
 
 
 def test_analytic_token_and_channels_last_adjoints_equal_autograd() -> None:
-    from predify.pcoder import _flatten, error_gradient
+    from predify.decoder_layers import analytic_layers
+    from predify.pcoder import error_gradient
 
     torch.manual_seed(0)
     decoders = [
@@ -293,7 +294,7 @@ def test_analytic_token_and_channels_last_adjoints_equal_autograd() -> None:
         ),
     ]
     for decoder, rep_shape, target_shape in decoders:
-        assert _flatten(decoder) is not None  # the analytic path
+        assert analytic_layers(decoder) is not None  # the analytic path
         rep = torch.randn(rep_shape, dtype=torch.float64)
         target = torch.randn(target_shape, dtype=torch.float64)
         with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import Any
@@ -17,7 +17,7 @@ from ..checkpoint import load_feedback
 from ..config import Hyperparameters, PCoderConfig, PNetConfig
 from ..errors import ConfigError
 from ..network import PredictiveNet
-from ._registry import get_model_entry
+from ._registry import EntryFields, get_model_entry
 
 __all__ = [
     "ZOO_OPTIONS",
@@ -134,22 +134,28 @@ def build_zoo_model(
     return pnet
 
 
-def torchvision_entry(architecture: str, modules: Sequence[str], **fields: Any) -> dict[str, Any]:
+def torchvision_entry(
+    architecture: str,
+    modules: Sequence[str],
+    *,
+    predictors: Sequence[str | None] | None = None,
+    backbone_prefixes: Sequence[str] = (),
+) -> EntryFields:
     """The [`register_model()`][predify.models.register_model] arguments of a zoo network on
     torchvision's ``architecture``
-    (ImageNet input size and normalisation, [`ZOO_OPTIONS`][predify.models._common.ZOO_OPTIONS]),
-    plus ``fields``."""
+    (ImageNet input size and normalisation, [`ZOO_OPTIONS`][predify.models._common.ZOO_OPTIONS])."""
     from ._registry import IMAGENET_NORMALIZATION
 
-    return {
-        "backbone": f"torchvision:{architecture}",
-        "build_backbone": partial(torchvision_backbone, architecture),
-        "modules": modules,
-        "input_size": (3, 224, 224),
-        "normalization": IMAGENET_NORMALIZATION,
-        "options": ZOO_OPTIONS,
-        **fields,
-    }
+    return EntryFields(
+        backbone=f"torchvision:{architecture}",
+        build_backbone=partial(torchvision_backbone, architecture),
+        modules=modules,
+        input_size=(3, 224, 224),
+        predictors=predictors,
+        normalization=IMAGENET_NORMALIZATION,
+        backbone_prefixes=backbone_prefixes,
+        options=ZOO_OPTIONS,
+    )
 
 
 def build_torchvision_zoo_model(
@@ -157,7 +163,7 @@ def build_torchvision_zoo_model(
     title: str,
     architecture: Callable[..., nn.Module],
     weights: Any,
-    options: dict[str, Any],
+    options: Mapping[str, Any],
     *,
     gradient_scaling: bool,
 ) -> PredictiveNet:

@@ -5,10 +5,10 @@ A [`ModelEntry`][predify.models._registry.ModelEntry] holds the zoo builder
 (``create_model(name)``), the backbone it wraps (a
 spec name such as ``torchvision:vgg16`` and a function building it untrained), the default
 pcoder modules and decoders, the input size and the normalisation pretrained weights expect.
-``predify train --backbone NAME`` without ``--config`` takes its pcoder modules from the entry
-whose backbone matches NAME ([`default_modules()`][predify.models._registry.default_modules]), or,
-for backbones no entry knows (timm's,
-say), the feature stages [`predify.stages.default_modules()`][predify.stages.default_modules] finds.
+[`default_modules()`][predify.models.default_modules] answers where pcoders go by default: for a
+backbone spec name, the modules of the entry whose backbone matches it (what
+``predify train --backbone NAME`` without ``--config`` uses); for a backbone module, the feature
+stages [`predify.stages.feature_stages()`][predify.stages.feature_stages] finds.
 [`predify.runtime.runs.build_backbone()`][predify.runtime.runs.build_backbone] rebuilds a run's
 backbone from the same entries. Registering
 a name twice is an error.
@@ -21,16 +21,18 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from torch import nn
 
 from ..data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from ..network import PredictiveNet
+from ..stages import feature_stages
 
 __all__ = [
     "IMAGENET_NORMALIZATION",
+    "EntryFields",
     "ModelEntry",
     "create_model",
     "default_modules",
@@ -77,6 +79,24 @@ class ModelEntry:
     normalization: dict[str, list[float]] | None = None
     backbone_prefixes: tuple[str, ...] = ()
     alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+class _RequiredFields(TypedDict):
+    backbone: str
+    build_backbone: Callable[..., nn.Module]
+    modules: Sequence[str]
+    input_size: Sequence[int]
+
+
+class EntryFields(_RequiredFields, total=False):
+    """The keyword arguments of [`register_model()`][predify.models.register_model], as a value
+    (what ``torchvision_entry()`` builds for the torchvision-backed networks)."""
+
+    predictors: Sequence[str | None] | None
+    normalization: dict[str, list[float]] | None
+    backbone_prefixes: Sequence[str]
+    options: Sequence[str]
+    alternatives: Sequence[tuple[str, Sequence[str]]]
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -182,12 +202,34 @@ def entry_for_backbone(backbone: str) -> ModelEntry | None:
     return None
 
 
-def default_modules(backbone: str) -> tuple[str, ...]:
-    """The modules that get pcoders when no config is given, for a backbone spec name.
+def default_modules(
+    backbone: nn.Module | str, input_size: Sequence[int] | None = None
+) -> tuple[str, ...]:
+    """The modules that get pcoders when no config names them, bottom first.
+
+    Args:
+        backbone: a backbone spec name (``"torchvision:resnet50"``, ``"shallow_cnn"``): the
+            modules of the zoo entry that wraps it; or a backbone module: its feature stages
+            ([`predify.stages.feature_stages()`][predify.stages.feature_stages]: timm's
+            ``feature_info``, known torchvision layouts, the last module of each resolution).
+        input_size: one input sample, (C, H, W); needed for a backbone module (its dry run).
 
     Raises:
-        ConfigError: no entry knows the backbone.
+        ConfigError: no entry knows the spec name, a module comes without ``input_size``, or no
+            feature stage was found.
     """
+    if isinstance(backbone, str):
+        return _zoo_modules(backbone)
+    if input_size is None:
+        raise ConfigError(
+            f"input_size: needed to find the feature stages of a {type(backbone).__name__} "
+            "(one input sample, (C, H, W))"
+        )
+    return tuple(feature_stages(backbone, input_size))
+
+
+def _zoo_modules(backbone: str) -> tuple[str, ...]:
+    """The default modules of the zoo entry (or alternative) whose backbone is ``backbone``."""
     for candidate in _ENTRIES.values():
         for spec, paths in candidate.alternatives:
             if spec == backbone:

@@ -19,7 +19,7 @@ import torchvision
 from ..errors import ConfigError
 from ..network import PredictiveNet
 from ._common import ZOO_OPTIONS, ZooOptions, build_zoo_model, timm_backbone, torchvision_entry
-from ._registry import IMAGENET_NORMALIZATION, register_model
+from ._registry import IMAGENET_NORMALIZATION, EntryFields, register_model
 
 __all__ = [
     "PEFFNETB0_BACKEND",
@@ -50,23 +50,22 @@ PEFFNETB0_MODULES = (
     PEFFNETB0_TIMM_MODULES if PEFFNETB0_BACKEND == "timm" else PEFFNETB0_TORCHVISION_MODULES
 )
 
-_ENTRY: dict[str, Any] = (
-    {
-        "backbone": "timm:efficientnet_b0",
-        "build_backbone": partial(timm_backbone, "efficientnet_b0"),
-        "modules": PEFFNETB0_TIMM_MODULES,
-        "input_size": (3, 224, 224),
-        "normalization": IMAGENET_NORMALIZATION,
-        "options": (*ZOO_OPTIONS, "backend"),
-        "alternatives": [("torchvision:efficientnet_b0", PEFFNETB0_TORCHVISION_MODULES)],
-    }
+_ENTRY: EntryFields = (
+    EntryFields(
+        backbone="timm:efficientnet_b0",
+        build_backbone=partial(timm_backbone, "efficientnet_b0"),
+        modules=PEFFNETB0_TIMM_MODULES,
+        input_size=(3, 224, 224),
+        normalization=IMAGENET_NORMALIZATION,
+        alternatives=[("torchvision:efficientnet_b0", PEFFNETB0_TORCHVISION_MODULES)],
+    )
     if PEFFNETB0_BACKEND == "timm"
-    else {
+    else EntryFields(
         **torchvision_entry("efficientnet_b0", PEFFNETB0_TORCHVISION_MODULES),
-        "options": (*ZOO_OPTIONS, "backend"),
-        "alternatives": [("timm:efficientnet_b0", PEFFNETB0_TIMM_MODULES)],
-    }
+        alternatives=[("timm:efficientnet_b0", PEFFNETB0_TIMM_MODULES)],
+    )
 )
+_ENTRY["options"] = (*ZOO_OPTIONS, "backend")
 
 
 @register_model(**_ENTRY)

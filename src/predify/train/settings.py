@@ -51,7 +51,7 @@ class TrainSettings:
         config: pcoder config (TOML path); None: automatic decoders at the backbone's default
             modules (the zoo's for its backbones,
             [`predify.models.default_modules()`][predify.models.default_modules]; else
-            the feature stages [`predify.stages.default_modules()`][predify.stages.default_modules]
+            the feature stages [`predify.stages.feature_stages()`][predify.stages.feature_stages]
             finds, e.g. timm's
             ``feature_info``).
         backbone: ``shallow_cnn`` (sized from the data), ``torchvision:NAME`` or ``timm:NAME``.

@@ -173,7 +173,7 @@ def tune_gradient(
             )
             measure_seconds = time.perf_counter() - began
         mixing = [module.mixing_logits for module in modules]
-        alphas = [module.alpha_raw for module in modules]
+        alphas = [module.pc_raw for module in modules]
         optimizer = torch.optim.Adam(
             [{"params": mixing, "lr": lr_mixing}, {"params": alphas, "lr": lr_alpha}]
         )

@@ -1,8 +1,8 @@
 """Installing hyperparameter sets into a network: per pcoder or shared, fixed or learnable.
 
 Tuning never edits the network's own hyperparameter modules in place. It installs fresh
-[`HyperparameterModule`][predify.pcoder.HyperparameterModule] modules (learnable for gradient
-tuning, fixed for a
+[`HyperparameterModule`][predify.hyperparameter_module.HyperparameterModule] modules
+(learnable for gradient tuning, fixed for a
 trial or an evaluation), and puts the originals back when it is done, so a failed or interrupted
 tuning leaves the network as it was.
 [`apply_hyperparameters()`][predify.tune.hyperparameters.apply_hyperparameters] installs tuned
@@ -29,8 +29,8 @@ from torch import nn
 
 from ..config import Hyperparameters, PNetConfig
 from ..errors import ConfigError
+from ..hyperparameter_module import HyperparameterModule
 from ..network import PredictiveNet
-from ..pcoder import HyperparameterModule
 
 __all__ = [
     "apply_hyperparameters",

@@ -143,7 +143,7 @@ def tune_optuna(
             _suggest(trial, has_feedback, None if shared else index, alpha_range)
             for index, has_feedback in enumerate(feedback)
         ]
-        trial.set_user_attr("values", [v.to_dict() for v in values])
+        trial.set_user_attr("values", [v.to_json() for v in values])
         generator = torch.Generator().manual_seed(seed)
         total, count = 0.0, 0
         with torch.no_grad(), temporary_hyperparameters(pnet, values, shared=shared):
