@@ -18,7 +18,7 @@ ones.
 
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from ..errors import TuningError
-from .api import TuneReport, TuneSettings, tune_run
+from .api import RESULTS_FORMAT, SplitsUsed, TuneReport, TuneSettings, tune_run
 from .data import TuneData, check_disjoint_images, image_hashes
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC, tune_gradient
 from .hyperparameters import (
@@ -33,6 +33,7 @@ from .objective import noisy_loss, timestep_loss
 from .optuna_search import DEFAULT_PC_RANGE, tune_optuna
 from .plots import plot_accuracy, plot_reliance
 from .reliance import (
+    LEVEL_FORMAT,
     LevelReport,
     TimestepAccuracy,
     accuracy_per_timestep,
@@ -46,9 +47,12 @@ __all__ = [
     "DEFAULT_LR_MIXING",
     "DEFAULT_LR_PC",
     "DEFAULT_PC_RANGE",
+    "LEVEL_FORMAT",
     "NOISE_FORMS",
+    "RESULTS_FORMAT",
     "LevelReport",
     "NoiseSpec",
+    "SplitsUsed",
     "TimestepAccuracy",
     "TrajectoryPoint",
     "TuneData",

@@ -46,7 +46,7 @@ def hyperparameters_to_json(value: Hyperparameters) -> dict[str, float]:
 
 
 def hyperparameters_from_json(data: Mapping[str, Any], where: str) -> Hyperparameters:
-    """One set from [`hyperparameters_to_json()`][predify.tune.result.hyperparameters_to_json]'s
+    """One set from `hyperparameters_to_json()`'s
     layout, or from the older ``{"beta", "lambda", "memory", "alpha"}`` one.
 
     Raises:
