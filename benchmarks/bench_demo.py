@@ -53,16 +53,18 @@ def main() -> None:
         shares = " | ".join(
             f"{timing[stage]:.0f} ({100 * timing[stage] / staged:.0f}%)" for stage in STAGES
         )
-        used = report.run["workers"]
+        used = report.run.workers
         rows.append(f"| {label} ({used} workers) | {wall:.0f} | {cpu:.0f} | {shares} |")
-    # Timings differ by nature: compare everything else.
-    for report in reports.values():
-        for seed in report.per_seed.values():
+    # Timings differ by nature: compare everything else (in report.json's per-seed layout).
+    per_seed = {}
+    for label, report in reports.items():
+        per_seed[label] = report.to_json()["per_seed"]
+        for seed in per_seed[label].values():
             seed.pop("timing_seconds")
             for level in seed["tuning"].values():
                 level.pop("seconds")
-    identical = json.dumps(reports["in process"].per_seed, sort_keys=True) == json.dumps(
-        reports["processes"].per_seed, sort_keys=True
+    identical = json.dumps(per_seed["in process"], sort_keys=True) == json.dumps(
+        per_seed["processes"], sort_keys=True
     )
     print(f"seeds {args.seeds}, default workers {best_worker_count(args.seeds, cores)}")
     print("| run | wall s | CPU s | " + " | ".join(f"{s} s (share)" for s in STAGES) + " |")

@@ -129,10 +129,17 @@ def test_tuned_hyperparameters_are_valid_and_from_the_validation_split(
                 assert all(0.0 <= w <= 1.0 for w in weights)
                 assert sum(weights) == pytest.approx(1.0, abs=1e-6)
                 assert value["pc"] >= 0.0
-            # Tuning started from the paper's values and moved each of them by far more than
-            # rounding: 3 Adam steps (lr 5e-2 on the mixing logits, 1e-2 on alpha's softplus
-            # parameter) move a weight by some 1e-3 to 1e-2 and alpha by about 1% of itself;
-            # float32 rounding is about 1e-7.
+            # Tuning started from the paper's values and moved each of them by more than
+            # rounding. Rounding: the float32 round trip through softmax and softplus changes a
+            # value by about 2e-7 of itself (pc 0.01 comes back as 0.010000002, see
+            # tests/tune/data/results-v0.json). Movement: Adam's first step moves pc's softplus
+            # parameter by its lr (1e-2), i.e. pc by about 1% of itself (d softplus / dr =
+            # sigmoid(r) ~ pc for a small pc), but the next two steps follow mini-batch
+            # gradients whose sign can flip and undo most of it: after 3 steps pc can be up to
+            # 3% away or much closer (6e-4 was seen with torch 2.14 on CPU), so 1e-3 was no
+            # bound. 1e-5, 50 times the rounding, still tells a moved pc from an untouched one;
+            # the steps would have to cancel to 1 part in 1000 to fall below it. The weights
+            # (lr 5e-2) keep their 1e-4, 1000 times their rounding.
             for index, value in enumerate(values):
                 feedback = PAPER_FEEDBACK if index < len(values) - 1 else 0.0
                 paper_memory = 1.0 - PAPER_FEEDFORWARD - feedback
@@ -141,7 +148,7 @@ def test_tuned_hyperparameters_are_valid_and_from_the_validation_split(
                     abs(value["memory"] - paper_memory),
                 )
                 assert moved > 1e-4, (key, index, value)
-                assert abs(value["pc"] - PAPER_PC) / PAPER_PC > 1e-3, (key, index, value)
+                assert abs(value["pc"] - PAPER_PC) / PAPER_PC > 1e-5, (key, index, value)
         mean_lambda = np.mean(
             [s["tuned_hyperparameters"][key][0]["feedback"] for s in report["per_seed"].values()]
         )

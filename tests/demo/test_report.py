@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from predify.config import Hyperparameters
 from predify.demo import QUICK
-from predify.demo.report import build_report, markdown_report, summary_table
+from predify.demo.markdown import markdown_report, summary_table
+from predify.demo.report import REPORT_FORMAT, DemoReport, RunFacts, TuningSummary
 from predify.demo.seeds import SeedResult
+from predify.demo.summary import build_report
+from predify.errors import DataError
+
+DATA = Path(__file__).parent / "data"
 
 IMAGES = 400
 STEPS = 2
@@ -44,18 +52,16 @@ def _seed(seed: int, paper_gain_at_half: int) -> SeedResult:
     ends[:, 1] = 0.4 + rng.normal(0.0, 0.05, size=(3, IMAGES))  # closer to the clean ones
     tuned = {
         0.0: [
-            {"feedforward": 0.8, "feedback": 0.1 + 0.01 * seed, "memory": 0.1 - 0.01 * seed,
-             "pc": 0.01},
-            {"feedforward": 0.85, "feedback": 0.05, "memory": 0.1, "pc": 0.01},
-            {"feedforward": 0.9, "feedback": 0.0, "memory": 0.1, "pc": 0.01},
+            Hyperparameters(0.8, 0.1 + 0.01 * seed, 0.01),
+            Hyperparameters(0.85, 0.05, 0.01),
+            Hyperparameters(0.9, 0.0, 0.01),
         ],
         0.5: [
-            {"feedforward": 0.3, "feedback": 0.6 + 0.01 * seed, "memory": 0.1 - 0.01 * seed,
-             "pc": 0.01},
-            {"feedforward": 0.7, "feedback": 0.2, "memory": 0.1, "pc": 0.01},
-            {"feedforward": 0.9, "feedback": 0.0, "memory": 0.1, "pc": 0.01},
+            Hyperparameters(0.3, 0.6 + 0.01 * seed, 0.01),
+            Hyperparameters(0.7, 0.2, 0.01),
+            Hyperparameters(0.9, 0.0, 0.01),
         ],
-    }  # fmt: skip
+    }
     return SeedResult(
         seed=seed,
         correct=correct,
@@ -63,7 +69,7 @@ def _seed(seed: int, paper_gain_at_half: int) -> SeedResult:
         correlation_distance={0.5: np.stack([np.linspace(0.5, 0.4, STEPS + 1)] * 3)},
         distance_ends={0.5: ends},
         tuned=tuned,
-        tuning={sigma: {"steps": 3} for sigma in (0.0, 0.5)},
+        tuning={sigma: TuningSummary(3, 0.1, False, 2.0, 1.5) for sigma in (0.0, 0.5)},
         backbone_val_accuracy=0.9,
         backbone_train_loss=[1.0],
         feedback_train_loss=[{"total": 1.0}],
@@ -73,21 +79,28 @@ def _seed(seed: int, paper_gain_at_half: int) -> SeedResult:
     )
 
 
+RUN = RunFacts(
+    quick=True,
+    train_images=600,
+    test_images=IMAGES,
+    split_seed=0,
+    backbone_epochs=4,
+    feedback_epochs=2,
+    tune_steps=3,
+    tune_batch_size=32,
+)
+
+
 @pytest.fixture(scope="module")
-def report() -> dict:
+def typed() -> DemoReport:
     # Paper feedback at sigma 0.5: +40, -40 and 0 images: the seeds disagree.
-    results = [_seed(0, 40), _seed(1, -40), _seed(2, 0)]
-    run = {
-        "quick": True,
-        "train_images": 600,
-        "test_images": IMAGES,
-        "split_seed": 0,
-        "backbone_epochs": 4,
-        "feedback_epochs": 2,
-        "tune_steps": 3,
-        "tune_batch_size": 32,
-    }
-    return build_report(results, SETTINGS, run).to_json()
+    return build_report([_seed(0, 40), _seed(1, -40), _seed(2, 0)], SETTINGS, RUN)
+
+
+@pytest.fixture(scope="module")
+def report(typed: DemoReport) -> dict:
+    """What report.json holds."""
+    return json.loads(json.dumps(typed.to_json()))
 
 
 def test_means_and_intervals(report: dict) -> None:
@@ -125,12 +138,12 @@ def test_words_follow_the_numbers(report: dict) -> None:
     )
     sigma_half = next(f for f in findings if f.startswith("sigma 0.5:"))
     assert "seeds +10.0, -10.0, +0.0" in sigma_half and "(no detectable change;" in sigma_half
-    lambdas = [f for f in findings if f.startswith("Tuned lambda of")]
+    lambdas = [f for f in findings if f.startswith("Tuned feedback (λ) of")]
     assert len(lambdas) == 2  # the top pcoder has no feedback
     assert "0.11, 0.61 at sigma 0.0, 0.5" in lambdas[0] and lambdas[0].endswith("(grows).")
     # pcoder2's lambda is 0.05 -> 0.2 in every seed: an interval of zero width above 0.
     assert lambdas[1].endswith("(grows).")
-    assert "lambda changes most at the lowest pcoder (changes +0.50, +0.15" in text
+    assert "feedback changes most at the lowest pcoder (changes +0.50, +0.15" in text
     peaks = [f for f in findings if f.startswith("Tuned feedback at sigma")]
     assert len(peaks) == 1 and peaks[0].startswith("Tuned feedback at sigma 0.0 is best at t = 1")
     assert "+15.0 [" in peaks[0] and "against +0.0" in peaks[0]
@@ -138,10 +151,41 @@ def test_words_follow_the_numbers(report: dict) -> None:
     assert distances.count("(moves toward the clean one)") == 3
 
 
-def test_tables_show_the_numbers(report: dict) -> None:
-    table = summary_table(report)
+def test_tables_show_the_numbers(typed: DemoReport) -> None:
+    table = summary_table(typed)
     assert "means over 3 seeds (0, 1, 2)" in table
     row = next(line for line in table.splitlines() if line.strip().startswith("0.5"))
     assert " 50.0 " in row and "+20.0" in row
-    markdown = markdown_report(report)
+    markdown = markdown_report(typed)
     assert "**3 seeds** (0, 1, 2)" in markdown and "+20.0, +20.0, +20.0" in markdown
+    # pcoder1's tuned values at sigma 0.5, seed means: feedforward 0.3, feedback 0.61.
+    assert "| 0.5 | 0.30 / 0.61 / 0.09 / 0.01 |" in markdown
+
+
+def test_report_json_reads_back_to_the_same_report(typed: DemoReport, report: dict) -> None:
+    again = DemoReport.from_json(report)
+    assert again.to_json() == report
+    assert again.level(0.5).change("tuned").mean == pytest.approx(0.2)
+    assert markdown_report(again) == markdown_report(typed)
+
+
+def test_a_report_written_before_the_redesign_still_reads() -> None:
+    """tests/demo/data/report-v2.json was written by the code before the typed report (see the
+    README there), from the seeds 0 (+40 images at sigma 0.5) and 1 (-40) of this module."""
+    old = json.loads((DATA / "report-v2.json").read_text())
+    assert old["format"] == REPORT_FORMAT
+    report = DemoReport.from_json(old)
+    assert report.seeds == [0, 1] and report.pcoder_names == ["pcoder1", "pcoder2", "pcoder3"]
+    paper = report.level(0.5).change("paper")
+    assert paper.per_seed == pytest.approx((0.1, -0.1))  # +40 and -40 of 400 images
+    assert report.per_seed[1].levels[1].tuned_hyperparameters[0].feedback == pytest.approx(0.61)
+    assert report.findings == old["findings"]
+    assert report.run.test_images == IMAGES and report.run.tune_images == 0  # not in the file
+    assert "**2 seeds** (0, 1)" in markdown_report(report)
+
+
+def test_a_report_of_another_format_is_refused_in_one_line() -> None:
+    old = json.loads((DATA / "report-v2.json").read_text())
+    with pytest.raises(DataError, match="predify-demo-report-v1") as error:
+        DemoReport.from_json({**old, "format": "predify-demo-report-v1"})
+    assert "\n" not in str(error.value)

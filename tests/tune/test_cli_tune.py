@@ -43,18 +43,18 @@ def test_tune_writes_configs_trajectories_plots_and_resumes(run_dir, tmp_path, c
         # t = 0 is the feed-forward pass, which no hyperparameter touches.
         assert level["accuracy_before"][0] == level["accuracy_after"][0]
         for values in level["effective"]:
-            total = values["beta"] + values["lambda"] + values["memory"]
-            assert total == pytest.approx(1.0) and values["alpha"] >= 0
+            total = values["feedforward"] + values["feedback"] + values["memory"]
+            assert total == pytest.approx(1.0) and values["pc"] >= 0
         with open(folder / "trajectory.csv") as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == level["steps"] + 1 and rows[-1]["note"] == "final"
-        assert set(rows[0]) >= {"step", "loss", "pcoder2_memory", "pcoder2_alpha"}
+        assert set(rows[0]) >= {"step", "loss", "pcoder2_memory", "pcoder2_pc"}
         # The tuned config is a complete predify config holding the tuned values.
         rebuilt = predify.predify(ShallowCNN(in_channels=1, widths=WIDTHS), folder / "tuned.toml")
         for got, want in zip(rebuilt.hyperparameter_values(), level["effective"], strict=True):
-            assert got.feedforward == pytest.approx(want["beta"], abs=1e-6)
-            assert got.feedback == pytest.approx(want["lambda"], abs=1e-6)
-            assert got.pc == pytest.approx(want["alpha"], rel=1e-5)
+            assert got.feedforward == pytest.approx(want["feedforward"], abs=1e-6)
+            assert got.feedback == pytest.approx(want["feedback"], abs=1e-6)
+            assert got.pc == pytest.approx(want["pc"], rel=1e-5)
     with open(out / "reliance.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 2 * 3
     # load_tuned: the run's trained decoders with the tuned values (the feedback file's own,
@@ -62,8 +62,8 @@ def test_tune_writes_configs_trajectories_plots_and_resumes(run_dir, tmp_path, c
     tuned = load_tuned(run_dir, out / "gaussian-0.6" / "tuned.toml")
     level = results["levels"][1]
     for got, want in zip(tuned.hyperparameter_values(), level["effective"], strict=True):
-        assert got.feedforward == pytest.approx(want["beta"], abs=1e-6)
-        assert got.pc == pytest.approx(want["alpha"], rel=1e-5)
+        assert got.feedforward == pytest.approx(want["feedforward"], abs=1e-6)
+        assert got.pc == pytest.approx(want["pc"], rel=1e-5)
     original = load_run(run_dir).pnet
     for a, b in zip(tuned.decoder_parameters(), original.decoder_parameters(), strict=True):
         assert torch.equal(a, b)

@@ -69,7 +69,7 @@ def test_tuning_lowers_the_loss_keeps_values_valid_and_weights_frozen(pnet, val_
         epochs=2,
         batch_size=32,
         lr_mixing=5e-2,
-        lr_alpha=5e-2,
+        lr_pc=5e-2,
         progress=False,
     )
 
@@ -94,7 +94,13 @@ def test_tuning_lowers_the_loss_keeps_values_valid_and_weights_frozen(pnet, val_
     assert pnet.training and pnet.backbone.training
     # The trajectory's CSV has one row per step and a final row.
     lines = trajectory_csv(result.trajectory).splitlines()
-    assert lines[0].split(",")[:5] == ["step", "loss", "note", "pcoder1_beta", "pcoder1_lambda"]
+    assert lines[0].split(",")[:5] == [
+        "step",
+        "loss",
+        "note",
+        "pcoder1_feedforward",
+        "pcoder1_feedback",
+    ]
     assert len(lines) == 1 + 9 and lines[-1].split(",")[2] == "final"
 
 
@@ -240,7 +246,7 @@ def test_tune_and_evaluate_reports_held_out_accuracy_and_refuses_seen_images(pne
         batch_size=32,
         progress=False,
     )
-    summary = report.to_dict()
+    summary = report.to_json()
     assert len(summary["accuracy_before"]) == len(summary["accuracy_after"]) == 3
     assert summary["accuracy_before"][0] == summary["accuracy_after"][0]
     low, high = summary["final_timestep_gain"]["ci95"]

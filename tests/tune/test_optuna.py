@@ -10,7 +10,7 @@ import pytest
 from predify.config import Hyperparameters
 from predify.errors import ConfigError
 from predify.tune import TuningError, parse_noise, tune_optuna
-from predify.tune.optuna_search import DEFAULT_ALPHA_RANGE, _as_params
+from predify.tune.optuna_search import DEFAULT_PC_RANGE, _as_params
 from testkit import SMALL_TIMESTEPS as TIMESTEPS
 
 pytest.importorskip("optuna")
@@ -83,11 +83,11 @@ def test_pruning_uses_the_reported_values_and_no_finite_trial_is_an_error(traine
 
 def test_parameters_reproduce_the_starting_values():
     values = [Hyperparameters(0.8, 0.1, 0.01), Hyperparameters(0.5, 0.0, 1e-6)]
-    params = _as_params(values, [True, False], shared=False, alpha_range=(1e-4, 1.0))
-    assert params["beta_0"] == 0.8
-    assert params["lambda_share_0"] * (1 - 0.8) == pytest.approx(0.1)
-    assert "lambda_share_1" not in params
-    assert params["alpha_1"] == 1e-4  # clipped into the search range
+    params = _as_params(values, [True, False], shared=False, pc_range=(1e-4, 1.0))
+    assert params["feedforward_0"] == 0.8
+    assert params["feedback_share_0"] * (1 - 0.8) == pytest.approx(0.1)
+    assert "feedback_share_1" not in params
+    assert params["pc_1"] == 1e-4  # clipped into the search range
 
 
 def test_missing_optuna_is_one_clear_line(monkeypatch, trained_pnet, val_data):
@@ -116,8 +116,8 @@ def test_the_default_pruner_stops_a_bad_trial_early(trained_pnet, val_data, monk
     def create_study(**kwargs):
         study = real_create_study(**kwargs)
         for _ in range(4):
-            study.enqueue_trial(_as_params(good, feedback, False, DEFAULT_ALPHA_RANGE))
-        study.enqueue_trial(_as_params(bad, feedback, False, DEFAULT_ALPHA_RANGE))
+            study.enqueue_trial(_as_params(good, feedback, False, DEFAULT_PC_RANGE))
+        study.enqueue_trial(_as_params(bad, feedback, False, DEFAULT_PC_RANGE))
         studies.append(study)
         return study
 

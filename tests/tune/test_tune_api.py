@@ -1,10 +1,17 @@
-"""``tune_run``: the Python function under ``predify tune``."""
+"""``tune_run``: the Python function under ``predify tune``, and its results files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from predify.tune.api import TuneReport, TuneSettings, tune_run
+import pytest
+
+from predify.errors import DataError
+from predify.tune.api import RESULTS_FORMAT, TuneReport, TuneSettings, tune_run
+from predify.tune.reliance import LevelReport
+
+DATA = Path(__file__).parent / "data"
 
 
 def test_tune_run_is_quiet_returns_the_levels_and_skips_finished_ones(
@@ -15,10 +22,51 @@ def test_tune_run_is_quiet_returns_the_levels_and_skips_finished_ones(
     assert isinstance(report, TuneReport)
     assert capsys.readouterr().out == ""  # verbose is the CLI's
     (level,) = report.levels
-    assert level["noise"] == "gaussian:0.4"
-    assert len(level["accuracy_after"]) == report.settings["timesteps"] + 1
+    assert isinstance(level, LevelReport) and str(level.noise) == "gaussian:0.4"
+    assert len(level.after.accuracy) == report.settings["timesteps"] + 1
+    assert report.splits.tuning == "mnist5k:val" and report.splits.evaluation_images == 60
     stamp = (tmp_path / "gaussian-0.4" / "result.json").stat().st_mtime_ns
     again = tune_run(run_dir, ["gaussian:0.4"], settings)
-    assert again.levels == report.levels
+    # The skipped level is read back from progress/: the same results file.
+    assert again.to_json() == report.to_json()
+    assert again.levels[0].before.correct is None  # only the accuracies are kept on disk
     assert (tmp_path / "gaussian-0.4" / "result.json").stat().st_mtime_ns == stamp
-    assert "levels" in report.to_json() and "out" not in report.to_json()
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written == report.to_json() and written["format"] == RESULTS_FORMAT
+    assert "out" not in written
+    assert TuneReport.from_json(written).to_json() == written
+
+
+def test_results_written_before_the_format_was_versioned_still_read() -> None:
+    """tests/tune/data/results-v0.json was written by the code before this format (see the
+    README there): beta/lambda/alpha keys, no format field."""
+    old = json.loads((DATA / "results-v0.json").read_text())
+    assert "format" not in old and "beta" in old["run_values"][0]
+    report = TuneReport.from_json(old)
+    (level,) = report.levels
+    old_level = old["levels"][0]
+    # Values from the file itself, renamed to the config's names.
+    assert report.run_values[0].feedback == old["run_values"][0]["lambda"]
+    for got, want in zip(level.result.effective, old_level["effective"], strict=True):
+        assert (got.feedforward, got.feedback, got.pc) == (
+            want["beta"],
+            want["lambda"],
+            want["alpha"],
+        )
+    assert level.after.accuracy.tolist() == old_level["accuracy_after"]
+    assert level.gain.diff == old_level["final_timestep_gain"]["after_minus_before"]
+    assert str(level.noise) == "gaussian:0.4" and level.result.timesteps == 2
+    migrated = report.to_json()
+    assert migrated["format"] == RESULTS_FORMAT
+    assert set(migrated["levels"][0]["effective"][0]) == {"feedforward", "feedback", "memory", "pc"}
+
+
+def test_results_of_another_format_are_refused_in_one_line() -> None:
+    data = json.loads((DATA / "results-v0.json").read_text())
+    data["format"] = "predify-tune-results-v9"
+    with pytest.raises(DataError, match="predify-tune-results-v9") as error:
+        TuneReport.from_json(data)
+    assert "\n" not in str(error.value)
+    level = dict(data["levels"][0], format="predify-tune-level-v7")
+    with pytest.raises(DataError, match="predify-tune-level-v7"):
+        LevelReport.from_json(level)

@@ -3,7 +3,7 @@
 >>> from dataclasses import replace
 >>> from predify.demo import QUICK, run_demo
 >>> report = run_demo("predify-demo", replace(QUICK, seeds=3))   # doctest: +SKIP
->>> report.change_t0_to_T["tuned"]["0.5"]["mean"]                 # doctest: +SKIP
+>>> report.level(0.5).change("tuned").mean                        # doctest: +SKIP
 
 - [`settings`][predify.demo.settings]: [`DemoSettings`][predify.demo.DemoSettings],
 [`FULL`][predify.demo.FULL], [`QUICK`][predify.demo.QUICK];
@@ -15,13 +15,17 @@ the report and figures);
 tuned
   hyperparameters, shuffled-feedback control) scored at every timestep;
 - [`statistics`][predify.demo.statistics]: the interval over seeds and test images;
-- [`report`][predify.demo.report] and [`plots`][predify.demo.plots]:
-[`DemoReport`][predify.demo.DemoReport], the
-  findings, report.md, the printed table, the figures; [`cli`][predify.demo.cli]: the command.
+- [`report`][predify.demo.report]: [`DemoReport`][predify.demo.DemoReport] and its parts, typed,
+  and ``report.json`` (its only reader and writer);
+- [`summary`][predify.demo.summary]: the seeds' results to the report (means, intervals);
+- [`findings`][predify.demo.findings]: the findings in words, from the report's numbers;
+- [`markdown`][predify.demo.markdown] and [`plots`][predify.demo.plots]: report.md, the printed
+  table and the figures, from the report; [`cli`][predify.demo.cli]: the command.
 """
 
 from .experiment import run_demo
-from .report import DemoReport, summary_table
+from .markdown import summary_table
+from .report import DemoReport
 from .settings import FULL, NOISE_LEVELS, QUICK, SPLIT_SEED, TEST_SEED, DemoSettings
 
 __all__ = [

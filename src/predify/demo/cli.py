@@ -14,7 +14,7 @@ from ..runtime.cli_options import (
     progress_from_args,
 )
 from .experiment import FULL, QUICK, run_demo
-from .report import summary_table
+from .markdown import summary_table
 
 __all__ = ["add_arguments", "run"]
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     report = run_demo(args.out, settings)
     print()
-    print(summary_table(report.to_json()))
+    print(summary_table(report))
     print(
         f"\nreport: {Path(args.out) / 'report.md'} (plots and report.json beside it); "
         f"{report.timing_seconds['total']:.0f} s"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from ..network import PNetState, PredictiveNet
 __all__ = [
     "CONDITIONS",
     "Condition",
+    "MainEvaluation",
     "conditions_to_run",
     "derangement",
     "evaluate_condition",
@@ -79,6 +79,25 @@ def _noisy(images: Tensor, noise: Tensor, sigma: float, clip: bool) -> Tensor:
     return x.clamp(0.0, 1.0) if clip else x
 
 
+@dataclass(frozen=True)
+class MainEvaluation:
+    """What [`evaluate_main()`][predify.demo.evaluation.evaluate_main] measured, per noise level
+    (plain arrays: it crosses a process boundary)."""
+
+    correct: dict[float, np.ndarray]
+    """bool [T+1, N] per sigma: test image n classified correctly at t."""
+    prediction_error: dict[float, np.ndarray]
+    """[T+1, P] per sigma: each pcoder's prediction error, mean over images."""
+    correlation_distance: dict[float, np.ndarray]
+    """[P, T+1] per sigma > 0: 1 - r(clean, noisy representation), mean over images."""
+    distance_ends: dict[float, np.ndarray]
+    """[P, 2, N] per sigma > 0: the same per image, at t = 0 and t = T."""
+    reconstructions: dict[float, np.ndarray]
+    """[T+1, C, H, W] per sigma: the first decoder's prediction of the first image."""
+    shown_inputs: dict[float, np.ndarray]
+    """[C, H, W] per sigma: the first image as the network saw it."""
+
+
 def evaluate_main(
     pnet: PredictiveNet,
     images: Tensor,
@@ -89,14 +108,9 @@ def evaluate_main(
     batch_size: int,
     device: torch.device,
     on_setting: Callable[[], None],
-) -> tuple[Any, ...]:
+) -> MainEvaluation:
     """The main setting (paper hyperparameters, unclipped noise) at every level, the levels in
-    lockstep so that each noisy representation meets its clean one at the same timestep.
-
-    Returns correct {sigma: bool [T+1, N]}, prediction errors {sigma: [T+1, P]}, correlation
-    distances {sigma > 0: [P, T+1]} (image means) and {sigma > 0: [P, 2, N]} (per image at
-    t = 0 and T), and (reconstructions, shown inputs) of the first image.
-    """
+    lockstep so that each noisy representation meets its clean one at the same timestep."""
     correct: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
     errors = {
         sigma: torch.zeros(timesteps + 1, pnet.num_pcoders, dtype=torch.float64) for sigma in levels
@@ -156,12 +170,17 @@ def evaluate_main(
     count = len(labels)
     for _ in levels:
         on_setting()
-    return (
-        {sigma: torch.cat(parts, dim=1).numpy() for sigma, parts in correct.items()},
-        {sigma: (total / count).numpy() for sigma, total in errors.items()},
-        {sigma: (total / count).numpy() for sigma, total in distance_sums.items()},
-        {sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in distance_ends.items()},
-        ({sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()}, shown_inputs),
+    return MainEvaluation(
+        correct={sigma: torch.cat(parts, dim=1).numpy() for sigma, parts in correct.items()},
+        prediction_error={sigma: (total / count).numpy() for sigma, total in errors.items()},
+        correlation_distance={
+            sigma: (total / count).numpy() for sigma, total in distance_sums.items()
+        },
+        distance_ends={
+            sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in distance_ends.items()
+        },
+        reconstructions={sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()},
+        shown_inputs=shown_inputs,
     )
 
 

@@ -8,7 +8,7 @@ For each seed ([`seeds`][predify.demo.seeds], each in its own process):
 2. Freeze it and train its feedback (the decoders of [`psmallcnn()`][predify.models.psmallcnn]) on
 the
    same clean images, with the Predify paper's reconstruction objective.
-3. Tune beta, lambda, alpha per pcoder at each noise level on the validation split (a fixed
+3. Tune feedforward, feedback and pc per pcoder at each noise level on the validation split (a fixed
    number of Adam steps, so that the report repeats with the seed).
 4. On held-out test images (the same for every seed) with additive Gaussian noise (sigma 0,
    0.25, 0.5, 1.0 in pixel units, images in [0, 1]; the same draw for every seed and condition),
@@ -31,7 +31,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -43,9 +42,11 @@ from ..runtime.outputs import prepare_output_dir
 from ..runtime.progress import resolve_progress
 from ..runtime.validation import check_int
 from . import plots
-from .report import DemoReport, build_report, markdown_report
+from .markdown import markdown_report
+from .report import DemoReport, RunFacts
 from .seeds import STAGES, SeedResult, best_worker_count, evaluation_images, run_seeds
 from .settings import FULL, NOISE_LEVELS, QUICK, SPLIT_SEED, TEST_SEED, DemoSettings
+from .summary import build_report
 
 __all__ = ["FULL", "NOISE_LEVELS", "QUICK", "SPLIT_SEED", "DemoReport", "DemoSettings", "run_demo"]
 
@@ -69,8 +70,8 @@ def run_demo(
     """Run the demo and write its outputs into ``out_dir``; returns the report.
 
     >>> report = run_demo("predify-demo", replace(QUICK, seeds=3))   # doctest: +SKIP
-    >>> report.change_t0_to_T["tuned"]["0.5"]                         # doctest: +SKIP
-    {'mean': ..., 'low': ..., 'high': ..., 'per_seed': [...]}
+    >>> report.level(0.5).change("tuned")                             # doctest: +SKIP
+    Interval(mean=..., low=..., high=..., per_seed=(...))
 
     Args:
         out_dir: output directory (created; files in it are replaced): ``report.json``,
@@ -107,29 +108,26 @@ def _run_demo(out: Path, settings: DemoSettings, target: torch.device) -> DemoRe
     seeds_seconds = time.perf_counter() - started
 
     test, _ = evaluation_images(splits, settings)
-    run = {
-        "quick": settings.quick,
-        "device": str(target),
-        "workers": workers,
-        "cpu_count": os.cpu_count(),
-        "split_seed": SPLIT_SEED,
-        "test_seed": TEST_SEED,
-        "train_images": len(splits.train)
-        if settings.train_images is None
-        else settings.train_images,
-        "test_images": len(test),
-        "backbone_epochs": settings.backbone_epochs,
-        "feedback_epochs": settings.feedback_epochs,
-        "tune_steps": settings.tune_steps,
-        "tune_batch_size": settings.tune_batch_size,
-        "tune_images": len(splits.val) if settings.tune_images is None else settings.tune_images,
-        "tune_seconds_per_level": settings.tune_seconds_per_level,
-        "bootstrap_resamples": settings.bootstrap_resamples,
-    }
+    run = RunFacts(
+        quick=settings.quick,
+        device=str(target),
+        workers=workers,
+        cpu_count=os.cpu_count(),
+        split_seed=SPLIT_SEED,
+        test_seed=TEST_SEED,
+        train_images=len(splits.train) if settings.train_images is None else settings.train_images,
+        test_images=len(test),
+        backbone_epochs=settings.backbone_epochs,
+        feedback_epochs=settings.feedback_epochs,
+        tune_steps=settings.tune_steps,
+        tune_batch_size=settings.tune_batch_size,
+        tune_images=len(splits.val) if settings.tune_images is None else settings.tune_images,
+        tune_seconds_per_level=settings.tune_seconds_per_level,
+        bootstrap_resamples=settings.bootstrap_resamples,
+    )
     phase = time.perf_counter()
     report = build_report(results, settings, run)
-    report.hyperparameters = results[0].paper_hyperparameters
-    _plot(report.to_json(), results, test.tensors[0], settings, out)
+    _plot(report, results, test.tensors[0], settings, out)
     report.timing_seconds = {
         "seeds_wall": round(seeds_seconds, 2),
         # Summed over seeds; each ran single-threaded, so these are about CPU-seconds.
@@ -138,12 +136,12 @@ def _run_demo(out: Path, settings: DemoSettings, target: torch.device) -> DemoRe
         "total": round(time.perf_counter() - started, 2),
     }
     atomic_write_json(out / "report.json", report.to_json())
-    atomic_write_text(out / "report.md", markdown_report(report.to_json()))
+    atomic_write_text(out / "report.md", markdown_report(report))
     return report
 
 
 def _plot(
-    report: dict[str, Any],
+    report: DemoReport,
     results: list[SeedResult],
     test_images: torch.Tensor,
     settings: DemoSettings,

@@ -1,5 +1,6 @@
-"""The demo's figures, drawn from the report (and, for reconstructions, from one seed's images)
-on standalone matplotlib figures (pyplot's global state is never touched)."""
+"""The demo's figures, drawn from the [`DemoReport`][predify.demo.report.DemoReport] (and, for
+reconstructions, from one seed's images) on standalone matplotlib figures (pyplot's global state
+is never touched)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.plotting import new_figure, save_figure
+from .report import DemoReport
 
 __all__ = [
     "plot_accuracy",
@@ -24,79 +26,73 @@ def _figure(width: float, height: float) -> Any:
     return new_figure(width, height, constrained=True)
 
 
-def _save(figure: Any, path: Path) -> Path:
-    return save_figure(figure, path)
-
-
 def _integer_ticks(axis: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_accuracy(report: Mapping[str, Any], path: Path) -> Path:
+def plot_accuracy(report: DemoReport, path: Path) -> Path:
     """Accuracy over timesteps per noise level: seed means (thick) and each seed (thin)."""
-    levels = report["noise_levels"]
-    figure = _figure(3.6 * len(levels), 3.4)
-    axes = np.atleast_1d(figure.subplots(1, len(levels), sharey=True))
+    figure = _figure(3.6 * len(report.levels), 3.4)
+    axes = np.atleast_1d(figure.subplots(1, len(report.levels), sharey=True))
     lines = (
-        ("accuracy", "feedback (paper)", "C0", "-"),
-        ("accuracy_clipped", "noise clipped to [0, 1]", "C1", "--"),
-        ("accuracy_shuffled_feedback", "shuffled feedback (control)", "C3", ":"),
-        ("accuracy_tuned", "tuned on validation split", "C2", "-."),
+        ("paper", "feedback (paper)", "C0", "-"),
+        ("clipped", "noise clipped to [0, 1]", "C1", "--"),
+        ("shuffled_feedback", "shuffled feedback (control)", "C3", ":"),
+        ("tuned", "tuned on validation split", "C2", "-."),
     )
-    steps = report["timesteps"]
-    for axis, sigma in zip(axes, levels, strict=True):
-        key = str(sigma)
-        for name, label, color, style in lines:
-            for seed in report["per_seed"].values():
-                axis.plot(steps, seed[name][key], style, color=color, linewidth=0.7, alpha=0.35)
-            axis.plot(steps, report[name][key], style, color=color, linewidth=2, label=label)
+    steps = report.timesteps
+    for index, (axis, level) in enumerate(zip(axes, report.levels, strict=True)):
+        for condition, label, color, style in lines:
+            for seed in report.per_seed:
+                accuracy = seed.levels[index].conditions[condition].accuracy
+                axis.plot(steps, accuracy, style, color=color, linewidth=0.7, alpha=0.35)
+            axis.plot(steps, level.accuracy(condition), style, color=color, linewidth=2,
+                      label=label)  # fmt: skip
         axis.axhline(0.1, color="grey", linewidth=0.8, alpha=0.6)
-        axis.set_title(f"noise sigma = {sigma}")
+        axis.set_title(f"noise sigma = {level.sigma}")
         axis.set_xlabel("timestep t")
         _integer_ticks(axis)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (chance = 0.1)")
     axes[0].legend(fontsize=7, loc="lower left")
     figure.suptitle(
-        f"MNIST-5k test accuracy over timesteps: mean of {len(report['seeds'])} seeds (thick), "
+        f"MNIST-5k test accuracy over timesteps: mean of {len(report.seeds)} seeds (thick), "
         "each seed (thin)",
         fontsize=10,
     )
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-#: The tuned quantities shown, with their labels (beta is 1 - lambda - memory).
+#: The tuned quantities shown, with their labels (feedforward is 1 - feedback - memory).
 _TUNED = (
-    ("feedback", "lambda (feedback weight)"),
-    ("memory", "memory (1 - beta - lambda)"),
-    ("pc", "alpha (error-correction weight)"),
+    ("feedback", "feedback (λ)"),
+    ("memory", "memory (1 - β - λ)"),
+    ("pc", "pc (α, error correction)"),
 )
 
 
-def plot_tuned_hyperparameters(report: Mapping[str, Any], path: Path) -> Path:
-    """Tuned lambda, memory and alpha per pcoder against noise level; seeds as points."""
-    levels = np.asarray(report["noise_levels"], dtype=float)
-    seeds = list(report["per_seed"].values())
-    first = report["tuned_hyperparameters"][str(levels[0])]
-    count = len(first)
+def plot_tuned_hyperparameters(report: DemoReport, path: Path) -> Path:
+    """Tuned feedback, memory and pc per pcoder against noise level; seeds as points."""
+    levels = np.asarray(report.noise_levels, dtype=float)
+    count = len(report.pcoder_names)
     figure = _figure(3.6 * len(_TUNED), 3.3)
     axes = figure.subplots(1, len(_TUNED))
     spread = 0.012 * (levels.max() - levels.min() if len(levels) > 1 else 1.0)
     for axis, (name, label) in zip(axes, _TUNED, strict=True):
         for index in range(count):
             if name == "feedback" and index == count - 1:
-                continue  # the top pcoder has no feedback: its lambda is 0 by construction
+                continue  # the top pcoder has no feedback: its weight is 0 by construction
             color = f"C{index}"
             offset = (index - (count - 1) / 2) * spread
-            for number, seed in enumerate(seeds):
-                values = [seed["tuned_hyperparameters"][str(s)][index][name] for s in levels]
+            for number, seed in enumerate(report.per_seed):
+                values = [getattr(v.tuned_hyperparameters[index], name) for v in seed.levels]
                 axis.scatter(
                     levels + offset, values, s=14, color=color, alpha=0.7,
                     label=f"pcoder{index + 1} (seeds)" if number == 0 else None,
                 )  # fmt: skip
-            means = [report["tuned_hyperparameters"][str(s)][index][name] for s in levels]
+            means = [getattr(v.tuned_hyperparameters[index], name) for v in report.levels]
             axis.plot(levels + offset, means, color=color, linewidth=1.2)
         axis.set_title(label, fontsize=9)
         axis.set_xlabel("noise sigma")
@@ -108,26 +104,25 @@ def plot_tuned_hyperparameters(report: Mapping[str, Any], path: Path) -> Path:
         "line: their mean)",
         fontsize=10,
     )
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_correlation_distance(report: Mapping[str, Any], path: Path) -> Path:
+def plot_correlation_distance(report: DemoReport, path: Path) -> Path:
     """Correlation distance between clean and noisy representations over timesteps, per pcoder:
     seed means (thick) and each seed (thin), one colour per noise level."""
-    distances = report["correlation_distance"]
-    sigmas = list(distances)
-    names = list(distances[sigmas[0]]) if sigmas else []
+    noisy = [(i, level) for i, level in enumerate(report.levels) if level.correlation_distance]
+    names = report.pcoder_names if noisy else []
     figure = _figure(3.4 * max(1, len(names)), 3.1)
     axes = np.atleast_1d(figure.subplots(1, max(1, len(names))))
-    steps = report["timesteps"]
+    steps = report.timesteps
     for axis, name in zip(axes, names, strict=False):
-        for number, sigma in enumerate(sigmas):
+        for number, (index, level) in enumerate(noisy):
             color = f"C{number}"
-            for seed in report["per_seed"].values():
-                axis.plot(steps, seed["correlation_distance"][sigma][name], color=color,
+            for seed in report.per_seed:
+                axis.plot(steps, seed.levels[index].correlation_distance[name], color=color,
                           linewidth=0.7, alpha=0.35)  # fmt: skip
-            axis.plot(steps, distances[sigma][name], color=color, linewidth=2,
-                      label=f"sigma {sigma}")  # fmt: skip
+            axis.plot(steps, level.correlation_distance[name], color=color, linewidth=2,
+                      label=f"sigma {level.sigma}")  # fmt: skip
         axis.set_title(f"{name}: 1 - r(clean, noisy)", fontsize=9)
         axis.set_xlabel("timestep t")
         _integer_ticks(axis)
@@ -137,28 +132,24 @@ def plot_correlation_distance(report: Mapping[str, Any], path: Path) -> Path:
         "Do noisy representations move toward the clean ones? (paper hyperparameters)",
         fontsize=10,
     )
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def plot_prediction_error(report: Mapping[str, Any], path: Path) -> Path:
+def plot_prediction_error(report: DemoReport, path: Path) -> Path:
     """Each pcoder's prediction error over timesteps (seed means), one line per noise level."""
-    levels = report["noise_levels"]
-    names = list(report["prediction_error"][str(levels[0])])
+    names = report.pcoder_names
     figure = _figure(3.4 * len(names), 3.0)
     axes = np.atleast_1d(figure.subplots(1, len(names)))
     for axis, name in zip(axes, names, strict=True):
-        for sigma in levels:
-            axis.plot(
-                report["timesteps"], report["prediction_error"][str(sigma)][name],
-                label=f"sigma {sigma}",
-            )  # fmt: skip
+        for level in report.levels:
+            axis.plot(report.timesteps, level.prediction_error[name], label=f"sigma {level.sigma}")
         axis.set_yscale("log")
         axis.set_title(f"{name} prediction error (MSE)", fontsize=9)
         axis.set_xlabel("timestep t")
         _integer_ticks(axis)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_reconstructions(
@@ -189,4 +180,4 @@ def plot_reconstructions(
         f"An input, its noisy version and the first decoder's reconstruction (seed {seed})",
         fontsize=9,
     )
-    return _save(figure, path)
+    return save_figure(figure, path)

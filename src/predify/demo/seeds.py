@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +31,16 @@ from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
 from ..data.noise import add_gaussian_noise
+from ..network import PredictiveNet
 from ..runtime.runs import RunInfo, save_run
 from ..train.callbacks import Callback
 from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
+from .report import TuningSummary
 from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data import Splits
+    from ..models import SmallCNN
     from ..train import FeedbackTrainer
 
 __all__ = [
@@ -69,14 +72,14 @@ class SeedResult:
     with noise sigma and without (main condition: paper hyperparameters), for sigma > 0."""
     distance_ends: dict[float, np.ndarray]
     """[n_pcoders, 2, N] the same per test image, at t = 0 and t = T."""
-    tuned: dict[float, list[dict[str, float]]]
-    """Per sigma, per pcoder: the tuned feedforward, feedback, memory, pc."""
-    tuning: dict[float, dict[str, Any]]
+    tuned: dict[float, list[Hyperparameters]]
+    """Per sigma, per pcoder: the tuned values."""
+    tuning: dict[float, TuningSummary]
     backbone_val_accuracy: float
     backbone_train_loss: list[float]
     feedback_train_loss: list[dict[str, float]]
     pcoder_names: list[str]
-    paper_hyperparameters: list[dict[str, float]]
+    paper_hyperparameters: list[Hyperparameters]
     """What each pcoder uses in the main condition (the paper's values)."""
     timings: dict[str, float]
     reconstructions: dict[float, np.ndarray] = field(default_factory=dict)
@@ -147,10 +150,6 @@ def _level_seed(seed: int, purpose: str, sigma: float) -> int:
     return zlib.crc32(f"{seed}/{purpose}/{float(sigma)}".encode())
 
 
-def _hyperparameter_dict(value: Hyperparameters) -> dict[str, float]:
-    return {**asdict(value), "memory": value.memory}
-
-
 def evaluation_images(splits: Splits, settings: DemoSettings) -> tuple[TensorDataset, torch.Tensor]:
     """The test images every seed is evaluated on (in mixed-class batches) and their noise draw
     (unit Gaussian; each level scales it), the same for every seed."""
@@ -192,15 +191,8 @@ def run_seed(
         splits: the MNIST-5k split (read from disk when None).
     """
     from ..data import mnist5k_splits
-    from ..models import SmallCNN, psmallcnn
-    from ..train import (
-        FeedbackTrainer,
-        MetricsLogging,
-        ModelCheckpoint,
-        TrainSettings,
-        seed_everything,
-    )
-    from ..tune import parse_noise, tune_gradient
+    from ..models import SmallCNN
+    from ..train import seed_everything
 
     def report(stage: str, amount: int = 1) -> None:
         if events is not None:
@@ -213,8 +205,6 @@ def run_seed(
         torch.set_num_threads(1)
     timings: dict[str, float] = {}
     levels = [float(sigma) for sigma in settings.noise_levels]
-    steps = settings.timesteps
-    out = Path(run_dir)
 
     phase = time.perf_counter()
     seed_everything(seed)
@@ -236,8 +226,65 @@ def run_seed(
     timings["backbone"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
+    pnet, feedback_losses = _train_feedback(
+        backbone, train, settings, seed, device, Path(run_dir), report
+    )
+    timings["feedback"] = time.perf_counter() - phase
+
+    phase = time.perf_counter()
+    tuned, tuning = _tune(pnet, splits.val, levels, settings, seed, report)
+    timings["tuning"] = time.perf_counter() - phase
+
+    phase = time.perf_counter()
+    main = evaluate_main(
+        pnet, images, labels, noise, levels, settings.timesteps, settings.eval_batch_size,
+        device, lambda: report("evaluation"),
+    )  # fmt: skip
+    correct = {("paper", sigma): value for sigma, value in main.correct.items()}
+    for condition in conditions_to_run(levels):
+        correct[(condition.name, condition.sigma)] = evaluate_condition(
+            pnet, images, labels, noise, condition,
+            tuned[condition.sigma] if condition.tuned else None, settings.timesteps,
+            settings.eval_batch_size, _level_seed(seed, f"shuffle-{condition.name}",
+                                                  condition.sigma), device,
+        )  # fmt: skip
+        report("evaluation")
+    timings["evaluation"] = time.perf_counter() - phase
+    return SeedResult(
+        seed=seed,
+        correct=correct,
+        prediction_error=main.prediction_error,
+        correlation_distance=main.correlation_distance,
+        distance_ends=main.distance_ends,
+        tuned=tuned,
+        tuning=tuning,
+        backbone_val_accuracy=val_accuracy,
+        backbone_train_loss=backbone_losses,
+        feedback_train_loss=feedback_losses,
+        pcoder_names=[f"pcoder{index + 1}" for index in range(pnet.num_pcoders)],
+        paper_hyperparameters=pnet.hyperparameter_values(),
+        timings={name: round(value, 2) for name, value in timings.items()},
+        reconstructions=main.reconstructions,
+        shown_inputs=main.shown_inputs,
+    )
+
+
+def _train_feedback(
+    backbone: SmallCNN,
+    train: TensorDataset,
+    settings: DemoSettings,
+    seed: int,
+    device: torch.device,
+    out: Path,
+    report: Callable[[str, int], None],
+) -> tuple[PredictiveNet, list[dict[str, float]]]:
+    """The feedback of the frozen ``backbone``, trained and saved as a run directory in ``out``;
+    returns the network (in eval mode) and its losses per epoch."""
+    from ..models import psmallcnn
+    from ..train import FeedbackTrainer, MetricsLogging, ModelCheckpoint, TrainSettings
+
     backbone.requires_grad_(False)
-    pnet = psmallcnn(backbone, in_channels=1, image_size=28, timesteps=steps)
+    pnet = psmallcnn(backbone, in_channels=1, image_size=28, timesteps=settings.timesteps)
     trainer = FeedbackTrainer(pnet, lr=settings.feedback_lr, seed=seed, device=device)
     feedback_losses = trainer.fit(
         train,
@@ -250,7 +297,7 @@ def run_seed(
         ],
     )
     pnet.eval()
-    extra: dict[str, Any] = {"demo": {"quick": settings.quick, "timesteps": steps}}
+    extra: dict[str, Any] = {"demo": {"quick": settings.quick, "timesteps": settings.timesteps}}
     if settings.train_images is None:
         # The same data, order and settings as `predify train`: `--resume DIR` continues it.
         training = TrainSettings(
@@ -274,22 +321,31 @@ def run_seed(
         extra=extra,
     )
     save_run(out, pnet, info)
-    timings["feedback"] = time.perf_counter() - phase
+    return pnet, feedback_losses
 
-    phase = time.perf_counter()
-    tuning_data = (
-        splits.val
-        if settings.tune_images is None
-        else subset(splits.val, settings.tune_images, seed + 4)
-    )
+
+def _tune(
+    pnet: PredictiveNet,
+    tuning_data: TensorDataset,
+    levels: Sequence[float],
+    settings: DemoSettings,
+    seed: int,
+    report: Callable[[str, int], None],
+) -> tuple[dict[float, list[Hyperparameters]], dict[float, TuningSummary]]:
+    """The hyperparameters tuned at each noise level on ``tuning_data`` (the validation split;
+    a seeded subset of ``settings.tune_images``), and how each tuning went."""
+    from ..tune import parse_noise, tune_gradient
+
+    if settings.tune_images is not None:
+        tuning_data = subset(tuning_data, settings.tune_images, seed + 4)
     tuned: dict[float, list[Hyperparameters]] = {}
-    tuning: dict[float, dict[str, Any]] = {}
+    tuning: dict[float, TuningSummary] = {}
     for sigma in levels:
         result = tune_gradient(
             pnet,
             tuning_data,
             parse_noise(f"gaussian:{sigma}"),
-            timesteps=steps,
+            timesteps=settings.timesteps,
             epochs=1_000,  # max_steps ends it first
             max_steps=settings.tune_steps,
             batch_size=settings.tune_batch_size,
@@ -301,65 +357,17 @@ def run_seed(
         tuned[sigma] = list(result.effective)
         losses = [point.loss for point in result.trajectory if point.note == ""]
         window = max(1, min(len(losses) // 4, 8))
-        tuning[sigma] = {
-            "method": "gradient",
-            "split": "validation",
-            "steps": result.steps,
-            "seconds": round(result.seconds, 2),
-            "stopped_by_budget": result.stopped_by_budget,
+        tuning[sigma] = TuningSummary(
+            steps=result.steps,
+            seconds=round(result.seconds, 2),
+            stopped_by_budget=result.stopped_by_budget,
             # Mini-batch losses (cross-entropy summed over t = 1..T), mean of the first and of
             # the last steps: what the tuning optimised, beside what it did to accuracy.
-            "loss_first_steps": float(np.mean(losses[:window])) if losses else math.nan,
-            "loss_last_steps": float(np.mean(losses[-window:])) if losses else math.nan,
-        }
-        report("tuning", settings.tune_steps)
-    timings["tuning"] = time.perf_counter() - phase
-
-    phase = time.perf_counter()
-    correct_main, errors, distances, distance_ends, (reconstructions, shown) = evaluate_main(
-        pnet,
-        images,
-        labels,
-        noise,
-        levels,
-        steps,
-        settings.eval_batch_size,
-        device,
-        lambda: report("evaluation"),
-    )
-    correct = {("paper", sigma): value for sigma, value in correct_main.items()}
-    for condition in conditions_to_run(levels):
-        correct[(condition.name, condition.sigma)] = evaluate_condition(
-            pnet,
-            images,
-            labels,
-            noise,
-            condition,
-            tuned[condition.sigma] if condition.tuned else None,
-            steps,
-            settings.eval_batch_size,
-            _level_seed(seed, f"shuffle-{condition.name}", condition.sigma),
-            device,
+            loss_first_steps=float(np.mean(losses[:window])) if losses else math.nan,
+            loss_last_steps=float(np.mean(losses[-window:])) if losses else math.nan,
         )
-        report("evaluation")
-    timings["evaluation"] = time.perf_counter() - phase
-    return SeedResult(
-        seed=seed,
-        correct=correct,
-        prediction_error=errors,
-        correlation_distance=distances,
-        distance_ends=distance_ends,
-        tuned={sigma: [_hyperparameter_dict(v) for v in values] for sigma, values in tuned.items()},
-        tuning=tuning,
-        backbone_val_accuracy=val_accuracy,
-        backbone_train_loss=backbone_losses,
-        feedback_train_loss=feedback_losses,
-        pcoder_names=[f"pcoder{index + 1}" for index in range(pnet.num_pcoders)],
-        paper_hyperparameters=[_hyperparameter_dict(v) for v in pnet.hyperparameter_values()],
-        timings={name: round(value, 2) for name, value in timings.items()},
-        reconstructions=reconstructions,
-        shown_inputs=shown,
-    )
+        report("tuning", settings.tune_steps)
+    return tuned, tuning
 
 
 # ---------------------------------------------------------------------- several seeds

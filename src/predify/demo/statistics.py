@@ -16,12 +16,14 @@ difference, which the between-seed spread cannot show since every seed sees the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["SeedInterval", "seed_interval", "t_quantile"]
+__all__ = ["Interval", "over_seeds", "seed_interval", "t_quantile"]
 
 # Two-sided 95% quantiles of Student's t, t_{0.975}(df) for df = 1..10 (standard tables, e.g.
 # NIST/SEMATECH e-Handbook of Statistical Methods, table 1.3.6.7.2).
@@ -49,19 +51,47 @@ def t_quantile(df: int) -> float:
 
 
 @dataclass(frozen=True)
-class SeedInterval:
-    """Mean over seeds and images of a per-image quantity, with its 95% interval."""
+class Interval:
+    """A mean with its 95% interval, and each seed's value where it is a mean over seeds.
+
+    ``low`` and ``high`` are None when no interval can be given (one seed, nothing else
+    resampled); ``per_seed`` is None for an interval of one seed alone.
+    """
 
     mean: float
-    low: float
-    high: float
-    per_seed: list[float]
+    low: float | None
+    high: float | None
+    per_seed: tuple[float, ...] | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {"mean": self.mean, "low": self.low, "high": self.high, "per_seed": self.per_seed}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"mean": self.mean, "low": self.low, "high": self.high}
+        if self.per_seed is not None:
+            data["per_seed"] = list(self.per_seed)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Interval:
+        low, high, per_seed = data["low"], data["high"], data.get("per_seed")
+        return cls(
+            float(data["mean"]),
+            None if low is None else float(low),
+            None if high is None else float(high),
+            None if per_seed is None else tuple(float(v) for v in per_seed),
+        )
 
 
-def seed_interval(values: ArrayLike) -> SeedInterval:
+def over_seeds(values: Sequence[float]) -> Interval:
+    """Mean and 95% t-interval over seeds of one number per seed (nothing else resampled)."""
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    per_seed = tuple(float(v) for v in array)
+    if len(array) < 2:
+        return Interval(mean, None, None, per_seed)
+    half = t_quantile(len(array) - 1) * float(array.std(ddof=1)) / math.sqrt(len(array))
+    return Interval(mean, mean - half, mean + half, per_seed)
+
+
+def seed_interval(values: ArrayLike) -> Interval:
     """Mean of ``values`` [S seeds, N images] and its 95% interval (see the module docstring)."""
     table = np.asarray(values, dtype=np.float64)
     if table.ndim != 2 or table.shape[0] < 1 or table.shape[1] < 2:
@@ -77,4 +107,4 @@ def seed_interval(values: ArrayLike) -> SeedInterval:
         quantile = _Z975
     half = quantile * math.sqrt(variance)
     mean = float(table.mean())
-    return SeedInterval(mean, mean - half, mean + half, [float(v) for v in per_seed])
+    return Interval(mean, mean - half, mean + half, tuple(float(v) for v in per_seed))

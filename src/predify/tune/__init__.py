@@ -1,14 +1,14 @@
 """Tuning the dynamics' hyperparameters on noisy images, and reading feedback reliance from them.
 
 Following Alamia et al. ("On the role of feedback in visual processing: a predictive coding
-perspective"), beta (feed-forward), lambda (feedback), memory (1 - beta - lambda) and alpha
-(error correction) are chosen by an optimiser at each noise level; how lambda and memory grow
-with the noise measures how much the network relies on feedback.
+perspective"), feedforward (their beta), feedback (lambda), memory (1 - feedforward - feedback)
+and pc (alpha, the error-correction step) are chosen by an optimiser at each noise level; how
+feedback and memory grow with the noise measures how much the network relies on feedback.
 
 >>> from predify.tune import parse_noise, tune_gradient, accuracy_per_timestep
 >>> result = tune_gradient(pnet, (val_images, val_labels), parse_noise("gaussian:0.5"),
 ...                        timesteps=10, epochs=3)  # doctest: +SKIP
->>> result.effective  # per pcoder: beta, lambda, alpha  # doctest: +SKIP
+>>> result.effective  # per pcoder: feedforward, feedback, pc  # doctest: +SKIP
 
 Tune on one split and report on another:
 [`check_disjoint_images()`][predify.tune.check_disjoint_images] (and
@@ -18,9 +18,9 @@ ones.
 
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from ..errors import TuningError
-from .api import TuneReport, TuneSettings, tune_run
+from .api import RESULTS_FORMAT, SplitsUsed, TuneReport, TuneSettings, tune_run
 from .data import TuneData, check_disjoint_images, image_hashes
-from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING, tune_gradient
+from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC, tune_gradient
 from .hyperparameters import (
     apply_hyperparameters,
     config_values,
@@ -30,9 +30,10 @@ from .hyperparameters import (
     tuned_config,
 )
 from .objective import noisy_loss, timestep_loss
-from .optuna_search import DEFAULT_ALPHA_RANGE, tune_optuna
+from .optuna_search import DEFAULT_PC_RANGE, tune_optuna
 from .plots import plot_accuracy, plot_reliance
 from .reliance import (
+    LEVEL_FORMAT,
     LevelReport,
     TimestepAccuracy,
     accuracy_per_timestep,
@@ -43,12 +44,15 @@ from .reliance import (
 from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
 
 __all__ = [
-    "DEFAULT_ALPHA_RANGE",
-    "DEFAULT_LR_ALPHA",
     "DEFAULT_LR_MIXING",
+    "DEFAULT_LR_PC",
+    "DEFAULT_PC_RANGE",
+    "LEVEL_FORMAT",
     "NOISE_FORMS",
+    "RESULTS_FORMAT",
     "LevelReport",
     "NoiseSpec",
+    "SplitsUsed",
     "TimestepAccuracy",
     "TrajectoryPoint",
     "TuneData",

@@ -2,14 +2,15 @@
 
 >>> from predify.tune.api import TuneSettings, tune_run
 >>> report = tune_run("predify-demo/seed-0", ["gaussian:0.25", "gaussian:0.5"])  # doctest: +SKIP
->>> report.levels[0]["accuracy_after"]                                    # doctest: +SKIP
+>>> report.levels[0].after.accuracy                                       # doctest: +SKIP
 
-Tunes beta, lambda and alpha at each noise level on the run's validation split, reports accuracy
-per timestep before and after on the test split, and plots the tuned weights against the noise
-level (the reliance on feedback). Writes into ``out`` (default ``RUN_DIR/tune``)::
+Tunes feedforward, feedback and pc (the papers' beta, lambda, alpha) at each noise level on the
+run's validation split, reports accuracy per timestep before and after on the test split, and
+plots the tuned weights against the noise level (the reliance on feedback). Writes into ``out``
+(default ``RUN_DIR/tune``)::
 
     <noise>/tuned.toml        the run's config with the tuned values (loadable by predify.predify)
-    <noise>/trajectory.csv    step, loss, per-pcoder beta/lambda/memory/alpha along the tuning
+    <noise>/trajectory.csv    step, loss, per-pcoder feedforward/feedback/memory/pc values
     <noise>/result.json       tuned values, losses, accuracies before/after, the settings
     results.json              every level together
     reliance.csv, reliance.png    tuned values per pcoder against the noise level
@@ -28,8 +29,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ from .._io import atomic_write_json
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec, parse_noise
 from ..errors import ConfigError, DataError
+from ..network import PredictiveNet
 from ..runtime.device import DEFAULT_DEVICE, resolve_device
 from ..runtime.distributed import (
     DistributedInfo,
@@ -59,14 +61,19 @@ from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
 from ..runtime.tables import write_csv
 from .data import check_disjoint_images
-from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
+from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .hyperparameters import effective_values
 from .objective import Normalize
 from .plots import plot_accuracy, plot_reliance
-from .reliance import tune_and_evaluate
-from .result import values_dict, write_trajectory
+from .reliance import LevelReport, tune_and_evaluate
+from .result import (
+    HYPERPARAMETER_NAMES,
+    hyperparameters_from_json,
+    hyperparameters_to_json,
+    write_trajectory,
+)
 
-__all__ = ["SPLITS", "TuneReport", "TuneSettings", "tune_run"]
+__all__ = ["RESULTS_FORMAT", "SPLITS", "SplitsUsed", "TuneReport", "TuneSettings", "tune_run"]
 
 SPLITS = ("train", "val", "test")
 _RESULT = "result.json"
@@ -79,9 +86,9 @@ class TuneSettings:
     Attributes:
         out: output folder (default ``RUN_DIR/tune``).
         method: ``gradient`` (Adam on the unrolled dynamics) or ``optuna`` (TPE with pruning).
-        shared: one beta/lambda/alpha for all pcoders (None: as the run's config says).
+        shared: one feedforward/feedback/pc set for all pcoders (None: as the run's config says).
         timesteps: T (default: the run's config).
-        epochs, lr_mixing, lr_alpha: of the gradient method; trials: of Optuna.
+        epochs, lr_mixing, lr_pc: of the gradient method; trials: of Optuna.
         max_images: at most this many images of each split (a seeded random subset).
         time_budget: seconds per level (None: no limit).
         clip: clamp noisy images to [0, 1].
@@ -101,7 +108,7 @@ class TuneSettings:
     max_images: int | None = None
     batch_size: int = 64
     lr_mixing: float = DEFAULT_LR_MIXING
-    lr_alpha: float = DEFAULT_LR_ALPHA
+    lr_pc: float = DEFAULT_LR_PC
     time_budget: float | None = None
     clip: bool = False
     tune_split: str = "val"
@@ -115,27 +122,103 @@ class TuneSettings:
     verbose: bool = False
 
 
+#: The ``format`` of ``results.json``. Files without one were written before the format was
+#: versioned (the papers' beta/lambda/alpha as keys) and still read.
+RESULTS_FORMAT = "predify-tune-results-v1"
+
+
+@dataclass(frozen=True)
+class SplitsUsed:
+    """The images a tuning run tuned on and reported on (disjoint)."""
+
+    spec: str
+    split_seed: int
+    tuning: str
+    """``mnist5k:val``: the split tuned on."""
+    tuning_images: int
+    evaluation: str
+    """``mnist5k:test``: the split reported on."""
+    evaluation_images: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SplitsUsed:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
 @dataclass
 class TuneReport:
     """What [`tune_run()`][predify.tune.api.tune_run] found; `to_json()` is ``results.json``.
 
-    ``levels`` holds one ``result.json`` per noise level (``noise``, ``tuned``, ``effective``
-    per pcoder, ``accuracy_before``/``accuracy_after`` per timestep, ``final_timestep_gain``...).
+    ``levels`` holds one [`LevelReport`][predify.tune.reliance.LevelReport] per noise level, in
+    the order asked for (read back from a file: without trajectories or per-image correctness).
     """
 
     run_dir: str
     pcoders: list[str]
-    run_values: list[dict[str, float]]
+    run_values: list[Hyperparameters]
+    """The run's own values, per pcoder (what tuning started from)."""
     settings: dict[str, Any]
-    levels: list[dict[str, Any]] = field(default_factory=list)
+    """The settings every level's result depends on, as ``progress/`` fingerprints them (JSON
+    values: ``method``, ``timesteps``, ``data``, learning rates ...)."""
+    levels: list[LevelReport] = field(default_factory=list)
     out: str = ""
     world_size: int = 1
     """Processes that shared the noise levels (``torchrun``); the numbers do not depend on it."""
     is_main: bool = True
     """False on the other ranks of a multi-process run, whose report is not filled in."""
 
+    @property
+    def splits(self) -> SplitsUsed:
+        """The images tuned on and reported on."""
+        return SplitsUsed.from_json(self.settings["data"])
+
     def to_json(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key not in ("out", "is_main")}
+        """``results.json``: everything but ``out`` and ``is_main``."""
+        return {
+            "format": RESULTS_FORMAT,
+            "run_dir": self.run_dir,
+            "pcoders": list(self.pcoders),
+            "run_values": [hyperparameters_to_json(v) for v in self.run_values],
+            "settings": self.settings,
+            "levels": [level.to_json() for level in self.levels],
+            "world_size": self.world_size,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "results.json") -> TuneReport:
+        """The report [`to_json()`][predify.tune.api.TuneReport.to_json] wrote, or an older,
+        unversioned ``results.json`` (its beta/lambda/alpha keys renamed).
+
+        Raises:
+            DataError: another format (one line naming it) or a malformed file.
+        """
+        version = data.get("format")
+        if version is not None and version != RESULTS_FORMAT:
+            raise DataError(
+                f"{where}: format {version!r} is not one this predify reads (expected "
+                f"{RESULTS_FORMAT} or an unversioned file); tune again or update predify"
+            )
+        try:
+            return cls(
+                run_dir=str(data["run_dir"]),
+                pcoders=[str(name) for name in data["pcoders"]],
+                run_values=[
+                    hyperparameters_from_json(v, f"{where}: run_values") for v in data["run_values"]
+                ],
+                settings=dict(data["settings"]),
+                levels=[
+                    LevelReport.from_json(level, f"{where}: levels[{index}]")
+                    for index, level in enumerate(data["levels"])
+                ],
+                world_size=int(data.get("world_size", 1)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(
+                f"{where}: not a tuning report ({type(error).__name__}: {error})"
+            ) from None
 
 
 # ---------------------------------------------------------------------------------- settings
@@ -150,7 +233,7 @@ def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None
         value = getattr(settings, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ConfigError(f"--{name.replace('_', '-')}: expected a value > 0, got {value}")
-    for name in ("lr_mixing", "lr_alpha"):
+    for name in ("lr_mixing", "lr_pc"):
         value = getattr(settings, name)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"--{name.replace('_', '-')}: expected a value >= 0, got {value}")
@@ -170,8 +253,8 @@ def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None
 # -------------------------------------------------------------------------------------- data
 def _split_data(
     loaded: LoadedRun, tune_split: str, eval_split: str, max_images: int | None, seed: int
-) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], dict[str, Any]]:
-    """(tuning images, labels), (evaluation images, labels) and a description, disjoint."""
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], SplitsUsed]:
+    """(tuning images, labels), (evaluation images, labels) and what they are, disjoint."""
     from ..data import check_disjoint, mnist5k_splits
 
     spec = str(loaded.info.data.get("spec", ""))
@@ -195,20 +278,20 @@ def _split_data(
     # Refuse to report on images the tuning saw: by position in MNIST-5k, then by content.
     check_disjoint(chosen["tuning"][2], chosen["evaluation"][2])
     check_disjoint_images(chosen["tuning"][0], chosen["evaluation"][0])
-    description = {
-        "spec": "mnist5k",
-        "split_seed": split_seed,
-        "tuning": f"mnist5k:{tune_split}",
-        "tuning_images": len(chosen["tuning"][2]),
-        "evaluation": f"mnist5k:{eval_split}",
-        "evaluation_images": len(chosen["evaluation"][2]),
-    }
+    used = SplitsUsed(
+        spec="mnist5k",
+        split_seed=split_seed,
+        tuning=f"mnist5k:{tune_split}",
+        tuning_images=len(chosen["tuning"][2]),
+        evaluation=f"mnist5k:{eval_split}",
+        evaluation_images=len(chosen["evaluation"][2]),
+    )
     tuning = (chosen["tuning"][0], chosen["tuning"][1])
     evaluation = (chosen["evaluation"][0], chosen["evaluation"][1])
-    return tuning, evaluation, description
+    return tuning, evaluation, used
 
 
-def _normalizer(pnet: Any, device: torch.device) -> Normalize | None:
+def _normalizer(pnet: PredictiveNet, device: torch.device) -> Normalize | None:
     from ..data import InputNormalization
 
     normalization = pnet.normalization
@@ -226,9 +309,8 @@ def _tune_level(
     evaluation: tuple[Tensor, Tensor],
     normalize: Normalize | None,
     run_settings: dict[str, Any],
-) -> tuple[dict[str, Any], Any]:
-    """Tune and evaluate one level: its ``result.json`` payload and the tuning result."""
-    pnet = loaded.pnet
+) -> LevelReport:
+    """Tune and evaluate one level."""
     options: dict[str, Any] = {
         "shared": run_settings["shared"],
         "batch_size": settings.batch_size,
@@ -238,11 +320,9 @@ def _tune_level(
     if settings.method == "optuna":
         options["trials"] = settings.trials
     else:
-        options.update(
-            epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_alpha=settings.lr_alpha
-        )
-    report = tune_and_evaluate(
-        pnet,
+        options.update(epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_pc=settings.lr_pc)
+    return tune_and_evaluate(
+        loaded.pnet,
         tuning,
         *evaluation,
         noise,
@@ -252,28 +332,36 @@ def _tune_level(
         normalize=normalize,
         **options,
     )
-    summary = {
-        "noise": str(noise),
-        "settings": {**run_settings, "noise": str(noise)},
-        "run_values": [values_dict(v) for v in pnet.hyperparameter_values()],
-        **report.to_dict(),
+
+
+def _level_file(
+    level: LevelReport, run_settings: dict[str, Any], run_values: Sequence[Hyperparameters]
+) -> dict[str, Any]:
+    """A level's ``result.json`` (and ``progress/`` entry): the level, with the run's settings
+    and values beside it, so the file stands on its own."""
+    return {
+        "noise": str(level.noise),
+        "settings": {**run_settings, "noise": str(level.noise)},
+        "run_values": [hyperparameters_to_json(v) for v in run_values],
+        **level.to_json(),
     }
-    return summary, report.result
 
 
-def _write_level(level_dir: Path, summary: dict[str, Any], result: Any, pnet: Any) -> None:
+def _write_level(
+    level_dir: Path, level: LevelReport, payload: dict[str, Any], pnet: PredictiveNet
+) -> None:
     """A level's files, ``result.json`` last (rank 0 only)."""
-    result.config_for(pnet).save(level_dir / "tuned.toml")
-    write_trajectory(level_dir / "trajectory.csv", result.trajectory)
-    atomic_write_json(level_dir / _RESULT, summary)
+    level.result.config_for(pnet).save(level_dir / "tuned.toml")
+    write_trajectory(level_dir / "trajectory.csv", level.result.trajectory)
+    atomic_write_json(level_dir / _RESULT, payload)
 
 
-def _reliance_rows(levels: list[dict[str, Any]], modules: list[str]) -> list[list[Any]]:
+def _reliance_rows(levels: Sequence[LevelReport], modules: Sequence[str]) -> list[list[Any]]:
     rows = []
     for level in levels:
-        for index, values in enumerate(level["effective"]):
-            row = [level["noise"], index + 1, modules[index]]
-            rows.append(row + [repr(values[key]) for key in ("beta", "lambda", "memory", "alpha")])
+        for index, values in enumerate(level.result.effective):
+            row: list[Any] = [str(level.noise), index + 1, modules[index]]
+            rows.append(row + [repr(v) for v in hyperparameters_to_json(values).values()])
     return rows
 
 
@@ -314,6 +402,29 @@ def tune_run(
             shutdown_distributed()
 
 
+@dataclass
+class _Job:
+    """What every level of one [`tune_run()`][predify.tune.api.tune_run] call shares."""
+
+    settings: TuneSettings
+    loaded: LoadedRun
+    tuning: tuple[Tensor, Tensor]
+    evaluation: tuple[Tensor, Tensor]
+    normalize: Normalize | None
+    run_settings: dict[str, Any]
+    out: Path
+    distributed: DistributedInfo | None
+
+    @property
+    def main(self) -> bool:
+        return self.distributed is None or self.distributed.is_main
+
+    def say(self, text: str) -> None:
+        """Print ``text`` when verbose, on rank 0 only."""
+        if self.settings.verbose and self.main:
+            print(text)
+
+
 def _tune(
     run: LoadedRun | str | os.PathLike[str],
     parsed: list[NoiseSpec],
@@ -327,46 +438,40 @@ def _tune(
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     loaded.pnet.to(device)
     prepare_network(loaded.pnet, device, execution)
-    run_dir = loaded.path
-    tuning, evaluation, data = _split_data(
+    tuning, evaluation, used = _split_data(
         loaded, settings.tune_split, settings.eval_split, settings.max_images, settings.seed
     )
-    normalize = _normalizer(loaded.pnet, device)
     pnet = loaded.pnet
     timesteps = settings.timesteps if settings.timesteps is not None else pnet.config.timesteps
     shared = settings.shared if settings.shared is not None else pnet.config.shared_hyperparameters
-    out_dir = Path(settings.out if settings.out is not None else run_dir / "tune")
+    out_dir = Path(settings.out if settings.out is not None else loaded.path / "tune")
+    run_settings = _run_settings(settings, execution, timesteps, shared, used, loaded.path)
     # Rank 0 owns (creates, locks, cleans) the folder; the other ranks only send it results.
     with prepare_output_dir(out_dir, is_main=main) as out:
-        return _tune_levels(
-            settings, loaded, parsed, tuning, evaluation, data, normalize, timesteps, shared,
-            device, out, execution, distributed,
+        job = _Job(
+            settings, loaded, tuning, evaluation, _normalizer(pnet, device), run_settings, out,
+            distributed,
         )  # fmt: skip
+        world = 1 if distributed is None else distributed.world_size
+        job.say(
+            f"predify tune: {settings.method} tuning of {'shared' if shared else 'per-pcoder'} "
+            f"hyperparameters, T={timesteps}, on {used.tuning} ({used.tuning_images} images); "
+            f"reporting on {used.evaluation} ({used.evaluation_images} images); device {device}"
+            + (f"; {world} processes" if world > 1 else "")
+        )
+        return _tune_levels(job, parsed)
 
 
-def _tune_levels(
+def _run_settings(
     settings: TuneSettings,
-    loaded: LoadedRun,
-    parsed: Sequence[NoiseSpec],
-    tuning: tuple[Tensor, Tensor],
-    evaluation: tuple[Tensor, Tensor],
-    data: dict[str, Any],
-    normalize: Normalize | None,
+    execution: Execution,
     timesteps: int,
     shared: bool,
-    device: torch.device,
-    out: Path,
-    execution: Execution,
-    distributed: DistributedInfo | None,
-) -> TuneReport:
-    """The levels, figures, tables and results.json of [`tune_run()`][predify.tune.api.tune_run],
-    in the locked ``out``
-    (under torchrun: this rank's share of the levels, and on rank 0 everything else)."""
-    pnet, run_dir = loaded.pnet, loaded.path
-    main = distributed is None or distributed.is_main
-    world = 1 if distributed is None else distributed.world_size
-    rank = 0 if distributed is None else distributed.rank
-    modules = [pcoder.module_path for pcoder in pnet.pcoders]
+    used: SplitsUsed,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """What every level's result depends on: ``progress/``'s fingerprint, ``settings`` in the
+    results."""
     run_settings: dict[str, Any] = {
         "method": settings.method,
         "shared": shared,
@@ -376,7 +481,7 @@ def _tune_levels(
         "seed": settings.seed,
         "clip": settings.clip,
         "time_budget_s": settings.time_budget,
-        "data": data,
+        "data": used.to_json(),
         "run_fingerprint": run_fingerprint(run_dir),
     }
     if execution.precision != "fp32":  # other numbers; fp32 runs keep their old settings
@@ -385,103 +490,129 @@ def _tune_levels(
         run_settings["trials"] = settings.trials
     else:
         run_settings.update(
-            epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_alpha=settings.lr_alpha
+            epochs=settings.epochs, lr_mixing=settings.lr_mixing, lr_pc=settings.lr_pc
         )
-    say = print if settings.verbose and main else _quiet
-    say(
-        f"predify tune: {settings.method} tuning of {'shared' if shared else 'per-pcoder'} "
-        f"hyperparameters, T={timesteps}, on {data['tuning']} ({data['tuning_images']} images); "
-        f"reporting on {data['evaluation']} ({data['evaluation_images']} images); device {device}"
-        + (f"; {world} processes" if world > 1 else "")
-    )
+    return run_settings
+
+
+def _finished_levels(
+    job: _Job, store: ResultStore, parsed: Sequence[NoiseSpec]
+) -> dict[str, LevelReport]:
+    """The levels a previous call finished with the same settings, all of whose files exist."""
+    finished = {}
+    for noise in parsed:
+        saved = store.get(noise.label)
+        level_dir = job.out / noise.label
+        complete = all((level_dir / name).is_file() for name in ("tuned.toml", "trajectory.csv"))
+        if saved is not None and complete:
+            job.say(f"{noise}: already tuned with these settings in {level_dir}, skipped")
+            where = str(job.out / "progress" / f"{noise.label}.json")
+            finished[noise.label] = LevelReport.from_json(saved, where)
+    return finished
+
+
+def _tune_levels(job: _Job, parsed: Sequence[NoiseSpec]) -> TuneReport:
+    """The levels, figures, tables and results.json of [`tune_run()`][predify.tune.api.tune_run],
+    in the locked ``job.out`` (under torchrun: this rank's share of the levels, and on rank 0
+    everything else)."""
+    pnet, distributed = job.loaded.pnet, job.distributed
+    world = 1 if distributed is None else distributed.world_size
+    modules = [pcoder.module_path for pcoder in pnet.pcoders]
     # Levels finished with other settings are tuned again. Rank 0 decides which levels are
     # left; under torchrun every rank tunes every world_size-th of them, one round at a time,
     # and sends the results to rank 0, which writes them.
-    finished: dict[str, dict[str, Any]] = {}
+    finished: dict[str, LevelReport] = {}
     store = None
-    if main:
-        store = ResultStore(out / "progress", run_settings, on_change="discard")
-        for noise in parsed:
-            saved = store.get(noise.label)
-            level_dir = out / noise.label
-            complete = all(
-                (level_dir / name).is_file() for name in ("tuned.toml", "trajectory.csv")
-            )
-            if saved is not None and complete:
-                say(f"{noise}: already tuned with these settings in {level_dir}, skipped")
-                finished[noise.label] = saved
+    if job.main:
+        store = ResultStore(job.out / "progress", job.run_settings, on_change="discard")
+        finished = _finished_levels(job, store, parsed)
     todo = broadcast_from_main(
         [index for index, noise in enumerate(parsed) if noise.label not in finished], distributed
     )
-    progress = main and resolve_progress(settings.progress)
+    _tune_rounds(job, parsed, todo, store, finished)
+    if not job.main:
+        return TuneReport(
+            run_dir=str(job.loaded.path), pcoders=modules, run_values=[],
+            settings=job.run_settings, out=str(job.out), world_size=world, is_main=False,
+        )  # fmt: skip
+    levels = [finished[noise.label] for noise in parsed]
+    _write_tables_and_plots(job.out, levels, pnet, modules)
+    report = TuneReport(
+        run_dir=str(job.loaded.path),
+        pcoders=modules,
+        run_values=pnet.hyperparameter_values(),
+        settings=job.run_settings,
+        levels=levels,
+        out=str(job.out),
+        world_size=world,
+    )
+    atomic_write_json(job.out / "results.json", report.to_json())
+    return report
+
+
+def _tune_rounds(
+    job: _Job,
+    parsed: Sequence[NoiseSpec],
+    todo: Sequence[int],
+    store: ResultStore | None,
+    finished: dict[str, LevelReport],
+) -> None:
+    """Tune the levels ``todo`` (indices into ``parsed``), ``world_size`` at a time; rank 0
+    writes each one's files and adds it to ``finished``."""
+    distributed = job.distributed
+    world = 1 if distributed is None else distributed.world_size
+    rank = 0 if distributed is None else distributed.rank
+    pnet = job.loaded.pnet
+    timesteps = job.run_settings["timesteps"]
     bar = tqdm(
         total=len(parsed), initial=len(parsed) - len(todo), desc="noise levels", unit="level",
-        disable=not progress,
+        disable=not (job.main and resolve_progress(job.settings.progress)),
     )  # fmt: skip
     for start in range(0, len(todo), world):
         round_levels = todo[start : start + world]
         mine = None
         if rank < len(round_levels):
             began = time.perf_counter()
-            summary, result = _tune_level(
-                settings, loaded, parsed[round_levels[rank]], tuning, evaluation, normalize,
-                run_settings,
+            level = _tune_level(
+                job.settings, job.loaded, parsed[round_levels[rank]], job.tuning, job.evaluation,
+                job.normalize, job.run_settings,
             )  # fmt: skip
-            mine = (summary, result, time.perf_counter() - began)
+            mine = (level, time.perf_counter() - began)
         gathered = gather_to_main(mine, distributed)
         if gathered is not None and store is not None:
-            for index, (summary, result, seconds) in zip(round_levels, gathered, strict=False):
+            for index, (level, seconds) in zip(round_levels, gathered, strict=False):
                 noise = parsed[index]
-                level_dir = out / noise.label
-                _write_level(level_dir, summary, result, pnet)
-                store.put(noise.label, summary)
-                finished[noise.label] = summary
-                say(
-                    f"{noise}: tuned in {seconds:.1f} s; accuracy at "
-                    f"t={timesteps} {summary['accuracy_before'][-1]:.3f} -> "
-                    f"{summary['accuracy_after'][-1]:.3f}; saved in {level_dir}"
+                level_dir = job.out / noise.label
+                payload = _level_file(level, job.run_settings, pnet.hyperparameter_values())
+                _write_level(level_dir, level, payload, pnet)
+                store.put(noise.label, payload)
+                finished[noise.label] = level
+                job.say(
+                    f"{noise}: tuned in {seconds:.1f} s; accuracy at t={timesteps} "
+                    f"{float(level.before.accuracy[-1]):.3f} -> "
+                    f"{float(level.after.accuracy[-1]):.3f}; saved in {level_dir}"
                 )
         bar.update(len(round_levels))
     bar.close()
-    if not main:
-        return TuneReport(
-            run_dir=str(run_dir), pcoders=modules, run_values=[], settings=run_settings,
-            out=str(out), world_size=world, is_main=False,
-        )  # fmt: skip
-    levels = [finished[noise.label] for noise in parsed]
 
-    initial = effective_values(pnet, pnet.hyperparameter_values(), shared=False)
+
+def _write_tables_and_plots(
+    out: Path, levels: Sequence[LevelReport], pnet: PredictiveNet, modules: Sequence[str]
+) -> None:
+    """``reliance.png``, ``accuracy.png`` and ``reliance.csv`` of every level."""
+    noises = [level.noise for level in levels]
     plot_reliance(
-        [parse_noise(level["noise"]) for level in levels],
-        [[_from_dict(v) for v in level["effective"]] for level in levels],
+        noises,
+        [level.result.effective for level in levels],
         out / "reliance.png",
-        initial=initial,
+        initial=effective_values(pnet, pnet.hyperparameter_values(), shared=False),
         pcoder_names=[f"pcoder{i + 1}: {m}" for i, m in enumerate(modules)],
     )
     plot_accuracy(
-        [parse_noise(level["noise"]) for level in levels],
-        [level["accuracy_before"] for level in levels],
-        [level["accuracy_after"] for level in levels],
+        noises,
+        [level.before.accuracy.tolist() for level in levels],
+        [level.after.accuracy.tolist() for level in levels],
         out / "accuracy.png",
     )
-    header = ["noise", "pcoder", "module", "beta", "lambda", "memory", "alpha"]
+    header = ["noise", "pcoder", "module", *HYPERPARAMETER_NAMES]
     write_csv(out / "reliance.csv", header, _reliance_rows(levels, modules))
-    report = TuneReport(
-        run_dir=str(run_dir),
-        pcoders=modules,
-        run_values=[values_dict(v) for v in pnet.hyperparameter_values()],
-        settings=run_settings,
-        levels=levels,
-        out=str(out),
-        world_size=world,
-    )
-    atomic_write_json(out / "results.json", report.to_json())
-    return report
-
-
-def _quiet(*args: Any, **kwargs: Any) -> None:
-    """``print`` for a call that was asked to be quiet."""
-
-
-def _from_dict(values: dict[str, float]) -> Hyperparameters:
-    return Hyperparameters(values["beta"], values["lambda"], values["alpha"])

@@ -10,7 +10,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from ..data.noise import NOISE_FORMS
 from ..runtime.cli_options import (
@@ -20,8 +19,8 @@ from ..runtime.cli_options import (
     positive_int,
     progress_from_args,
 )
-from .api import SPLITS, TuneSettings, tune_run
-from .gradient import DEFAULT_LR_ALPHA, DEFAULT_LR_MIXING
+from .api import SPLITS, TuneReport, TuneSettings, tune_run
+from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -37,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="Adam on the unrolled dynamics (default) or Optuna's TPE search with pruning")
     layout = parser.add_mutually_exclusive_group()
     layout.add_argument("--per-layer", dest="shared", action="store_false", default=None,
-                        help="one beta/lambda/alpha per pcoder (default unless the run's config "
-                        "shares them)")
+                        help="one feedforward/feedback/pc set per pcoder (default unless the run's "
+                        "config shares them)")
     layout.add_argument("--shared", dest="shared", action="store_true",
                         help="one set shared by all pcoders")
     option("--timesteps", type=positive_int, help="T (default: the run's config)")
@@ -49,10 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="use at most this many images of each split (a seeded random subset)")
     option("--batch-size", type=positive_int, default=64, help="images per step (default 64)")
     option("--lr-mixing", type=float, default=DEFAULT_LR_MIXING,
-           help="gradient: Adam lr of the beta/lambda/memory logits "
+           help="gradient: Adam lr of the feedforward/feedback/memory logits "
            f"(default {DEFAULT_LR_MIXING:g})")
-    option("--lr-alpha", type=float, default=DEFAULT_LR_ALPHA,
-           help=f"gradient: Adam lr of alpha's softplus parameter (default {DEFAULT_LR_ALPHA:g})")
+    option("--lr-pc", type=float, default=DEFAULT_LR_PC,
+           help=f"gradient: Adam lr of pc's softplus parameter (default {DEFAULT_LR_PC:g})")
     option("--time-budget", type=float, metavar="SECONDS",
            help="stop tuning a level after this long")
     option("--clip", action="store_true", help="clamp noisy images to [0, 1]")
@@ -70,7 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> TuneSettings:
     return TuneSettings(
         out=args.out, method=args.method, shared=args.shared, timesteps=args.timesteps,
         epochs=args.epochs, trials=args.trials, max_images=args.max_images,
-        batch_size=args.batch_size, lr_mixing=args.lr_mixing, lr_alpha=args.lr_alpha,
+        batch_size=args.batch_size, lr_mixing=args.lr_mixing, lr_pc=args.lr_pc,
         time_budget=args.time_budget, clip=args.clip, tune_split=args.tune_split,
         eval_split=args.eval_split, seed=args.seed, device=args.device,
         progress=progress_from_args(args), verbose=True,
@@ -78,39 +77,40 @@ def settings_from_args(args: argparse.Namespace) -> TuneSettings:
     )  # fmt: skip
 
 
-def _print_summary(levels: list[dict[str, Any]], modules: list[str], data: dict[str, Any]) -> None:
+def _print_summary(report: TuneReport) -> None:
+    levels, modules, used = report.levels, report.pcoders, report.splits
     print("\nTuned hyperparameters (what each pcoder uses; the top pcoder has no feedback):")
-    print(f"{'noise':<16}{'pcoder':<22}{'beta':>8}{'lambda':>8}{'memory':>8}{'alpha':>10}")
+    print(f"{'noise':<16}{'pcoder':<22}{'feedforward':>12}{'feedback':>10}{'memory':>8}{'pc':>10}")
     for level in levels:
-        for index, values in enumerate(level["effective"]):
+        for index, values in enumerate(level.result.effective):
             name = f"{index + 1} {modules[index]}"
             print(
-                f"{level['noise']:<16}{name:<22}{values['beta']:>8.3f}{values['lambda']:>8.3f}"
-                f"{values['memory']:>8.3f}{values['alpha']:>10.4g}"
+                f"{level.noise!s:<16}{name:<22}{values.feedforward:>12.3f}"
+                f"{values.feedback:>10.3f}{values.memory:>8.3f}{values.pc:>10.4g}"
             )
     print(
-        f"\nAccuracy per timestep on {data['evaluation']} ({data['evaluation_images']} images, "
-        f"held out; tuned on {data['tuning']}, {data['tuning_images']} images):"
+        f"\nAccuracy per timestep on {used.evaluation} ({used.evaluation_images} images, "
+        f"held out; tuned on {used.tuning}, {used.tuning_images} images):"
     )
-    steps = len(levels[0]["accuracy_before"]) if levels else 0
+    steps = len(levels[0].before.accuracy) if levels else 0
     print(f"{'noise':<16}{'':<8}" + "".join(f"{'t=' + str(t):>7}" for t in range(steps)))
     for level in levels:
-        for when in ("before", "after"):
-            accuracies = "".join(f"{a:>7.3f}" for a in level[f"accuracy_{when}"])
-            print(f"{level['noise'] if when == 'before' else '':<16}{when:<8}{accuracies}")
+        for when, series in (("before", level.before), ("after", level.after)):
+            accuracies = "".join(f"{float(a):>7.3f}" for a in series.accuracy)
+            print(f"{str(level.noise) if when == 'before' else '':<16}{when:<8}{accuracies}")
     print("\nLoss on the tuning split (CE summed over t = 1..T) and the gain at the last step:")
     for level in levels:
-        gain = level["final_timestep_gain"]
-        before, after = level["tuning_loss_before"], level["tuning_loss_after"]
+        result, gain = level.result, level.gain
+        before, after = result.tuning_loss_before, result.tuning_loss_after
         losses = (
             f"{before:.4f} -> {after:.4f}"
             if before is not None and after is not None
             else "not measured"
         )
         print(
-            f"{level['noise']:<16}loss {losses}; accuracy at t={gain['timestep']} "
-            f"{gain['after_minus_before']:+.3f} (95% CI {gain['ci95'][0]:+.3f} to "
-            f"{gain['ci95'][1]:+.3f}); {level['steps']} steps, {level['seconds']:.1f} s"
+            f"{level.noise!s:<16}loss {losses}; accuracy at t={result.timesteps} "
+            f"{gain.diff:+.3f} (95% CI {gain.low:+.3f} to {gain.high:+.3f}); "
+            f"{result.steps} steps, {result.seconds:.1f} s"
         )
 
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     report = tune_run(args.run_dir, args.noise, settings_from_args(args))
     if not report.is_main:  # another rank of a torchrun job: rank 0 reports
         return 0
-    _print_summary(report.levels, report.pcoders, report.settings["data"])
+    _print_summary(report)
     print(
         f"\nwrote {report.out}/{{results.json, reliance.csv, reliance.png, accuracy.png}} and one "
         f"folder per noise level; {time.perf_counter() - began:.1f} s in all"

@@ -1,11 +1,11 @@
-"""Gradient-based tuning of beta, lambda and alpha (Alamia et al., "On the role of feedback in
-visual processing: a predictive coding perspective").
+"""Gradient-based tuning of feedforward, feedback and pc (beta, lambda and alpha in Alamia et
+al., "On the role of feedback in visual processing: a predictive coding perspective").
 
 The dynamics are unrolled for T timesteps on noisy images and the cross-entropy summed over
 t = 1..T is minimised with Adam with respect to the hyperparameters only. They are parameterised
-so that every step stays valid: ``(beta, lambda, memory) = softmax(mixing_logits)`` (each in
-[0, 1], summing to 1) and ``alpha = softplus(alpha_raw)`` (>= 0), per pcoder or shared. The
-backbone and the decoders are frozen: their ``requires_grad`` flags are switched off for the
+so that every step stays valid: ``(feedforward, feedback, memory) = softmax(mixing_logits)``
+(each in [0, 1], summing to 1) and ``pc = softplus(pc_raw)`` (>= 0), per pcoder or shared.
+The backbone and the decoders are frozen: their ``requires_grad`` flags are switched off for the
 duration (so no gradient is even computed for them) and restored after, and the network runs in
 eval mode (batch-norm statistics do not move).
 """
@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -25,6 +26,9 @@ from ..config import Hyperparameters
 from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
 from ..network import PredictiveNet
+from ..pcoder import HyperparameterModule
+from ..runtime.progress import resolve_progress
+from ..runtime.validation import check_int
 from ..submodules import eval_mode
 from .data import TuneData, count_batches, iterate_batches
 from .hyperparameters import (
@@ -46,28 +50,20 @@ from .objective import (
 from .result import TrajectoryPoint, TuneResult
 
 __all__ = [
-    "DEFAULT_LR_ALPHA",
     "DEFAULT_LR_MIXING",
+    "DEFAULT_LR_PC",
     "TuningError",
     "tune_gradient",
 ]
 
 # Measured on a shallow CNN on MNIST-5k (T = 10, 1000 tuning images, 48 steps of 64): the
 # follow-up paper's 1e-2 for the mixing logits lowered the tuning loss at sigma 1.0 from 11.04 to
-# 10.74, 5e-2 to 10.56 (both about 10.5 after 96 steps). Its 1e-4 for alpha leaves alpha where it
-# starts here (alpha = softplus(alpha_raw) moves by about lr relative per step), so alpha gets
-# 1e-2.
-#: Adam learning rate of the mixing logits (beta, lambda, memory).
+# 10.74, 5e-2 to 10.56 (both about 10.5 after 96 steps). Its 1e-4 for alpha (pc) leaves pc where it
+# starts here (pc = softplus(pc_raw) moves by about lr relative per step), so pc gets 1e-2.
+#: Adam learning rate of the mixing logits (feedforward, feedback, memory).
 DEFAULT_LR_MIXING = 5e-2
-#: Adam learning rate of alpha's pre-softplus parameter.
-DEFAULT_LR_ALPHA = 1e-2
-
-
-def _check_positive_int(value: int | None, name: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
+#: Adam learning rate of pc's pre-softplus parameter.
+DEFAULT_LR_PC = 1e-2
 
 
 def _check_finite_gradients(parameters: Sequence[Tensor], noise: NoiseSpec, step: int) -> None:
@@ -77,6 +73,52 @@ def _check_finite_gradients(parameters: Sequence[Tensor], noise: NoiseSpec, step
                 f"noise {noise}: the gradient of the hyperparameters became non-finite at step "
                 f"{step}; try a lower learning rate, fewer timesteps or a smaller noise level"
             )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The settings of one gradient tuning, checked."""
+
+    noise: NoiseSpec
+    timesteps: int
+    epochs: int
+    max_steps: int | None
+    batch_size: int
+    total: int | None
+    """Steps the progress bar expects (None: unknown, a DataLoader without a length)."""
+    time_budget_s: float | None
+    normalize: Normalize | None
+    seed: int
+    progress: bool | None
+
+
+@dataclass
+class _Steps:
+    """What the Adam loop did."""
+
+    trajectory: list[TrajectoryPoint] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    count: int = 0
+    stopped_by_budget: bool = False
+
+
+def _check_settings(
+    epochs: int,
+    batch_size: int,
+    max_steps: int | None,
+    lr_mixing: float,
+    lr_pc: float,
+    time_budget_s: float | None,
+) -> None:
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size")
+    if max_steps is not None:
+        check_int(max_steps, "max_steps")
+    for name, rate in (("lr_mixing", lr_mixing), ("lr_pc", lr_pc)):
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate >= 0):
+            raise ConfigError(f"{name}: expected a learning rate >= 0, got {rate!r}")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ConfigError(f"time_budget_s: expected a number of seconds > 0, got {time_budget_s}")
 
 
 def tune_gradient(
@@ -89,7 +131,7 @@ def tune_gradient(
     max_steps: int | None = None,
     batch_size: int = 64,
     lr_mixing: float = DEFAULT_LR_MIXING,
-    lr_alpha: float = DEFAULT_LR_ALPHA,
+    lr_pc: float = DEFAULT_LR_PC,
     shared: bool = False,
     initial: Hyperparameters | Sequence[Hyperparameters] | None = None,
     time_budget_s: float | None = None,
@@ -98,7 +140,7 @@ def tune_gradient(
     seed: int = 0,
     progress: bool | None = None,
 ) -> TuneResult:
-    """Learn beta, lambda and alpha by gradient descent on noisy images; weights stay frozen.
+    """Learn feedforward, feedback and pc by gradient descent on noisy images; weights stay frozen.
 
     Args:
         pnet: the predictive network (its decoders trained). Left as it was: the tuned values are
@@ -110,9 +152,9 @@ def tune_gradient(
         epochs: passes over ``data``.
         max_steps: stop after this many Adam updates (None: run all epochs).
         batch_size: images per step when ``data`` holds tensors.
-        lr_mixing: Adam learning rate of the softmax logits of (beta, lambda, memory).
-        lr_alpha: Adam learning rate of alpha's softplus pre-activation. Adam's steps are about
-            lr in that parameter, i.e. a relative change of about lr in a small alpha.
+        lr_mixing: Adam learning rate of the softmax logits of (feedforward, feedback, memory).
+        lr_pc: Adam learning rate of pc's softplus pre-activation. Adam's steps are about
+            lr in that parameter, i.e. a relative change of about lr in a small pc.
         shared: one set for all pcoders instead of one per pcoder.
         initial: where to start; default the network's current values.
         time_budget_s: the whole call should take about this many seconds: no step starts that
@@ -133,29 +175,21 @@ def tune_gradient(
         ConfigError: bad settings (timesteps < 1, epochs < 1, a negative learning rate, ...).
     """
     steps_per_pass = check_timesteps(pnet.config.timesteps if timesteps is None else timesteps)
-    _check_positive_int(epochs, "epochs")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(max_steps, "max_steps", allow_none=True)
-    for name, rate in (("lr_mixing", lr_mixing), ("lr_alpha", lr_alpha)):
-        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate >= 0):
-            raise ConfigError(f"{name}: expected a learning rate >= 0, got {rate!r}")
-    if time_budget_s is not None and not time_budget_s > 0:
-        raise ConfigError(f"time_budget_s: expected a number of seconds > 0, got {time_budget_s}")
+    _check_settings(epochs, batch_size, max_steps, lr_mixing, lr_pc, time_budget_s)
     if initial is None:
         start = starting_values(pnet, shared)
     else:
         start = [initial] if isinstance(initial, Hyperparameters) else list(initial)
-    device = network_device(pnet)
     batches_per_epoch = count_batches(data, batch_size)
     total = epochs * batches_per_epoch if batches_per_epoch is not None else None
     if max_steps is not None:
         total = max_steps if total is None else min(total, max_steps)
+    plan = _Plan(
+        noise, steps_per_pass, epochs, max_steps, batch_size, total, time_budget_s, normalize,
+        seed, progress,
+    )  # fmt: skip
 
-    trajectory: list[TrajectoryPoint] = []
-    losses: list[float] = []
     loss_before = loss_after = None
-    stopped_by_budget = False
-    step = 0
     began = time.perf_counter()
     with ExitStack() as stack:
         # Freeze everything the network has now (backbone, decoders, its own hyperparameter
@@ -172,55 +206,9 @@ def tune_gradient(
                 pnet, data, noise, timesteps=steps_per_pass, seed=seed, normalize=normalize
             )
             measure_seconds = time.perf_counter() - began
-        mixing = [module.mixing_logits for module in modules]
-        alphas = [module.pc_raw for module in modules]
-        optimizer = torch.optim.Adam(
-            [{"params": mixing, "lr": lr_mixing}, {"params": alphas, "lr": lr_alpha}]
-        )
-        parameters: list[Tensor] = [p for p in mixing + alphas if p is not None]
-        shuffle = torch.Generator().manual_seed(seed)
-        noise_generator = torch.Generator().manual_seed(seed + 1)
-        bar = tqdm(
-            total=total, desc=f"tune {noise}", unit="step", leave=False, disable=_disable(progress)
-        )
         loop_began = time.perf_counter()
-        slowest_step = 0.0
-        try:
-            for _ in range(epochs):
-                for images, labels in iterate_batches(data, batch_size, shuffle):
-                    if max_steps is not None and step >= max_steps:
-                        break
-                    # The end of the call if one more step runs: now + that step + the final
-                    # loss measurement (as long as the first one was).
-                    projected = time.perf_counter() - began + slowest_step + measure_seconds
-                    if time_budget_s is not None and step > 0 and projected > time_budget_s:
-                        stopped_by_budget = True
-                        break
-                    step_began = time.perf_counter()
-                    values = effective_values(pnet, module_values(modules), shared)
-                    x, y = noisy_batch(images, labels, noise, noise_generator, device, normalize)
-                    loss = timestep_loss(pnet(x, timesteps=steps_per_pass).logits, y)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise TuningError(
-                            f"noise {noise}: the loss became non-finite ({value}) at step {step}; "
-                            "try a lower learning rate, fewer timesteps or a smaller noise level"
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    _check_finite_gradients(parameters, noise, step)
-                    optimizer.step()
-                    trajectory.append(TrajectoryPoint(step, value, tuple(values)))
-                    losses.append(value)
-                    step += 1
-                    slowest_step = max(slowest_step, time.perf_counter() - step_began)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{value:.4g}")
-                else:
-                    continue
-                break  # the inner loop stopped early: max_steps or the time budget
-        finally:
-            bar.close()
+        done = _adam_steps(pnet, data, modules, shared, lr_mixing, lr_pc, plan, began,
+                           measure_seconds)  # fmt: skip
         tuning_seconds = time.perf_counter() - loop_began
         tuned = module_values(modules)
         check_values(tuned, f"noise {noise}: tuned hyperparameters")
@@ -229,10 +217,9 @@ def tune_gradient(
                 pnet, data, noise, timesteps=steps_per_pass, seed=seed, normalize=normalize
             )
     effective = effective_values(pnet, tuned, shared)
-    trajectory.append(TrajectoryPoint(step, math.nan, tuple(effective), note="final"))
+    done.trajectory.append(TrajectoryPoint(done.count, math.nan, tuple(effective), note="final"))
     # The mean over the last epoch's worth of steps: one batch's loss is too noisy to report.
-    recent = losses[-batches_per_epoch:] if batches_per_epoch else losses
-    final_loss = sum(recent) / len(recent) if recent else math.nan
+    recent = done.losses[-batches_per_epoch:] if batches_per_epoch else done.losses
     return TuneResult(
         method="gradient",
         noise=noise,
@@ -241,16 +228,16 @@ def tune_gradient(
         hyperparameters=tuned,
         effective=effective,
         initial=initial_values,
-        trajectory=trajectory,
-        final_loss=final_loss,
+        trajectory=done.trajectory,
+        final_loss=sum(recent) / len(recent) if recent else math.nan,
         tuning_loss_before=loss_before,
         tuning_loss_after=loss_after,
-        steps=step,
+        steps=done.count,
         seconds=tuning_seconds,
-        stopped_by_budget=stopped_by_budget,
+        stopped_by_budget=done.stopped_by_budget,
         details={
             "lr_mixing": lr_mixing,
-            "lr_alpha": lr_alpha,
+            "lr_pc": lr_pc,
             "batch_size": batch_size,
             "epochs": epochs,
             "max_steps": max_steps,
@@ -261,6 +248,72 @@ def tune_gradient(
     )
 
 
-def _disable(progress: bool | None) -> bool | None:
-    """tqdm's ``disable``: None hides the bar when stderr is not a terminal."""
-    return None if progress is None else not progress
+def _adam_steps(
+    pnet: PredictiveNet,
+    data: TuneData,
+    modules: Sequence[HyperparameterModule],
+    shared: bool,
+    lr_mixing: float,
+    lr_pc: float,
+    plan: _Plan,
+    began: float,
+    measure_seconds: float,
+) -> _Steps:
+    """The Adam updates of the installed learnable ``modules``, until the epochs, ``max_steps``
+    or the time budget (counted from ``began``, keeping ``measure_seconds`` for the final loss
+    measurement) end them."""
+    mixing = [module.mixing_logits for module in modules]
+    pcs = [module.pc_raw for module in modules]
+    optimizer = torch.optim.Adam(
+        [{"params": mixing, "lr": lr_mixing}, {"params": pcs, "lr": lr_pc}]
+    )
+    parameters: list[Tensor] = [p for p in mixing + pcs if p is not None]
+    shuffle = torch.Generator().manual_seed(plan.seed)
+    noise_generator = torch.Generator().manual_seed(plan.seed + 1)
+    device = network_device(pnet)
+    done = _Steps()
+    slowest_step = 0.0
+    bar = tqdm(
+        total=plan.total, desc=f"tune {plan.noise}", unit="step", leave=False,
+        disable=not resolve_progress(plan.progress),
+    )  # fmt: skip
+    try:
+        for _ in range(plan.epochs):
+            for images, labels in iterate_batches(data, plan.batch_size, shuffle):
+                if plan.max_steps is not None and done.count >= plan.max_steps:
+                    break
+                # The end of the call if one more step runs: now + that step + the final
+                # loss measurement (as long as the first one was).
+                projected = time.perf_counter() - began + slowest_step + measure_seconds
+                budget = plan.time_budget_s
+                if budget is not None and done.count > 0 and projected > budget:
+                    done.stopped_by_budget = True
+                    break
+                step_began = time.perf_counter()
+                values = effective_values(pnet, module_values(modules), shared)
+                x, y = noisy_batch(images, labels, plan.noise, noise_generator, device,
+                                   plan.normalize)  # fmt: skip
+                loss = timestep_loss(pnet(x, timesteps=plan.timesteps).logits, y)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TuningError(
+                        f"noise {plan.noise}: the loss became non-finite ({value}) at step "
+                        f"{done.count}; try a lower learning rate, fewer timesteps or a smaller "
+                        "noise level"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                _check_finite_gradients(parameters, plan.noise, done.count)
+                optimizer.step()
+                done.trajectory.append(TrajectoryPoint(done.count, value, tuple(values)))
+                done.losses.append(value)
+                done.count += 1
+                slowest_step = max(slowest_step, time.perf_counter() - step_began)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4g}")
+            else:
+                continue
+            break  # the inner loop stopped early: max_steps or the time budget
+    finally:
+        bar.close()
+    return done

@@ -14,20 +14,16 @@ from typing import Any
 from ..config import Hyperparameters
 from ..data.noise import NoiseSpec
 from ..runtime.plotting import new_figure, save_figure
-from .result import values_dict
+from .result import hyperparameters_to_json
 
 __all__ = ["plot_accuracy", "plot_reliance"]
 
 _QUANTITIES = (
-    ("beta", "beta (feed-forward)"),
-    ("lambda", "lambda (feedback)"),
-    ("memory", "memory (1 - beta - lambda)"),
-    ("alpha", "alpha (error correction)"),
+    ("feedforward", "feedforward (β)"),
+    ("feedback", "feedback (λ)"),
+    ("memory", "memory (1 - β - λ)"),
+    ("pc", "pc (α, error correction)"),
 )
-
-
-def _figure(width: float, height: float) -> Any:
-    return new_figure(width, height)
 
 
 def _colour_map(name: str) -> Any:
@@ -46,10 +42,6 @@ def _noise_axis(noises: Sequence[NoiseSpec]) -> tuple[list[float], str, list[str
     return list(range(len(noises))), "noise", [str(noise) for noise in noises]
 
 
-def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
-    return save_figure(figure, path)
-
-
 def plot_reliance(
     noises: Sequence[NoiseSpec],
     tuned: Sequence[Sequence[Hyperparameters]],
@@ -59,7 +51,7 @@ def plot_reliance(
     pcoder_names: Sequence[str] | None = None,
     title: str = "Tuned hyperparameters against noise",
 ) -> Path:
-    """beta, lambda, memory and alpha of each pcoder against the noise level, one panel each.
+    """feedforward, feedback, memory and pc of each pcoder against the noise level, one panel each.
 
     Args:
         noises: the noise levels, [L].
@@ -72,26 +64,29 @@ def plot_reliance(
     x, xlabel, ticks = _noise_axis([noises[i] for i in order])
     count = len(tuned[0]) if tuned else 0
     names = list(pcoder_names) if pcoder_names else [f"pcoder {i}" for i in range(count)]
-    figure = _figure(10, 7)
+    figure = new_figure(10, 7)
     axes = figure.subplots(2, 2, sharex=True)
     colours = _colour_map("viridis")
     for axis, (key, label) in zip(axes.flat, _QUANTITIES, strict=True):
         for pcoder in range(count):
             colour = colours(pcoder / max(count - 1, 1))
-            y = [values_dict(tuned[i][pcoder])[key] for i in order]
+            y = [hyperparameters_to_json(tuned[i][pcoder])[key] for i in order]
             axis.plot(x, y, marker="o", color=colour, label=names[pcoder])
             if initial is not None:
                 axis.axhline(
-                    values_dict(initial[pcoder])[key], color=colour, linestyle=":", linewidth=1
+                    hyperparameters_to_json(initial[pcoder])[key],
+                    color=colour,
+                    linestyle=":",
+                    linewidth=1,
                 )
         axis.set_title(label)
         axis.grid(alpha=0.3)
-        if key != "alpha":
+        if key != "pc":
             axis.set_ylim(-0.03, 1.03)
         else:
             alphas = [value.pc for row in tuned for value in row]
             alphas += [value.pc for value in initial or ()]
-            # alpha may move over orders of magnitude; a log axis shows that, a linear one hides it.
+            # pc may move over orders of magnitude; a log axis shows that, a linear one hides it.
             if min(alphas) > 0 and max(alphas) / min(alphas) > 3:
                 axis.set_yscale("log")
             else:
@@ -104,7 +99,7 @@ def plot_reliance(
     subtitle = " (dotted: starting values)" if initial is not None else ""
     figure.suptitle(title + subtitle)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_accuracy(
@@ -122,7 +117,7 @@ def plot_accuracy(
     """
     from matplotlib.ticker import MaxNLocator
 
-    figure = _figure(8, 5.5)
+    figure = new_figure(8, 5.5)
     axis = figure.subplots()
     colours = _colour_map("plasma")
     for index, noise in enumerate(noises):
@@ -138,4 +133,4 @@ def plot_accuracy(
     axis.legend(fontsize="small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     axis.set_title(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

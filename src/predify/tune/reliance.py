@@ -1,14 +1,16 @@
 """Accuracy per timestep on noisy held-out images, and how the tuned weights read as reliance on
 feedback.
 
-In the follow-up paper's reading, lambda (the weight of the top-down prediction) measures how much
-a layer relies on feedback, beta how much on the feed-forward drive and memory on its own
-previous state; tuning at growing noise levels shows how that balance shifts.
+In the follow-up paper's reading, feedback (its lambda, the weight of the top-down prediction)
+measures how much a layer relies on feedback, feedforward (beta) how much on the feed-forward
+drive and memory on its own previous state; tuning at growing noise levels shows how that balance
+shifts.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..data.noise import NoiseSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
 from ..network import PredictiveNet
 from ..submodules import eval_mode
@@ -28,6 +30,7 @@ from .optuna_search import tune_optuna
 from .result import TuneResult
 
 __all__ = [
+    "LEVEL_FORMAT",
     "LevelReport",
     "TimestepAccuracy",
     "accuracy_per_timestep",
@@ -43,11 +46,12 @@ class TimestepAccuracy:
 
     Attributes:
         accuracy: float64 [T+1], the fraction of images classified correctly at t = 0..T.
-        correct: bool [T+1, N], per image and timestep (for paired bootstrap intervals).
+        correct: bool [T+1, N], per image and timestep (for paired bootstrap intervals); None when
+            read back from a results file, which keeps only the accuracies.
     """
 
     accuracy: Tensor
-    correct: Tensor
+    correct: Tensor | None = None
 
 
 @torch.no_grad()
@@ -122,12 +126,17 @@ def evaluation_seed(seed: int, noise: NoiseSpec) -> int:
     return seed * 1_000_003 + zlib.crc32(str(noise).encode())
 
 
+#: The ``format`` of a level's ``result.json`` (and of each level in ``results.json``). Files
+#: without one were written before the format was versioned (the papers' key names) and still read.
+LEVEL_FORMAT = "predify-tune-level-v1"
+
+
 @dataclass
 class LevelReport:
     """Tuning at one noise level and its effect on held-out images.
 
     Attributes:
-        result: the tuning outcome.
+        result: the tuning outcome (read back from a file: without its trajectory).
         before: accuracy per timestep with the network's own hyperparameters.
         after: accuracy per timestep with the tuned ones, on the same noisy images.
         gain: accuracy after minus before at the last timestep, with a paired bootstrap 95% CI.
@@ -142,10 +151,11 @@ class LevelReport:
     def noise(self) -> NoiseSpec:
         return self.result.noise
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """JSON-ready: the tuning summary, accuracies (rounded to 1e-6) and the gain."""
         return {
-            **self.result.to_dict(),
+            "format": LEVEL_FORMAT,
+            **self.result.to_json(),
             "accuracy_before": [round(float(a), 6) for a in self.before.accuracy],
             "accuracy_after": [round(float(a), 6) for a in self.after.accuracy],
             "final_timestep_gain": {
@@ -154,6 +164,38 @@ class LevelReport:
                 "ci95": [round(self.gain.low, 6), round(self.gain.high, 6)],
             },
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "result.json") -> LevelReport:
+        """The level [`to_json()`][predify.tune.reliance.LevelReport.to_json] wrote, or one
+        written before the format was versioned (its beta/lambda/alpha keys are renamed).
+
+        Raises:
+            DataError: another format (one line naming it) or a malformed level.
+        """
+        version = data.get("format")
+        if version is not None and version != LEVEL_FORMAT:
+            raise DataError(
+                f"{where}: format {version!r} is not one this predify reads (expected "
+                f"{LEVEL_FORMAT} or an unversioned file); tune again or update predify"
+            )
+        try:
+            gain = data["final_timestep_gain"]
+            low, high = gain["ci95"]
+            return cls(
+                result=TuneResult.from_json(data, where),
+                before=TimestepAccuracy(_accuracies(data["accuracy_before"])),
+                after=TimestepAccuracy(_accuracies(data["accuracy_after"])),
+                gain=PairedDifference(float(gain["after_minus_before"]), float(low), float(high)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(
+                f"{where}: not a tuned level ({type(error).__name__}: {error})"
+            ) from None
+
+
+def _accuracies(values: Sequence[float]) -> Tensor:
+    return torch.tensor([float(value) for value in values], dtype=torch.float64)
 
 
 def _tuning_images(data: TuneData) -> Tensor:
@@ -217,5 +259,6 @@ def tune_and_evaluate(
     )
     with temporary_hyperparameters(pnet, result.hyperparameters, shared=result.shared):
         after = evaluate()
+    assert after.correct is not None and before.correct is not None  # evaluated here, not read
     gain = paired_bootstrap_diff(after.correct[steps], before.correct[steps], seed=seed)
     return LevelReport(result=result, before=before, after=after, gain=gain)
