@@ -56,7 +56,7 @@ def auto_predictor(
             when None (the smallest patch whose grid fits in the tokens).
         prefix_tokens: class and register tokens before the patch tokens; inferred when None.
         layout: ``"nhwc"`` when ``rep_shape`` is (H, W, C) (timm's Swin, MambaOut), else
-            ``"nchw"`` ([`FeatureLayout`][predify.stages.FeatureLayout]).
+            ``"nchw"`` (`FeatureLayout`).
         target_layout: the same for ``target_shape``; default ``layout``.
     """
     label = f"{where}: " if where else ""
