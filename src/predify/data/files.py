@@ -28,6 +28,7 @@ __all__ = [
     "BadFile",
     "SkippedFiles",
     "check_image_file",
+    "drop_bad_files",
     "find_bad_files",
     "image_paths",
     "refuse_or_skip",
@@ -149,3 +150,23 @@ def refuse_or_skip(bad: Iterable[BadFile], skip: bool, what: str) -> SkippedFile
             f"--skip-bad-images to leave such files out of {what}"
         )
     return SkippedFiles.of(found)
+
+
+def drop_bad_files(dataset: Dataset[Any], skip: bool, what: str, workers: int = 0) -> SkippedFiles:
+    """Check every file of ``dataset`` (an ImageFolder, possibly wrapped) and take the bad ones
+    out of it, in place (``skip``); without ``skip`` a bad file raises DataError (one line).
+    Data sets without files are left alone."""
+    paths = image_paths(dataset)
+    if paths is None:
+        return SkippedFiles()
+    bad = find_bad_files(paths, workers)
+    skipped = refuse_or_skip(bad, skip, what)
+    if bad:
+        unreadable = {item.path for item in bad}
+        folder: Any = dataset
+        while getattr(folder, "samples", None) is None:
+            folder = folder.dataset
+        kept = [sample for sample in folder.samples if str(sample[0]) not in unreadable]
+        folder.samples = folder.imgs = kept
+        folder.targets = [int(sample[1]) for sample in kept]
+    return skipped
