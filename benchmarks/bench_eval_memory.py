@@ -1,8 +1,8 @@
 """Peak memory and images per second of ``predify evaluate`` against the number of images.
 
 Writes N synthetic 256 x 256 JPEGs (evaluated at 224 x 224; 10 class folders, smooth random
-pixels) into a temporary image folder and a run directory of a small network, then, for each N, evaluates the run on that
-folder in a fresh process (``evaluate_run`` with ``--data folder:...``, the clean cell and one
+pixels) into a temporary image folder and a run directory of a small network, then, for each N,
+evaluates the run on that folder in a fresh process (``evaluate_run`` with ``--data folder:...``, the clean cell and one
 corruption at severity 1, or the clean cell alone with ``--corruptions none``; no attacks, no
 analysis, no bootstrap): the process's peak RSS
 (``VmHWM``, the kernel's high-water mark, over the whole process: import, model, data, sweep)
