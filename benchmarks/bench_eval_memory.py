@@ -2,11 +2,10 @@
 
 Writes N synthetic 256 x 256 JPEGs (evaluated at 224 x 224; 10 class folders, smooth random
 pixels) into a temporary image folder and a run directory of a small network, then, for each N,
-evaluates the run on that folder in a fresh process (``evaluate_run`` with ``--data folder:...``, the clean cell and one
-corruption at severity 1, or the clean cell alone with ``--corruptions none``; no attacks, no
-analysis, no bootstrap): the process's peak RSS
-(``VmHWM``, the kernel's high-water mark, over the whole process: import, model, data, sweep)
-and images per second (cells x N images / wall time of the ``evaluate_run`` call).
+evaluates the run on that folder in a fresh process (``evaluate_run`` with ``--data folder:...``,
+the clean cell and one corruption at severity 1; no attacks, no analysis, no bootstrap): the
+process's peak RSS (``VmHWM``, the kernel's high-water mark, over the whole process: import,
+model, data, sweep) and images per second (2 cells x N images / wall time of the call).
 
 The floor, measured in the same process right before and after the evaluation: the same network
 (``PixelSpaceNet``, same precision, ``inference_mode``) on batches of the same shape already in
@@ -28,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -95,6 +95,12 @@ def write_run(path: Path, timesteps: int, network: str) -> None:
     save_run(path, pnet, info)
 
 
+def predify_root() -> str:
+    import predify
+
+    return str(Path(predify.__file__).parent)
+
+
 def floor_rate(model: object, batch: int, batches: int, timesteps: int) -> float:
     """Images/s of the network alone on in-memory batches of ``batch`` images."""
     import torch
@@ -122,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
     del model
     options = {
         "out": None, "data": f"folder:{args.images}",
-        "corruptions": [] if args.corruptions == "none" else [args.corruptions],
+        "corruptions": [args.corruptions],
         "severities": [1], "timesteps": args.timesteps, "attacks": (), "analysis": False,
         "max_images": args.count, "batch_size": args.batch, "bootstrap": 0, "plots": False,
         "progress": False, "device": "cpu",
@@ -136,8 +142,7 @@ def child(args: argparse.Namespace) -> None:
     model = PixelSpaceNet(load_run(args.run).pnet).eval()
     after = floor_rate(model, args.batch, args.floor_batches, args.timesteps)
     assert report.corruption is not None and report.corruption.num_images == args.count
-    cells = 1 if args.corruptions == "none" else 2
-    rate = cells * args.count / wall
+    rate = 2 * args.count / wall
     floor = (before + after) / 2
     print(json.dumps({"images": args.count, "peak_mib": round(peak), "wall_s": round(wall, 1),
                       "images_per_s": round(rate, 2), "floor_images_per_s": round(floor, 2),
@@ -153,7 +158,7 @@ def main() -> None:
     parser.add_argument("--floor-batches", type=int, default=4)
     parser.add_argument("--label", default="")
     parser.add_argument("--network", choices=("shallow", "resnet18"), default="shallow")
-    parser.add_argument("--corruptions", default="gaussian_noise", help="one name, or none")
+    parser.add_argument("--corruptions", default="gaussian_noise", help="one corruption's name")
     parser.add_argument("--folder", help="reuse this image folder + run (made if missing)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
@@ -166,7 +171,9 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-eval-memory-") as temporary:
         base = Path(args.folder) if args.folder else Path(temporary)
-        images, run = base / "images", base / f"run-{args.network}-t{args.timesteps}"
+        # run.json's format changed with #17: each predify writes the run it reads.
+        tag = hashlib.sha256(str(Path(predify_root())).encode()).hexdigest()[:8]
+        images, run = base / "images", base / f"run-{args.network}-t{args.timesteps}-{tag}"
         if not images.is_dir() or len(list(images.rglob("*.jpg"))) < max(sizes):
             write_images(images, max(sizes))
         if not run.is_dir():
