@@ -200,8 +200,13 @@ def test_defaults_evaluate_the_runs_test_split(run_dir) -> None:
     data = load_evaluation_data(loaded, None, max_images=50, seed=0)
     split = mnist5k_splits(0).test
     assert data.spec == "mnist5k:test (split seed 0)"
-    assert data.dataset_size == len(split) and len(data.images) == 50
-    assert torch.equal(data.images, split.tensors[0][data.indices])
+    assert data.dataset_size == len(split) and data.num_images == 50
+    assert torch.equal(data.head(50)[0], split.tensors[0][data.indices])
+    assert torch.equal(data.labels, split.tensors[1][data.indices])
+    assert data.selection == "seeded-random"
+    everything = load_evaluation_data(loaded, None, max_images=None, seed=0)
+    assert everything.num_images == len(split) and everything.selection == "all"
+    assert sorted(everything.indices) == list(range(len(split)))
     # A random subset in random order: even its first few images cover several classes.
     assert len(set(data.labels[:10].tolist())) >= 4
     assert parse_readouts("auto", 10) == [0, 2, 4, 6, 8, 10]

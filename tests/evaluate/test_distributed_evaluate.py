@@ -1,6 +1,7 @@
-"""``torchrun --nproc-per-node 2 predify evaluate``: two Gloo CPU processes share the corruption
-cells and write the same results.json as one process (plus ``world_size``), and a sweep
-resumes from its finished cells with another number of processes.
+"""``torchrun --nproc-per-node 2 predify evaluate``: two Gloo CPU processes split every corruption
+cell and the analysis by batch (30 images in batches of 7: five batches, dealt 3 + 2; the 15
+analysed images: three batches, dealt 2 + 1) and write the same results.json as one process (plus
+``world_size``), and a sweep resumes from its finished cells with another number of processes.
 
 torchrun's ``--standalone`` rendezvous binds a free port itself, so parallel test runs cannot
 race for one.
@@ -22,10 +23,10 @@ pytestmark = pytest.mark.slow
 
 # Three corruptions x two severities + the clean cell: seven cells, an uneven split over two.
 ARGS = [
-    "--max-images", "30", "--batch-size", "16", "--severities", "1,3",
+    "--max-images", "30", "--batch-size", "7", "--severities", "1,3",
     "--corruptions", "gaussian_noise,contrast,pixelate", "--attacks", "pgd",
     "--attack-images", "6", "--epsilons", "0.1", "--attack-steps", "3",
-    "--analysis-images", "8", "--bootstrap", "50", "--no-plots", "--device", "cpu",
+    "--analysis-images", "15", "--bootstrap", "50", "--no-plots", "--device", "cpu",
 ]  # fmt: skip
 T = 2
 

@@ -86,11 +86,20 @@ def test_evaluating_the_v1_settings_again_gives_the_v1_results(tmp_path) -> None
     assert main(["evaluate", str(run), "--out", str(out), *options]) == 0
     now, then = read_results(out), read_results(V1 / "full")
     assert now.attacks == then.attacks
-    assert now.corruption == then.corruption
+    assert now.corruption is not None and then.corruption is not None
+    # Issue #18 seeds every image's random draws by the image (v1: by the cell and batch), so
+    # the random corruption (gaussian_noise) and the analysis's noise draw other numbers; the
+    # clean cell and the deterministic corruption (contrast) must not move.
+    assert now.corruption.clean_error == then.corruption.clean_error
+    assert (
+        now.corruption.corruption_error["contrast"] == then.corruption.corruption_error["contrast"]
+    )
     assert now.analysis is not None and then.analysis is not None
-    assert now.analysis.to_json() == then.analysis.to_json()
+    clean_errors = now.analysis.prediction_error_clean, then.analysis.prediction_error_clean
+    assert clean_errors[0].tolist() == clean_errors[1].tolist()
     for name in then.tables:
-        assert (out / name).read_text() == (V1 / "full" / name).read_text(), name
+        if name == "attacks.csv":
+            assert (out / name).read_text() == (V1 / "full" / name).read_text(), name
 
 
 def test_unknown_format_is_refused_in_one_line_naming_it(tmp_path) -> None:

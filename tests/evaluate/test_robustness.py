@@ -26,10 +26,10 @@ from predify.evaluate.robustness import (
     CellResult,
     CorruptionSweep,
     OnTheFlyCorruptions,
-    cell_seed,
     corruption_sweep,
     summarize_sweep,
 )
+from predify.evaluate.streaming import image_seed
 from predify.models import pshallow
 from predify.runtime.store import ResultStore
 
@@ -54,10 +54,17 @@ def test_sweep_errors_match_separate_passes_per_timestep(model, data) -> None:
     )
     assert sweep.evaluated == 5  # clean + 2 x 2
     for name, severity in [("gaussian_noise", 4), ("contrast", 1)]:
-        # The same random numbers: one generator per cell, consumed batch by batch.
-        generator = torch.Generator().manual_seed(cell_seed(3, name, severity))
+        # The same random numbers: one generator per image, seeded by its position.
         corrupted = torch.cat(
-            [corrupt(images[i : i + 16], name, severity, generator) for i in range(0, 40, 16)]
+            [
+                corrupt(
+                    images[i : i + 1],
+                    name,
+                    severity,
+                    torch.Generator().manual_seed(image_seed(3, f"{name}/{severity}", i)),
+                )
+                for i in range(40)
+            ]
         )
         with torch.no_grad():
             # Each timestep from its own pass, unrolled only that far: the one-pass sweep must

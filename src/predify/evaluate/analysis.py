@@ -24,11 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset, TensorDataset
 
 from ..data.noise import add_gaussian_noise
 from ..errors import ConfigError
+from ..runtime.distributed import DistributedInfo, gather_to_main
 from .metrics import bootstrap_ci
 from .pixel_space import PixelSpaceNet, check_pixel_range
+from .streaming import Share, batch_plan, image_seed, stream
 
 __all__ = [
     "NOISE_SIGMAS",
@@ -188,9 +191,68 @@ def _check_sigmas(sigmas: Sequence[float]) -> list[float]:
     return values
 
 
+@dataclass
+class _BatchAnalysis:
+    """One batch's share: per-image distances [S, P, T+1, b] and the batch's mean prediction
+    errors, weighted by its share of the images ([T+1, P] clean, [S, T+1, P] noisy)."""
+
+    distances: np.ndarray
+    error_clean: Tensor
+    error_noisy: Tensor
+
+
+def _noisy(batch: Tensor, positions: Sequence[int], sigma: float, seed: int, clip: bool) -> Tensor:
+    """``batch`` with noise drawn image by image, seeded by (seed, sigma, position)."""
+    what = f"noise/{sigma:.6g}"
+    return torch.cat(
+        [
+            add_gaussian_noise(
+                image[None], sigma, torch.Generator().manual_seed(image_seed(seed, what, p)), clip
+            )
+            for image, p in zip(batch, positions, strict=True)
+        ]
+    )
+
+
+def _analyse_batch(
+    model: PixelSpaceNet,
+    batch: Tensor,
+    positions: Sequence[int],
+    total: int,
+    timesteps: int,
+    sigmas: Sequence[float],
+    seed: int,
+    clip: bool,
+) -> _BatchAnalysis:
+    weight = batch.shape[0] / total
+    clean = model(batch, timesteps=timesteps, record=True)
+    assert clean.reps is not None and clean.errors is not None
+    steps, pcoders = timesteps + 1, model.num_pcoders
+    # out.errors is a batch mean: weight it by the batch's share of the images.
+    error_clean = clean.errors.double().cpu() * weight
+    error_noisy = torch.zeros(len(sigmas), steps, pcoders, dtype=torch.float64)
+    distances = np.zeros((len(sigmas), pcoders, steps, batch.shape[0]), dtype=np.float32)
+    for s, sigma in enumerate(sigmas):
+        noisy = model(_noisy(batch, positions, sigma, seed, clip), timesteps=timesteps, record=True)
+        assert noisy.reps is not None and noisy.errors is not None
+        error_noisy[s] = noisy.errors.double().cpu() * weight
+        for p in range(pcoders):
+            for t in range(steps):
+                distance = correlation_distance(clean.reps[p][t], noisy.reps[p][t])
+                distances[s, p, t] = distance.cpu().numpy()
+    return _BatchAnalysis(distances, error_clean, error_noisy)
+
+
+def _as_dataset(images: Tensor | Dataset[Any]) -> Dataset[Any]:
+    if isinstance(images, Tensor):
+        check_pixel_range(images)
+        return TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
+    return images
+
+
 def representation_analysis(
     model: PixelSpaceNet,
-    images: Tensor,
+    images: Tensor | Dataset[Any],
     *,
     timesteps: int,
     sigmas: Sequence[float] = NOISE_SIGMAS,
@@ -199,57 +261,78 @@ def representation_analysis(
     clip: bool = False,
     n_resamples: int = 1000,
     confidence: float = 0.95,
-) -> RepresentationAnalysis:
+    workers: int = 0,
+    distributed: DistributedInfo | None = None,
+) -> RepresentationAnalysis | None:
     """Correlation distance between clean and noisy representations, and prediction errors.
 
     For each batch, the clean images and each noisy version go through one recorded unrolled
     pass each; every pcoder's representation e_n(t) of the noisy image is compared with e_n(t)
-    of the clean image at the same timestep.
+    of the clean image at the same timestep. Images stream in batch by batch; each image's noise
+    is seeded by (seed, sigma, its position), so no number depends on the batch size, the
+    worker count or the process count.
 
     Args:
         model: network in pixel space.
-        images: [N, C, H, W] in [0, 1].
+        images: [N, C, H, W] in [0, 1], or a data set of (image [C, H, W] in [0, 1], label).
         timesteps: T.
         sigmas: noise standard deviations (pixel units).
         batch_size: images per pass.
-        seed: seeds the noise (per sigma).
+        seed: seeds the noise.
         clip: clip noisy images to [0, 1].
         n_resamples, confidence: bootstrap interval of the mean distance (0: none).
+        workers: DataLoader worker processes that read the images.
+        distributed: this process's place in a multi-process run: the batches are split over
+            the processes ([`predify.evaluate.streaming`][predify.evaluate.streaming]) and
+            gathered on rank 0, which combines them in batch order as one process would.
+
+    Returns:
+        The analysis on rank 0 (or alone); None on the other ranks.
     """
-    check_pixel_range(images)
     sigma_list = _check_sigmas(sigmas)
-    pcoders = model.num_pcoders
-    steps = timesteps + 1
-    distances: list[list[list[Tensor]]] = [[[] for _ in range(pcoders)] for _ in sigma_list]
-    error_clean = torch.zeros(steps, pcoders, dtype=torch.float64)
-    error_noisy = torch.zeros(len(sigma_list), steps, pcoders, dtype=torch.float64)
-    generators = [torch.Generator().manual_seed(_noise_seed(seed, sigma)) for sigma in sigma_list]
-    device = model.device
+    dataset = _as_dataset(images)
+    total = len(dataset)  # type: ignore[arg-type]
+    plan = batch_plan(total, batch_size)
+    share = Share.of(distributed)
+    mine = share.batches(plan)
+    parts: list[_BatchAnalysis] = []
     with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size].to(device)
-            weight = batch.shape[0] / len(images)
-            clean = model(batch, timesteps=timesteps, record=True)
-            assert clean.reps is not None and clean.errors is not None
-            # out.errors is a batch mean: weight it by the batch's share of the images.
-            error_clean += clean.errors.double().cpu() * weight
-            for s, (sigma, generator) in enumerate(zip(sigma_list, generators, strict=True)):
-                noisy_images = add_gaussian_noise(batch, sigma, generator, clip=clip)
-                noisy = model(noisy_images, timesteps=timesteps, record=True)
-                assert noisy.reps is not None and noisy.errors is not None
-                error_noisy[s] += noisy.errors.double().cpu() * weight
-                for p in range(pcoders):
-                    per_step = [
-                        correlation_distance(clean.reps[p][t], noisy.reps[p][t]).cpu()
-                        for t in range(steps)
-                    ]
-                    distances[s][p].append(torch.stack(per_step))  # [T+1, b]
-    per_image = np.stack(
-        [
-            np.stack([torch.cat(distances[s][p], dim=1).numpy() for p in range(pcoders)])
-            for s in range(len(sigma_list))
-        ]
-    )  # [S, P, T+1, N]
+        loaded = stream(dataset, mine, model.device, workers)
+        for positions, (batch, _) in zip(mine, loaded, strict=True):
+            check_pixel_range(batch)
+            parts.append(
+                _analyse_batch(model, batch, positions, total, timesteps, sigma_list, seed, clip)
+            )
+    gathered = gather_to_main(parts, distributed)
+    if gathered is None:
+        return None
+    # Batch order: the same sums, in the same order, as one process.
+    in_order = [
+        gathered[number % share.world][number // share.world] for number in range(len(plan))
+    ]
+    return _combine(
+        model, in_order, sigma_list, timesteps, total, clip, n_resamples, confidence, seed
+    )
+
+
+def _combine(
+    model: PixelSpaceNet,
+    batches: Sequence[_BatchAnalysis],
+    sigmas: list[float],
+    timesteps: int,
+    total: int,
+    clip: bool,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> RepresentationAnalysis:
+    steps, pcoders = timesteps + 1, model.num_pcoders
+    error_clean = torch.zeros(steps, pcoders, dtype=torch.float64)
+    error_noisy = torch.zeros(len(sigmas), steps, pcoders, dtype=torch.float64)
+    for part in batches:
+        error_clean += part.error_clean
+        error_noisy += part.error_noisy
+    per_image = np.concatenate([part.distances for part in batches], axis=-1)  # [S, P, T+1, N]
     intervals = np.full((*per_image.shape[:3], 2), np.nan)
     if n_resamples > 0:
         for index in np.ndindex(*per_image.shape[:3]):
@@ -258,14 +341,14 @@ def representation_analysis(
                 confidence=confidence, seed=seed,
             )  # fmt: skip
     return RepresentationAnalysis(
-        sigmas=sigma_list,
+        sigmas=sigmas,
         pcoders=model.pcoder_names,
         timesteps=timesteps,
         correlation_distance=per_image.mean(axis=-1),
         correlation_distance_ci=intervals,
         prediction_error_clean=error_clean.numpy(),
         prediction_error_noisy=error_noisy.numpy(),
-        num_images=len(images),
+        num_images=total,
         clip=clip,
     )
 

@@ -55,6 +55,7 @@ from ..errors import ConfigError
 from ..runtime.device import DEFAULT_DEVICE, resolve_device
 from ..runtime.distributed import (
     DistributedInfo,
+    broadcast_from_main,
     device_for_rank,
     init_distributed,
     shutdown_distributed,
@@ -96,9 +97,12 @@ DEFAULT_CORRUPTIONS = (
     "jpeg_compression",
 )
 DEFAULT_ATTACKS = ("pgd", "square", "transfer")
-# The format of the finished cells under ``progress/``, unchanged since v1 of results.json:
-# a run killed by an older predify resumes with its cells.
-_STORE_FORMAT = "predify-evaluate-v1"
+#: Images evaluated unless ``max_images`` (or a subset) says otherwise: enough for a first look
+#: at the demo's model in about two minutes on two CPU cores; publishable numbers use ``all``.
+DEFAULT_MAX_IMAGES = 250
+# The format of the finished cells under ``progress/``. v2: each image's corruption and noise are
+# seeded by the image (v1: by the cell and batch), so v1 cells hold other draws and are refused.
+_STORE_FORMAT = "predify-evaluate-v2"
 
 
 @dataclass
@@ -119,6 +123,13 @@ class EvaluateSettings:
             (default: by norm and channel count).
         attack_timesteps: readouts PGD/BIM attack: ``auto``, ``all``, ``sum`` or timesteps.
         square_timesteps: readouts the Square attack aims at: ``ends``, ``all`` or timesteps.
+        max_images: how many images, or ``"all"``; None: 250 (the whole ``subset`` with one).
+        subset: ``"robustbench"``: RobustBench's 5,000 ImageNet validation images (an image
+            folder of the ImageNet validation set), in its order.
+        skip_bad_images: leave unreadable image files out (counted and named in results.json)
+            instead of stopping with a one-line error before anything is evaluated.
+        workers: DataLoader worker processes that read and corrupt images; None: 0 on the CPU
+            (the network's threads already use every core), 4 with a GPU.
         precision, channels_last, compile: how the network runs
             (`predify.runtime.precision.Execution`: autocast to bf16/fp16, NHWC, torch.compile).
         progress: progress bars; None: only on a terminal.
@@ -142,7 +153,10 @@ class EvaluateSettings:
     square_queries: int = 50
     analysis: bool = True
     analysis_images: int = 100
-    max_images: int = 250
+    max_images: int | Literal["all"] | None = None
+    subset: str | None = None
+    skip_bad_images: bool = False
+    workers: int | None = None
     batch_size: int = 100
     bootstrap: int = 1000
     seed: int = 0
@@ -228,6 +242,9 @@ class _Checked:
     epsilons: list[float] | None
     device: torch.device
     execution: Execution
+    max_images: int | None = DEFAULT_MAX_IMAGES
+    """None: every image (of the subset, if any)."""
+    workers: int = 0
 
 
 def _check_settings(settings: EvaluateSettings) -> _Checked:
@@ -246,7 +263,6 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
     severities = parse_severities(severities_spec)
     attacks = _parse_list(settings.attacks, ATTACKS, "--attacks")
     for name in (
-        "max_images",
         "batch_size",
         "attack_images",
         "attack_steps",
@@ -263,9 +279,32 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
         if not epsilons:
             raise ConfigError("--epsilons: expected at least one number")
     execution = Execution(settings.precision, settings.channels_last, settings.compile)
+    device = resolve_device(settings.device)
     return _Checked(
-        corruptions, severities, attacks, epsilons, resolve_device(settings.device), execution
-    )
+        corruptions, severities, attacks, epsilons, device, execution,
+        *_data_settings(settings, device),
+    )  # fmt: skip
+
+
+def _data_settings(settings: EvaluateSettings, device: torch.device) -> tuple[int | None, int]:
+    """(max_images, workers): None for every image; the workers the device calls for."""
+    from .data import SUBSETS
+
+    if settings.subset is not None and settings.subset not in SUBSETS:
+        raise ConfigError(f"--subset: unknown {settings.subset!r}; expected {', '.join(SUBSETS)}")
+    limit = settings.max_images
+    if isinstance(limit, str):
+        if limit.strip().lower() != "all":
+            raise ConfigError(f"--max-images: expected a positive number or all, got {limit!r}")
+        maximum = None
+    elif limit is None:
+        maximum = None if settings.subset is not None else DEFAULT_MAX_IMAGES
+    else:
+        maximum = check_int(limit, "--max-images")
+    workers = settings.workers
+    if workers is None:
+        workers = 4 if device.type == "cuda" else 0
+    return maximum, check_int(workers, "--workers", minimum=0)
 
 
 # ---------------------------------------------------------------------- sections
@@ -285,13 +324,15 @@ def _corruption_section(
     if settings.benchmark:
         source, is_imagenet_c = benchmark_source(
             settings.benchmark, checked.corruptions, checked.severities, data, model.input_size,
-            settings.batch_size, settings.seed, settings.max_images, checked.device,
+            settings.batch_size, settings.seed, checked.max_images, checked.device,
+            checked.workers,
         )  # fmt: skip
         imagenet_like = imagenet_like or is_imagenet_c
     else:
         source = OnTheFlyCorruptions(
-            data.images, data.labels, settings.batch_size, seed=settings.seed, device=checked.device
-        )
+            data.dataset, batch_size=settings.batch_size, seed=settings.seed,
+            device=checked.device, indices=data.indices, workers=checked.workers, where=data.spec,
+        )  # fmt: skip
     sweep = corruption_sweep(
         model, source, checked.corruptions, checked.severities, timesteps=timesteps, store=store,
         progress=settings.progress, distributed=distributed,
@@ -309,25 +350,35 @@ def _corruption_section(
 
 def _analysis_section(
     settings: EvaluateSettings,
+    checked: _Checked,
     model: PixelSpaceNet,
     data: EvaluationData,
     timesteps: int,
-    store: ResultStore,
-) -> tuple[RepresentationAnalysis, Reconstructions]:
+    store: ResultStore | None,
+    distributed: DistributedInfo | None,
+) -> tuple[RepresentationAnalysis, Reconstructions] | None:
+    """The analysis, split by batch over the processes; on rank 0 (None elsewhere)."""
+    from torch.utils.data import Subset
+
     from .analysis import reconstructions, representation_analysis
 
-    count = min(settings.analysis_images, len(data.images))
+    count = min(settings.analysis_images, data.num_images)
     # Not in the store's settings, so part of the key: other values, another cell.
     key = f"analysis-n{count}-b{settings.bootstrap}"
-    analysis = _stored_analysis(store, key)
-    if analysis is None:
-        analysis = representation_analysis(
-            model, data.images[:count], timesteps=timesteps, batch_size=settings.batch_size,
-            seed=settings.seed, n_resamples=settings.bootstrap,
+    stored = _stored_analysis(store, key) if store is not None else None
+    if broadcast_from_main(stored is None, distributed):
+        stored = representation_analysis(
+            model, Subset(data.dataset, data.indices[:count]), timesteps=timesteps,
+            batch_size=settings.batch_size, seed=settings.seed, n_resamples=settings.bootstrap,
+            workers=checked.workers, distributed=distributed,
         )  # fmt: skip
-        store.put(key, analysis.to_json())
-    recon = reconstructions(model, data.images[:4], timesteps=timesteps, seed=settings.seed)
-    return analysis, recon
+        if store is not None and stored is not None:
+            store.put(key, stored.to_json())
+    if stored is None:  # another rank than 0
+        return None
+    images, _ = data.head(4)
+    recon = reconstructions(model, images, timesteps=timesteps, seed=settings.seed)
+    return stored, recon
 
 
 def _stored_analysis(store: ResultStore, key: str) -> RepresentationAnalysis | None:
@@ -356,10 +407,11 @@ def _attack_section(
         settings.square_timesteps, timesteps, "--square-timesteps", allow_sum=False
     )
     assert not isinstance(square_readouts, str)  # "sum" is refused above
-    epsilons = checked.epsilons or default_epsilons(settings.norm, int(data.images.shape[1]))
-    count = min(settings.attack_images, len(data.images))
+    count = min(settings.attack_images, data.num_images)
+    images, labels = data.head(count)
+    epsilons = checked.epsilons or default_epsilons(settings.norm, int(images.shape[1]))
     return run_attacks(
-        model, data.images[:count], data.labels[:count], attacks=checked.attacks,
+        model, images, labels, attacks=checked.attacks,
         epsilons=epsilons, timesteps=timesteps, norm=settings.norm,
         targeted=settings.targeted, target_shift=settings.target_shift,
         num_classes=classes, readouts=readouts, square_readouts=square_readouts,
@@ -421,7 +473,11 @@ def _evaluate(
     prepare_network(loaded.pnet, checked.device, checked.execution)
     model = PixelSpaceNet(loaded.pnet).eval()  # with the normalisation the network carries
     timesteps = loaded.pnet.config.timesteps if settings.timesteps is None else settings.timesteps
-    data = load_evaluation_data(loaded, settings.data, settings.max_images, settings.seed)
+    data = load_evaluation_data(
+        loaded, settings.data, checked.max_images, settings.seed, subset=settings.subset,
+        skip_bad_images=settings.skip_bad_images, workers=checked.workers,
+        distributed=distributed,
+    )  # fmt: skip
     check_classes(model.num_classes(), loaded, data)
     _check_attack_settings(settings, timesteps, model.num_classes())
     frost = frost_source() if "frost" in checked.corruptions else None
@@ -432,17 +488,26 @@ def _evaluate(
         timesteps=timesteps,
         device=checked.device.type if distributed is not None else str(checked.device),
         seed=settings.seed,
-        data=EvaluatedData(data.spec, len(data.images), data.dataset_size, settings.benchmark),
+        data=EvaluatedData(
+            data.spec,
+            data.num_images,
+            data.dataset_size,
+            settings.benchmark,
+            data.selection,
+            data.skipped,
+        ),
         frost_source=frost,
         world_size=1 if distributed is None else distributed.world_size,
         precision=checked.execution.precision,
         is_main=main,
     )
     if not main:
-        # Only the corruption cells are shared; attacks and analysis run on rank 0.
-        if checked.corruptions:
-            with autocast(checked.device, checked.execution):
+        # The corruption cells and the analysis are shared; attacks run on rank 0.
+        with autocast(checked.device, checked.execution):
+            if checked.corruptions:
                 _corruption_section(settings, checked, model, data, timesteps, None, distributed)
+            if settings.analysis:
+                _analysis_section(settings, checked, model, data, timesteps, None, distributed)
         return report
     store_settings = _store_settings(settings, checked, loaded, data, timesteps, frost)
     with _store_folder(settings.out) as folder, autocast(checked.device, checked.execution):
@@ -451,12 +516,15 @@ def _evaluate(
             report.corruption = _corruption_section(
                 settings, checked, model, data, timesteps, store, distributed
             )
+        if settings.analysis:
+            # Before the attacks, which rank 0 runs alone: the other ranks share this first.
+            analysed = _analysis_section(
+                settings, checked, model, data, timesteps, store, distributed
+            )
+            assert analysed is not None
+            report.analysis, report.reconstructions = analysed
         if checked.attacks:
             report.attacks = _attack_section(settings, checked, model, data, timesteps, store)
-        if settings.analysis:
-            report.analysis, report.reconstructions = _analysis_section(
-                settings, model, data, timesteps, store
-            )
         report.elapsed_seconds = round(time.perf_counter() - started, 2)
         # Still inside the folder's lock: results.json last, so that it means "all written".
         if settings.out is not None:

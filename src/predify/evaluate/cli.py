@@ -21,8 +21,13 @@ from ..runtime.cli_options import (
     progress_from_args,
 )
 from .api import DEFAULT_ATTACKS, DEFAULT_CORRUPTIONS, EvaluateSettings, evaluate_run
+from .data import SUBSETS
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
+
+
+def _count_or_all(text: str) -> int | str:
+    return "all" if text.strip().lower() == "all" else positive_int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +70,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--analysis", action=argparse.BooleanOptionalAction, default=True,
            help="representation analysis and reconstructions (default on)")
     option("--analysis-images", type=positive_int, default=100, metavar="N", help="default 100")
-    option("--max-images", type=positive_int, default=250, metavar="N",
-           help="images evaluated (default 250)")
+    option("--max-images", type=_count_or_all, metavar="N|all",
+           help="images evaluated, or all (default 250; with --subset, all of the subset)")
+    option("--subset", choices=SUBSETS,
+           help="robustbench: RobustBench's 5,000 ImageNet validation images (--data is the "
+           "ImageNet validation folder), in its order")
+    option("--skip-bad-images", action="store_true",
+           help="leave unreadable image files out (named in results.json) instead of stopping")
+    option("--workers", type=nonnegative_int, metavar="N",
+           help="data loader processes reading and corrupting images (default 0 on the CPU, 4 "
+           "with a GPU)")
     option("--batch-size", type=positive_int, default=100, help="default 100")
     option("--bootstrap", type=nonnegative_int, default=1000, metavar="R",
            help="resamples for the 95%% intervals (0: none; default 1000)")
@@ -94,7 +107,8 @@ def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
         attack_timesteps=args.attack_timesteps, square_timesteps=args.square_timesteps,
         attack_images=args.attack_images, attack_steps=args.attack_steps,
         square_queries=args.square_queries, analysis=args.analysis,
-        analysis_images=args.analysis_images, max_images=args.max_images,
+        analysis_images=args.analysis_images, max_images=args.max_images, subset=args.subset,
+        skip_bad_images=args.skip_bad_images, workers=args.workers,
         batch_size=args.batch_size, bootstrap=args.bootstrap, seed=args.seed,
         device=args.device, restart=args.restart, plots=not args.no_plots,
         progress=progress_from_args(args), **execution_from_args(args),  # type: ignore[arg-type]

@@ -1,44 +1,84 @@
 """The images an evaluation runs on: a seeded random subset of the run's test split (or of any
-data set spec), in memory, checked against the network; and pre-generated corruption benchmarks
+data set spec), all of it, or RobustBench's 5,000 ImageNet validation images; checked against
+the network and (image files) for readability; and pre-generated corruption benchmarks
 (CIFAR-10/100-C, ImageNet-C) aligned with those images.
+
+Nothing here holds the images: [`EvaluationData`][predify.evaluate.data.EvaluationData] names
+them (data set, positions, labels), and the evaluation streams them batch by batch
+([`predify.evaluate.streaming`][predify.evaluate.streaming]).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ..data.files import BadFile, SkippedFiles, find_bad_files, image_paths, refuse_or_skip
 from ..errors import ConfigError, DataError
+from ..runtime.distributed import DistributedInfo, broadcast_from_main
 from ..runtime.runs import LoadedRun
+from .pixel_space import check_pixel_range
 
-__all__ = ["EvaluationData", "benchmark_source", "check_classes", "load_evaluation_data"]
+__all__ = [
+    "SUBSETS",
+    "EvaluationData",
+    "benchmark_source",
+    "check_classes",
+    "load_evaluation_data",
+]
+
+
+#: What ``subset`` selects: RobustBench's 5,000 ImageNet validation images (its
+#: ``imagenet_test_image_ids.txt``, shipped with predify; see ``subsets/PROVENANCE.md``).
+SUBSETS = ("robustbench",)
+_ROBUSTBENCH_IDS = "imagenet_test_image_ids.txt"
 
 
 @dataclass
 class EvaluationData:
-    """The images evaluated: a seeded random subset of a data set, in memory.
+    """The images evaluated: a subset of a data set, read image by image when needed.
 
     Attributes:
         spec: what was loaded, for the report.
-        images: float [N, C, H, W] in [0, 1]; labels: int64 [N].
-        indices: positions of the images in the data set.
+        dataset: the data set, items (float image [C, H, W] in [0, 1], label).
+        indices: positions in ``dataset`` of the evaluated images, in evaluation order (any
+            prefix is a random sample, or RobustBench's first images).
+        labels: int64 [N], the labels of those images.
         dataset_size: size of the full data set.
         num_classes: classes of the data set.
         imagenet_like: an image folder (ImageNet layout) with 1000 classes.
+        selection: how the images were chosen (`EvaluatedData.selection`).
+        skipped: unreadable files left out (``skip_bad_images``).
     """
 
     spec: str
-    images: torch.Tensor
-    labels: torch.Tensor
+    dataset: Dataset[Any]
     indices: list[int]
+    labels: torch.Tensor
     dataset_size: int
     num_classes: int
     imagenet_like: bool
+    selection: str = "seeded-random"
+    skipped: SkippedFiles = field(default_factory=SkippedFiles)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.indices)
+
+    def head(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` images [n, C, H, W] and labels [n], in memory (for the few
+        images that attacks and reconstructions use)."""
+        chosen = self.indices[:count]
+        if not chosen:
+            raise DataError(f"{self.spec}: no images")
+        images = torch.stack([self.dataset[index][0] for index in chosen]).float()
+        check_pixel_range(images, self.spec)
+        return images, self.labels[: len(chosen)]
 
 
 def _open_dataset(
@@ -85,44 +125,137 @@ def _choose_indices(size: int, count: int, seed: int) -> list[int]:
     return torch.randperm(size, generator=generator)[:count].tolist()
 
 
-def _materialize(dataset: Dataset[Any], indices: Sequence[int], where: str) -> tuple[Any, Any]:
-    images, labels = [], []
-    for batch_images, batch_labels in DataLoader(Subset(dataset, list(indices)), batch_size=256):
-        images.append(batch_images)
-        labels.append(torch.as_tensor(batch_labels))
-    if not images:
-        raise DataError(f"{where}: no images")
-    return torch.cat(images).float(), torch.cat(labels).long()
+def _targets(dataset: Any) -> Any:
+    """The labels of every item without reading the images, where the data set keeps them."""
+    while dataset is not None and not isinstance(dataset, Subset):
+        if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+            return dataset.tensors[-1]
+        targets = getattr(dataset, "targets", None)
+        if targets is not None:
+            return targets
+        dataset = getattr(dataset, "dataset", None)
+    return None
+
+
+def _labels(dataset: Dataset[Any], indices: Sequence[int]) -> torch.Tensor:
+    targets = _targets(dataset)
+    if targets is None:
+        return torch.tensor([int(dataset[index][1]) for index in indices], dtype=torch.long)
+    return torch.as_tensor(targets)[list(indices)].long()
+
+
+def _robustbench_order(dataset: Dataset[Any], spec: str) -> list[int]:
+    """The positions in an image folder of RobustBench's 5,000 images, in its order."""
+    from importlib.resources import files
+
+    root = getattr(dataset, "root", None)
+    paths = image_paths(dataset)
+    if root is None or paths is None:
+        raise ConfigError(
+            f"--subset robustbench: {spec} is not an image folder; expected the ImageNet "
+            "validation folder (class/<file>.JPEG)"
+        )
+    wanted = (files("predify.evaluate") / "subsets" / _ROBUSTBENCH_IDS).read_text().split()
+    where = {Path(path).relative_to(root).as_posix(): index for index, path in enumerate(paths)}
+    missing = [name for name in wanted if name not in where]
+    if missing:
+        raise DataError(
+            f"--subset robustbench: {spec} lacks {len(missing)} of RobustBench's "
+            f"{len(wanted)} ImageNet validation images (first: {missing[0]}); expected the "
+            "ImageNet validation set in class folders"
+        )
+    return [where[name] for name in wanted]
+
+
+def _select(
+    dataset: Dataset[Any],
+    spec: str,
+    max_images: int | None,
+    seed: int,
+    subset: str | None,
+    skip_bad_images: bool,
+    workers: int,
+) -> tuple[list[int], str, SkippedFiles]:
+    """(positions, selection, skipped): the images to evaluate, every file among them checked,
+    bad ones refused or (with ``skip_bad_images``) replaced by the next ones in order."""
+    size = len(dataset)  # type: ignore[arg-type]
+    if subset is None:
+        order = _choose_indices(size, size, seed)
+        selection = "all" if max_images is None or max_images >= size else "seeded-random"
+    elif subset == "robustbench":
+        order, selection = _robustbench_order(dataset, spec), "robustbench"
+    else:
+        raise ConfigError(f"--subset: unknown {subset!r}; expected one of {', '.join(SUBSETS)}")
+    count = len(order) if max_images is None else min(max_images, len(order))
+    paths = image_paths(dataset)
+    if paths is None:
+        return order[:count], selection, SkippedFiles()
+    chosen: list[int] = []
+    bad: list[BadFile] = []
+    cursor = 0
+    while len(chosen) < count and cursor < len(order):
+        batch = order[cursor : cursor + count - len(chosen)]
+        cursor += len(batch)
+        found = find_bad_files([paths[index] for index in batch], workers)
+        refuse_or_skip(found, skip_bad_images, "the evaluation")  # raises without skipping
+        unreadable = {item.path for item in found}
+        chosen += [index for index in batch if paths[index] not in unreadable]
+        bad += found
+    return chosen, selection, SkippedFiles.of(bad)
 
 
 def load_evaluation_data(
-    run: LoadedRun, override: str | None, max_images: int, seed: int
+    run: LoadedRun,
+    override: str | None,
+    max_images: int | None,
+    seed: int,
+    *,
+    subset: str | None = None,
+    skip_bad_images: bool = False,
+    workers: int = 0,
+    distributed: DistributedInfo | None = None,
 ) -> EvaluationData:
     """The evaluation images of ``run``: ``--data`` or the run's test split, at most
-    ``max_images`` of them (a seeded random subset), checked against the network."""
+    ``max_images`` of them (None: all) in a seeded random order, or the ``subset``'s, checked
+    against the network. Image files are checked first
+    ([`predify.data.files`][predify.data.files]): a bad one is refused, or skipped with
+    ``skip_bad_images``; nothing else is read until the images are evaluated."""
     from ..data import dataset_info
-    from .pixel_space import check_pixel_range
 
     input_size = tuple(run.pnet.input_size)
     spec, dataset, is_folder = _open_dataset(run, override, int(input_size[-1]))
-    size = len(dataset)  # type: ignore[arg-type]
-    indices = _choose_indices(size, max_images, seed)
-    images, labels = _materialize(dataset, indices, spec)
-    if tuple(images.shape[1:]) != input_size:
-        raise DataError(
-            f"{spec}: images of shape {list(images.shape[1:])} but the network takes "
-            f"{list(input_size)}"
-        )
-    check_pixel_range(images, spec)
-    num_classes = dataset_info(dataset).num_classes
+    chosen: tuple[list[int], str, SkippedFiles] | str = ""
+    if distributed is None or distributed.is_main:
+        try:  # one process checks the files; the others wait for its outcome
+            chosen = _select(dataset, spec, max_images, seed, subset, skip_bad_images, workers)
+        except (ConfigError, DataError) as error:
+            if distributed is None:
+                raise
+            chosen = f"{type(error).__name__}:{error}"
+    chosen = broadcast_from_main(chosen, distributed)
+    if isinstance(chosen, str):
+        kind, _, message = chosen.partition(":")
+        raise (ConfigError if kind == "ConfigError" else DataError)(message)
+    indices, selection, skipped = chosen
+    if not indices:
+        raise DataError(f"{spec}: no images")
+    first = dataset[indices[0]][0]
+    if not isinstance(first, torch.Tensor) or tuple(first.shape) != input_size:
+        shape = list(first.shape) if isinstance(first, torch.Tensor) else type(first).__name__
+        raise DataError(f"{spec}: images of shape {shape} but the network takes {list(input_size)}")
+    check_pixel_range(first, spec)
+    # Through a Subset: dataset[0] itself may be an unreadable file that was skipped.
+    num_classes = dataset_info(Subset(dataset, indices[:1])).num_classes
     return EvaluationData(
         spec=spec,
-        images=images,
-        labels=labels,
+        dataset=dataset,
         indices=indices,
-        dataset_size=size,
+        labels=_labels(dataset, indices),
+        dataset_size=len(dataset),  # type: ignore[arg-type]
         num_classes=num_classes,
         imagenet_like=is_folder and num_classes == 1000,
+        selection=selection,
+        skipped=skipped,
     )
 
 
@@ -148,8 +281,9 @@ def benchmark_source(
     input_size: tuple[int, ...],
     batch_size: int,
     seed: int,
-    max_images: int,
+    max_images: int | None,
     device: torch.device,
+    workers: int = 0,
 ) -> tuple[Any, bool]:
     """A [`BenchmarkCorruptions`][predify.evaluate.BenchmarkCorruptions] for ``cifar-c:ROOT`` /
     ``imagenet-c:ROOT`` and whether
@@ -157,7 +291,7 @@ def benchmark_source(
     from torchvision import transforms
 
     from .corruptions import CifarCArrays, ImageNetCFolder
-    from .robustness import BenchmarkCorruptions
+    from .robustness import BenchmarkCorruptions, OnTheFlyCorruptions
 
     kind, _, root_text = spec.partition(":")
     kind = kind.strip().lower()
@@ -190,16 +324,17 @@ def benchmark_source(
     first = reader(corruptions[0], severities[0])
     size = len(first)  # type: ignore[arg-type]
     # Benchmarks hold the test/val set in order: with the same size, evaluate the same images.
-    indices = data.indices if size == data.dataset_size else _choose_indices(size, max_images, seed)
-    clean_images, clean_labels = data.images, data.labels
-    if len(indices) != len(clean_images):
-        count = min(len(indices), len(clean_images))
-        indices, clean_images, clean_labels = (
-            indices[:count],
-            clean_images[:count],
-            data.labels[:count],
-        )
+    if size == data.dataset_size:
+        indices = data.indices
+    else:
+        indices = _choose_indices(size, size, seed)[: max_images or size]
+    count = min(len(indices), data.num_images)
+    clean = OnTheFlyCorruptions(
+        data.dataset, batch_size=batch_size, seed=seed, device=device,
+        indices=data.indices[:count], workers=workers, where=data.spec,
+    )  # fmt: skip
     source = BenchmarkCorruptions(
-        reader, indices, clean_images, clean_labels, batch_size, device=device
-    )
+        reader, indices[:count], batch_size=batch_size, device=device, clean=clean,
+        workers=workers,
+    )  # fmt: skip
     return source, kind == "imagenet-c"

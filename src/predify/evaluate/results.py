@@ -15,7 +15,8 @@ Formats:
 * ``predify-evaluate-v2``: ``attacks.attacks`` is a list of attacks, each with its ``budget``
   (``steps``, ``restarts``, ``queries``), a list of ``epsilons`` and, per epsilon, a list of
   ``readouts`` (``readout``, ``success``, ``success_ci``, ``success_all_timesteps``). The other
-  blocks are as in v1.
+  blocks are as in v1. Later v2 files add ``data.selection`` (the protocol: ``all``,
+  ``seeded-random``, ``robustbench``) and ``data.skipped_files``; files without them still read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.files import SkippedFiles
 from ..errors import DataError
 from .analysis import Reconstructions, RepresentationAnalysis
 from .attacks import AttackReport
@@ -56,12 +58,19 @@ class EvaluatedData:
         num_images: images evaluated.
         dataset_size: images in the whole data set.
         benchmark: the pre-generated benchmark (``cifar-c:ROOT``, ``imagenet-c:ROOT``), if any.
+        selection: which images, the protocol run: ``all`` (every image of the data set),
+            ``seeded-random`` (``num_images`` of them drawn with the seed) or ``robustbench``
+            (RobustBench's ImageNet validation images, the first ``num_images`` of its list of
+            5,000); None in files written before it was recorded.
+        skipped_files: unreadable image files left out (``--skip-bad-images``).
     """
 
     spec: str
     num_images: int
     dataset_size: int
     benchmark: str | None = None
+    selection: str | None = None
+    skipped_files: SkippedFiles = field(default_factory=SkippedFiles)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,16 +78,23 @@ class EvaluatedData:
             "num_images": self.num_images,
             "dataset_size": self.dataset_size,
             "benchmark": self.benchmark,
+            "selection": self.selection,
+            "skipped_files": self.skipped_files.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EvaluatedData:
+        """Inverse of `to_json()`; files without ``selection`` / ``skipped_files`` (written before
+        they were recorded) read as None / nothing skipped."""
         benchmark = data.get("benchmark")
+        selection = data.get("selection")
         return cls(
             spec=str(data["spec"]),
             num_images=int(data["num_images"]),
             dataset_size=int(data["dataset_size"]),
             benchmark=None if benchmark is None else str(benchmark),
+            selection=None if selection is None else str(selection),
+            skipped_files=SkippedFiles.from_json(data.get("skipped_files")),
         )
 
 

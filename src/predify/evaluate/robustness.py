@@ -1,10 +1,11 @@
 """Top-1 error under common corruptions at every timestep of the feedback dynamics.
 
 The sweep visits one *cell* per (corruption, severity), plus the clean images. For each cell the
-images are corrupted batch by batch, once, and every batch goes through ONE unrolled pass of the
-network with ``timesteps=T``, which yields the predictions of all timesteps t = 0..T at once
-(t = 0 is the feed-forward network). A cell keeps, per timestep and image, whether the prediction
-was wrong: error rates, bootstrap confidence intervals and corruption errors all derive from that.
+images stream in batch by batch ([`predify.evaluate.streaming`][predify.evaluate.streaming]),
+each corrupted once, and every batch goes through ONE unrolled pass of the network with
+``timesteps=T``, which yields the predictions of all timesteps t = 0..T at once (t = 0 is the
+feed-forward network). A cell keeps, per timestep and image, whether the prediction was wrong:
+error rates, bootstrap confidence intervals and corruption errors all derive from that.
 
 Summaries ([`summarize_sweep()`][predify.evaluate.robustness.summarize_sweep]), with E_s(t) the
 error at severity s and timestep t:
@@ -16,15 +17,16 @@ error at severity s and timestep t:
 * with ``alexnet=True`` (a 1000-class model on ImageNet-like data), CE, mCE and relative mCE
   normalised by AlexNet's published ImageNet-C errors (Hendrycks & Dietterich, 2019).
 
-Random corruptions draw from a generator seeded by (seed, corruption, severity), so a cell's
-images do not depend on which other cells were evaluated, or in which order: a restarted sweep
-reproduces the cells it skips.
+Random corruptions draw, image by image, from a generator seeded by (seed, corruption, severity,
+image position), so a cell's images do not depend on which other cells were evaluated, in which
+order, in which batches, by how many workers or processes: a restarted sweep reproduces the cells
+it skips.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
@@ -32,16 +34,16 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..runtime.device import resolve_device
 from ..runtime.distributed import DistributedInfo, broadcast_from_main, gather_to_main
-from ..runtime.loading import pinned
 from ..runtime.progress import resolve_progress
 from ..runtime.store import ResultStore, pack_bits, unpack_bits
-from .corruptions import corrupt
+from .corruptions import check_corruption_name, corrupt
+from .corruptions._common import check_severity
 from .metrics import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS_BY_SEVERITY,
@@ -53,6 +55,7 @@ from .metrics import (
     relative_corruption_error,
 )
 from .pixel_space import PixelSpaceNet, check_pixel_range
+from .streaming import PositionedImages, Share, batch_plan, image_seed, reassemble, stream
 
 __all__ = [
     "CLEAN",
@@ -64,7 +67,6 @@ __all__ = [
     "ImageSource",
     "OnTheFlyCorruptions",
     "cell_key",
-    "cell_seed",
     "corruption_sweep",
     "evaluate_cell",
     "summarize_sweep",
@@ -77,11 +79,6 @@ CLEAN = "clean"
 def cell_key(corruption: str, severity: int) -> str:
     """The progress-file key of a cell: ``clean`` or ``corruption-<name>-<severity>``."""
     return CLEAN if corruption == CLEAN else f"corruption-{corruption}-{severity}"
-
-
-def cell_seed(seed: int, corruption: str, severity: int) -> int:
-    """A seed for one cell's corruption, fixed by (seed, corruption, severity) only."""
-    return zlib.crc32(f"{seed}/{corruption}/{severity}".encode())
 
 
 @dataclass
@@ -133,51 +130,98 @@ class CellResult:
 # ---------------------------------------------------------------------- image sources
 class ImageSource(Protocol):
     """Where a cell's images come from: ``batches(corruption, severity)`` yields
-    (images [b, C, H, W] in [0, 1], labels int [b]), the same N images for every cell."""
+    (images [b, C, H, W] in [0, 1], labels int [b]) of this process's batches
+    (`shared()`: every ``world``-th batch of `plan`), the same N images for every cell."""
 
     num_images: int
+    plan: list[list[int]]
+    share: Share
 
     def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]: ...
 
+    def shared(self, share: Share) -> ImageSource: ...
+
+
+def _tensor_dataset(images: Tensor, labels: Tensor) -> Dataset[Any]:
+    check_pixel_range(images)
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+    return TensorDataset(images, labels)
+
+
+class _Corrupted:
+    """The per-image transform of one cell: checks the pixel range, then corrupts with a
+    generator seeded by (seed, corruption, severity, position)."""
+
+    def __init__(self, corruption: str, severity: int, seed: int, where: str) -> None:
+        self.corruption, self.severity, self.seed, self.where = corruption, severity, seed, where
+
+    def __call__(self, position: int, image: Tensor) -> Tensor:
+        check_pixel_range(image, f"{self.where} image {position}")
+        if self.corruption == CLEAN:
+            return image
+        what = f"{self.corruption}/{self.severity}"
+        generator = torch.Generator().manual_seed(image_seed(self.seed, what, position))
+        return corrupt(image[None], self.corruption, self.severity, generator)[0]
+
 
 class OnTheFlyCorruptions:
-    """Corrupt in-memory images batch by batch with
+    """Corrupt images one by one as they stream in, with
     [`predify.evaluate.corruptions.corrupt()`][predify.evaluate.corruptions.corrupt].
 
     Args:
-        images: float [N, C, H, W] in [0, 1].
-        labels: int [N].
+        images: float [N, C, H, W] in [0, 1], or a data set of (image [C, H, W] in [0, 1], label).
+        labels: int [N] (with a tensor of images).
         batch_size: images per unrolled pass.
-        seed: with the cell, seeds the corruption's random numbers (a CPU generator, so the
-            corrupted images are the same on any device).
-        device: where images are corrupted and evaluated.
+        seed: with the cell and the image's position, seeds its corruption's random numbers (a
+            CPU generator per image, so the corrupted images are the same on any device, batch
+            size, worker or process count).
+        device: where images are evaluated.
+        indices: with a data set, which of its items to evaluate, in order (default: all).
+        workers: DataLoader worker processes that read and corrupt the images (0: this process).
+        where: what to call the images in error messages.
     """
 
     def __init__(
         self,
-        images: Tensor,
-        labels: Tensor,
-        batch_size: int,
+        images: Tensor | Dataset[Any],
+        labels: Tensor | None = None,
+        batch_size: int = 100,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        *,
+        indices: Sequence[int] | None = None,
+        workers: int = 0,
+        where: str = "images",
     ) -> None:
-        check_pixel_range(images)
-        if images.shape[0] != labels.shape[0]:
-            raise DataError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        if isinstance(images, Tensor):
+            if labels is None:
+                raise DataError("images given as a tensor need their labels")
+            images = _tensor_dataset(images, labels)
+        self.dataset = images
+        self.indices = list(range(len(images))) if indices is None else list(indices)  # type: ignore[arg-type]
         self.device = resolve_device(device)
-        # Pinned once, so each batch's copy to a GPU runs by DMA without blocking the host.
-        self.images, self.labels = pinned(images, self.device), labels
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.num_images = int(images.shape[0])
+        self.workers = int(workers)
+        self.where = where
+        self.num_images = len(self.indices)
+        self.plan = batch_plan(self.num_images, self.batch_size)
+        self.share = Share()
+
+    def shared(self, share: Share) -> OnTheFlyCorruptions:
+        """The same images, this process's batches only."""
+        view = copy.copy(self)
+        view.share = share
+        return view
 
     def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
-        generator = torch.Generator().manual_seed(cell_seed(self.seed, corruption, severity))
-        for start in range(0, self.num_images, self.batch_size):
-            images = self.images[start : start + self.batch_size].to(self.device, non_blocking=True)
-            if corruption != CLEAN:
-                images = corrupt(images, corruption, severity, generator)
-            yield images, self.labels[start : start + self.batch_size]
+        if corruption != CLEAN:
+            check_corruption_name(corruption)
+            check_severity(severity)
+        transform = _Corrupted(corruption, severity, self.seed, self.where)
+        dataset = PositionedImages(self.dataset, self.indices, transform)
+        yield from stream(dataset, self.share.batches(self.plan), self.device, self.workers)
 
 
 class BenchmarkCorruptions:
@@ -187,35 +231,55 @@ class BenchmarkCorruptions:
         reader: ``reader(corruption, severity)`` -> a data set of (image [C, H, W] in [0, 1],
             label), e.g. ``lambda c, s: CifarCArrays(root, c, s)``.
         indices: which items of every corrupted data set to evaluate (the same for all cells).
-        clean_images, clean_labels: the clean cell, [N, C, H, W] and [N].
+        clean_images, clean_labels: the clean cell, [N, C, H, W] and [N]; or ``clean``.
         batch_size: images per unrolled pass.
         device: where images are evaluated.
+        clean: the clean cell as a streamed source (instead of tensors).
+        workers: DataLoader worker processes that read the images.
     """
 
     def __init__(
         self,
         reader: Callable[[str, int], Dataset[Any]],
         indices: Sequence[int],
-        clean_images: Tensor,
-        clean_labels: Tensor,
-        batch_size: int,
+        clean_images: Tensor | None = None,
+        clean_labels: Tensor | None = None,
+        batch_size: int = 100,
         device: torch.device | str = "cpu",
+        *,
+        clean: OnTheFlyCorruptions | None = None,
+        workers: int = 0,
     ) -> None:
         self.reader = reader
         self.indices = [int(index) for index in indices]
-        self.clean = OnTheFlyCorruptions(clean_images, clean_labels, batch_size, device=device)
+        if clean is None:
+            assert clean_images is not None and clean_labels is not None
+            clean = OnTheFlyCorruptions(
+                clean_images, clean_labels, batch_size, device=device, workers=workers
+            )
+        self.clean = clean
         self.batch_size = int(batch_size)
+        self.workers = int(workers)
         self.num_images = len(self.indices)
         if self.clean.num_images != self.num_images:
             raise DataError(
                 f"{self.clean.num_images} clean images but {self.num_images} corrupted ones; "
                 "expected the same number"
             )
+        self.plan = batch_plan(self.num_images, self.batch_size)
+        self.share = Share()
+
+    def shared(self, share: Share) -> BenchmarkCorruptions:
+        """The same images, this process's batches only."""
+        view = copy.copy(self)
+        view.share, view.clean = share, self.clean.shared(share)
+        return view
 
     def batches(self, corruption: str, severity: int) -> Iterator[tuple[Tensor, Tensor]]:
         if corruption == CLEAN:
             yield from self.clean.batches(CLEAN, 0)
             return
+        # Opened here, before the workers start: they inherit it instead of listing the files.
         dataset = self.reader(corruption, severity)
         size = len(dataset)  # type: ignore[arg-type]
         if self.indices and max(self.indices) >= size:
@@ -223,10 +287,9 @@ class BenchmarkCorruptions:
                 f"{corruption} severity {severity}: {size} images, fewer than the "
                 f"{max(self.indices) + 1} the evaluation needs"
             )
-        loader = DataLoader(Subset(dataset, self.indices), batch_size=self.batch_size)
-        for images, labels in loader:
-            check_pixel_range(images, f"{corruption} severity {severity}")
-            yield images.to(self.clean.device), torch.as_tensor(labels)
+        where = f"{corruption} severity {severity}"
+        items = PositionedImages(dataset, self.indices, _Corrupted(CLEAN, 0, 0, where))
+        yield from stream(items, self.share.batches(self.plan), self.clean.device, self.workers)
 
 
 # ---------------------------------------------------------------------- the sweep
@@ -236,7 +299,8 @@ def evaluate_cell(
     """Misclassifications at every timestep for one cell: one unrolled pass per batch.
 
     Returns:
-        [`CellResult`][predify.evaluate.robustness.CellResult] with ``wrong`` [T+1, N].
+        [`CellResult`][predify.evaluate.robustness.CellResult] with ``wrong`` [T+1, n]: the
+        images of ``source``'s batches (all N alone; this process's share of a shared source).
     """
     wrong: list[Tensor] = []
     with torch.inference_mode():
@@ -245,7 +309,9 @@ def evaluate_cell(
             # Per-image outcomes (not only the rate) so bootstrap intervals can be computed.
             wrong.append(misclassified(logits, labels).cpu())
     if not wrong:
-        raise DataError(f"{corruption} severity {severity}: no images")
+        if source.num_images == 0 or source.share.world == 1:
+            raise DataError(f"{corruption} severity {severity}: no images")
+        return CellResult(corruption, severity, np.zeros((timesteps + 1, 0), dtype=bool))
     return CellResult(corruption, severity, torch.cat(wrong, dim=1).numpy())
 
 
@@ -324,18 +390,18 @@ def corruption_sweep(
             0's is used.
         progress: show a tqdm bar (on stderr, only when it is a terminal; rank 0 only).
         distributed: this process's place in a multi-process run (None: alone). Rank 0 decides
-            which cells are not finished yet and every rank gets every ``world_size``-th of them
-            (`predify.runtime.distributed.assigned()` order), one round at a time; after each round
-            the finished cells travel to rank 0, which stores them, so a killed sweep resumes
-            from its finished cells with any number of processes. A cell's result does not
-            depend on the rank that computed it (its corruption is seeded by the cell).
+            which cells are not finished yet; every cell is then split by batch over the
+            processes ([`predify.evaluate.streaming`][predify.evaluate.streaming]: rank r takes
+            batches r, r + W, ...), and its per-image results travel to rank 0, which puts them
+            back in image order and stores the cell. A stored cell is the same whatever the
+            number of processes (every image's corruption is seeded by the image), so a killed
+            sweep resumes from its finished cells with any number of processes.
 
     Returns:
         The sweep on rank 0 (or alone); None on the other ranks.
     """
     main = distributed is None or distributed.is_main
     world = 1 if distributed is None else distributed.world_size
-    rank = 0 if distributed is None else distributed.rank
     plan = [(CLEAN, 0)] + [(name, severity) for name in corruptions for severity in severities]
     results: dict[tuple[str, int], CellResult] = {}
     if main:
@@ -351,23 +417,20 @@ def corruption_sweep(
         unit="cell",
         disable=not (main and resolve_progress(progress)),
     )
-    for start in range(0, len(todo), world):
-        round_cells = todo[start : start + world]
-        payload = None
-        if rank < len(round_cells):
-            corruption, severity = round_cells[rank]
-            bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
-            # Looked up on the module at call time, so a test can count evaluated cells.
-            cell = globals()["evaluate_cell"](model, source, corruption, severity, timesteps)
-            payload = cell.to_json()
-        gathered = gather_to_main(payload, distributed)
+    shared = source.shared(Share.of(distributed))
+    for corruption, severity in todo:
+        bar.set_postfix_str(cell_key(corruption, severity), refresh=False)
+        # Looked up on the module at call time, so a test can count evaluated cells.
+        part = globals()["evaluate_cell"](model, shared, corruption, severity, timesteps)
+        gathered = gather_to_main(part.wrong, distributed)
         if gathered is not None:
-            for (corruption, severity), done in zip(round_cells, gathered, strict=False):
-                if store is not None:
-                    store.put(cell_key(corruption, severity), done)
-                # Through the JSON form alone too: one process and many give the same numbers.
-                results[corruption, severity] = CellResult.from_json(done)
-        bar.update(len(round_cells))
+            whole = CellResult(corruption, severity, reassemble(gathered, source.plan, world))
+            done = whole.to_json()
+            if store is not None:
+                store.put(cell_key(corruption, severity), done)
+            # Through the JSON form alone too: one process and many give the same numbers.
+            results[corruption, severity] = CellResult.from_json(done)
+        bar.update(1)
     bar.close()
     if not main:
         return None

@@ -30,6 +30,7 @@ from .._io import atomic_write_json, load_weights_only
 from ..builder import auto_config, predify
 from ..checkpoint import save_feedback
 from ..config import PNetConfig, load_config
+from ..data.files import SkippedFiles
 from ..errors import CheckpointError, ConfigError, DataError
 from ..network import PredictiveNet
 from ..runtime.device import resolve_device
@@ -155,13 +156,19 @@ def _load_training_data(
     image_size: int | None,
     normalization: dict[str, list[float]] | None,
     resize: int | None = None,
-) -> Dataset[Any]:
+    skip_bad_images: bool = False,
+    workers: int = 0,
+) -> tuple[Dataset[Any], SkippedFiles]:
+    """The training data set, its image files checked first (a bad one refused, or left out
+    with ``skip_bad_images``), and the files left out."""
     from ..data import load_dataset
+    from ..data.files import drop_bad_files
 
     dataset = load_dataset(
         spec, root=root, download=download, train=True, image_size=image_size, resize=resize
     )
-    return dataset if normalization is None else _normalized(dataset, normalization)
+    skipped = drop_bad_files(dataset, skip_bad_images, "training", workers)
+    return (dataset if normalization is None else _normalized(dataset, normalization)), skipped
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -241,13 +248,15 @@ def _new_run(settings: TrainSettings, out: Path) -> _RunSetup:
             )
         image_size = settings.image_size
     # Normalised below, once the backbone (whose pretrained config may say how) is built.
-    dataset = _load_training_data(
+    dataset, skipped = _load_training_data(
         settings.data,
         settings.data_root,
         settings.download,
         image_size,
         None,
         settings.resize,
+        settings.skip_bad_images,
+        settings.workers,
     )
     image_shape = tuple(dataset_info(dataset).image_shape)
     kwargs = dict(settings.backbone_kwargs)
@@ -276,6 +285,8 @@ def _new_run(settings: TrainSettings, out: Path) -> _RunSetup:
     data_description: dict[str, Any] = {"spec": settings.data, "root": settings.data_root}
     if settings.data.strip().lower().startswith("mnist5k"):
         data_description["split_seed"] = 0  # load_dataset("mnist5k...") uses the default split
+    if settings.skip_bad_images:
+        data_description["skipped_files"] = skipped.to_json()
     info = RunInfo(
         backbone=spec,
         data=data_description,
@@ -331,13 +342,15 @@ def _new_zoo_run(
             f"--image-size {settings.image_size} differs from --model {settings.model}'s input "
             f"size {image_size}; set its image_size in --backbone-kwargs instead"
         )
-    dataset = _load_training_data(
+    dataset, skipped = _load_training_data(
         settings.data,
         settings.data_root,
         settings.download,
         image_size,
         normalization,
         settings.resize,
+        settings.skip_bad_images,
+        settings.workers,
     )
     image_shape = tuple(dataset_info(dataset).image_shape)
     if image_shape != input_size:
@@ -350,7 +363,11 @@ def _new_zoo_run(
     record = TrainingRecord(replace(settings, image_size=image_size))
     info = RunInfo(
         backbone=spec,
-        data={"spec": settings.data, "root": settings.data_root},
+        data={
+            "spec": settings.data,
+            "root": settings.data_root,
+            **({"skipped_files": skipped.to_json()} if settings.skip_bad_images else {}),
+        },
         num_classes=num_classes,
         normalization=normalization,
         seed=settings.seed,
@@ -375,9 +392,10 @@ def _resumed_run(run_dir: Path, settings: TrainSettings, epochs: int | None) -> 
         record = replace(record, settings=replace(run, epochs=epochs))
     root = settings.data_root if settings.data_root is not None else run.data_root
     assert run.data is not None
-    dataset = _load_training_data(
-        run.data, root, settings.download, run.image_size, info.normalization, run.resize
-    )
+    dataset, _ = _load_training_data(
+        run.data, root, settings.download, run.image_size, info.normalization, run.resize,
+        run.skip_bad_images, settings.workers,
+    )  # fmt: skip
     return _RunSetup(pnet, info, record, dataset)
 
 

@@ -97,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--resize", type=positive_int, metavar="PIXELS", help="image folders: the short "
            "side before the center crop (default size / 0.875; the paper's scripts used 224)")
     option("--workers", type=nonnegative_int, default=0, help="data loader workers (default 0)")
+    option("--skip-bad-images", action="store_true", default=None,
+           help="image folders: leave unreadable files out (named in run.json) instead of stopping")
     option("--seed", type=int, help=f"seed of initialisation and data order (default {d.seed})")
     option("--timesteps", type=nonnegative_int, help="train through T steps of the dynamics "
            "(default 0: the paper's feed-forward reconstruction objective)")

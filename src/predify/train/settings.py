@@ -38,6 +38,7 @@ RUN_SETTINGS = (
     "resize",
     "model",
     "recipe",
+    "skip_bad_images",
 )
 
 
@@ -87,6 +88,10 @@ class TrainSettings:
             bf16 also runs on the CPU. Part of the run (run.json).
         channels_last: NHWC layout for the network and the batches (how the run executes, may
             change on resume).
+        skip_bad_images: image folders: leave unreadable files out (counted and named in
+            run.json's ``data.skipped_files``) instead of stopping with a one-line error before
+            training starts. Every file is checked once when the run starts or resumes
+            ([`predify.data.files`][predify.data.files]).
     """
 
     data: str | None = None
@@ -120,6 +125,7 @@ class TrainSettings:
     recipe: str | None = None
     precision: str = "fp32"
     channels_last: bool = False
+    skip_bad_images: bool = False
 
     def __post_init__(self) -> None:
         Execution(self.precision)  # an unknown precision fails here, naming the option
