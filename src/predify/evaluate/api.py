@@ -14,7 +14,7 @@ test split (``mnist5k:test`` with the run's split seed for the demo) or on ``set
 2. adversarial attacks through the dynamics: PGD (and BIM, AutoAttack) against each
    timestep's readout, a gradient-free Square attack and a transfer attack from t = 0, success
    per timestep and epsilon, with gradient-masking checks; the median minimal perturbation
-   (``fmn``);
+   (``minimal``);
 3. representation analysis: correlation distance between clean and noisy representations per
    pcoder and timestep, prediction errors over time, reconstructions.
 
@@ -116,7 +116,7 @@ class EvaluateSettings:
             comma-separated names).
         severities: ints 1..5, or a spec string (``1-5``, ``1,3,5``).
         timesteps: T (default: the run's).
-        attacks: a subset of ``pgd, bim, square, transfer, autoattack, fmn``.
+        attacks: a subset of ``pgd, bim, square, transfer, autoattack, minimal``.
         epsilons: attack budgets in pixel units, numbers or fractions such as ``"8/255"``
             (default: by norm and channel count).
         attack_timesteps: readouts PGD/BIM attack: ``auto``, ``all``, ``sum`` or timesteps.
@@ -145,7 +145,7 @@ class EvaluateSettings:
     attack_steps: int = 50
     attack_restarts: int = 5
     square_queries: int = 5000
-    fmn_steps: int = 100
+    minimal_steps: int = 20
     analysis: bool = True
     analysis_images: int = 100
     max_images: int = 250
@@ -259,7 +259,7 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
         "attack_steps",
         "attack_restarts",
         "square_queries",
-        "fmn_steps",
+        "minimal_steps",
         "analysis_images",
     ):
         check_int(getattr(settings, name), _option(name))
@@ -374,7 +374,7 @@ def _attack_section(
         targeted=settings.targeted, target_shift=settings.target_shift,
         num_classes=classes, readouts=readouts, square_readouts=square_readouts,
         steps=settings.attack_steps, restarts=settings.attack_restarts,
-        square_queries=settings.square_queries, fmn_steps=settings.fmn_steps,
+        square_queries=settings.square_queries, minimal_steps=settings.minimal_steps,
         batch_size=settings.batch_size, seed=settings.seed,
         n_resamples=settings.bootstrap, store=store, progress=settings.progress,
         distributed=distributed,
@@ -505,7 +505,7 @@ def _cost_estimate(
             readouts=parse_readouts(settings.attack_timesteps, timesteps),
             square_readouts=square_readouts, steps=settings.attack_steps,
             restarts=settings.attack_restarts, square_queries=settings.square_queries,
-            fmn_steps=settings.fmn_steps, num_classes=model.num_classes(),
+            minimal_steps=settings.minimal_steps, num_classes=model.num_classes(),
         )  # fmt: skip
     cells = len(checked.corruptions) * len(checked.severities) + 1 if checked.corruptions else 0
     attacked = min(settings.attack_images, len(data.images)) if checked.attacks else 0

@@ -43,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--timesteps", type=nonnegative_int, metavar="T",
            help="timesteps to unroll (default: the run's)")
     option("--attacks", default=",".join(DEFAULT_ATTACKS), metavar="LIST",
-           help="comma-separated subset of pgd,bim,square,transfer,autoattack,fmn, or none "
-           "(default pgd,square,transfer; autoattack: AutoAttack's standard version, fmn: the "
-           "median minimal L2 and L-inf perturbation; both need pip install 'predify[attacks]')")
+           help="comma-separated subset of pgd,bim,square,transfer,autoattack,minimal, or none "
+           "(default pgd,square,transfer; autoattack: AutoAttack's standard version, minimal: the "
+           "median minimal L2 and L-inf perturbation; autoattack needs pip install "
+           "'predify[attacks]')")
     option("--epsilons", metavar="LIST",
            help="attack budgets in pixel units, e.g. 0.05,0.1,0.3 or 2/255,8/255 (default: "
            "0.05,0.1,0.3 in L-inf and 0.5,1.5,5 in L2 for 1-channel images; 1/255,4/255,16/255 "
@@ -66,8 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="PGD random starts (default 5)")
     option("--square-queries", type=positive_int, default=5000,
            help="Square queries per image (default 5000, as in AutoAttack)")
-    option("--fmn-steps", type=positive_int, default=100,
-           help="FMN steps per image, readout and norm (default 100)")
+    option("--minimal-steps", type=positive_int, default=20,
+           help="attack steps per budget tried by --attacks minimal (default 20)")
     option("--analysis", action=argparse.BooleanOptionalAction, default=True,
            help="representation analysis and reconstructions (default on)")
     option("--analysis-images", type=positive_int, default=100, metavar="N", help="default 100")
@@ -100,7 +101,7 @@ def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
         attack_timesteps=args.attack_timesteps, square_timesteps=args.square_timesteps,
         attack_images=args.attack_images, attack_steps=args.attack_steps,
         attack_restarts=args.attack_restarts, square_queries=args.square_queries,
-        fmn_steps=args.fmn_steps, analysis=args.analysis,
+        minimal_steps=args.minimal_steps, analysis=args.analysis,
         analysis_images=args.analysis_images, max_images=args.max_images,
         batch_size=args.batch_size, bootstrap=args.bootstrap, seed=args.seed,
         device=args.device, restart=args.restart, plots=not args.no_plots,

@@ -23,14 +23,14 @@ authors' ``pyautoattack`` package (``pip install 'predify[attacks]'``). Guards a
 masking, reported beside them: a gradient-free Square attack (L-inf, Andriushchenko et al.,
 2020, 5000 queries by default, a compact version written here) and a transfer attack (PGD
 crafted on the feed-forward readout t = 0, evaluated at every timestep). The minimal
-perturbation (``fmn``): the median smallest L2 and L-inf perturbation that changes the decision
-at each readout, by foolbox's Fast Minimum-Norm attack.
+perturbation (``minimal``): the median smallest L2 and L-inf perturbation that changes the decision
+at each readout, by a bisection over each image's budget with BIM.
 
 Random draws are seeded per (seed, attack, epsilon, readout, image index), so results do not
 depend on the batch an image is attacked in nor on the number of processes.
 
 Modules: `objectives` (loss, success, input gradient), `white_box` (PGD, BIM), `gradient_free`
-(Square), `autoattack` (AutoAttack), `minimal` (FMN), `campaign`
+(Square), `autoattack` (AutoAttack), `minimal` (the bisection), `campaign`
 ([`run_attacks()`][predify.evaluate.attacks.run_attacks] and its finished-cell store),
 `cost` (the cost estimate printed before a run), `results` (the typed
 [`AttackReport`][predify.evaluate.attacks.AttackReport] and its JSON),
@@ -42,7 +42,7 @@ from __future__ import annotations
 from .autoattack import AUTOATTACK_BUDGET, autoattack
 from .campaign import (
     ATTACKS,
-    DEFAULT_FMN_STEPS,
+    DEFAULT_MINIMAL_STEPS,
     DEFAULT_RESTARTS,
     DEFAULT_SQUARE_QUERIES,
     DEFAULT_STEPS,
@@ -54,7 +54,7 @@ from .campaign import (
 from .cost import GRADIENT_COST, AttackCost, CostEstimate
 from .gradient_free import square
 from .masking import FULL_SUCCESS, gradient_masking_checks
-from .minimal import FMN_METHOD, minimal_perturbations
+from .minimal import MINIMAL_METHOD, minimal_perturbations
 from .objectives import (
     Norm,
     Readout,
@@ -81,13 +81,13 @@ from .white_box import NORMS, bim, check_budget, image_generators, pgd
 __all__ = [
     "ATTACKS",
     "AUTOATTACK_BUDGET",
-    "DEFAULT_FMN_STEPS",
+    "DEFAULT_MINIMAL_STEPS",
     "DEFAULT_RESTARTS",
     "DEFAULT_SQUARE_QUERIES",
     "DEFAULT_STEPS",
-    "FMN_METHOD",
     "FULL_SUCCESS",
     "GRADIENT_COST",
+    "MINIMAL_METHOD",
     "NORMS",
     "AttackBudget",
     "AttackCost",

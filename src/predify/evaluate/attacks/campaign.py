@@ -4,7 +4,7 @@ in a [`ResultStore`][predify.runtime.store.ResultStore] and the gradient-masking
 A *cell* is one (attack, epsilon, readout): its adversarial images, crafted chunk by chunk (one
 batch each, shared among the processes of a multi-process run), are judged at every timestep in
 one unrolled pass, and the store keeps which images were fooled (packed bits), under a key that
-includes a digest of the other settings. An ``fmn`` cell (epsilon 0) keeps each image's smallest
+includes a digest of the other settings. An ``minimal`` cell (epsilon 0) keeps each image's smallest
 L2 and L-inf perturbation instead.
 """
 
@@ -31,7 +31,7 @@ from .autoattack import AUTOATTACK_BUDGET, autoattack
 from .cost import AttackCost
 from .gradient_free import square
 from .masking import WHITE_BOX, gradient_masking_checks
-from .minimal import FMN_METHOD, median_distance, minimal_perturbations
+from .minimal import MINIMAL_METHOD, median_distance, minimal_perturbations
 from .objectives import Norm, Readout, check_readout, success_mask, target_labels
 from .results import (
     AttackBudget,
@@ -47,7 +47,7 @@ from .white_box import bim, check_budget, pgd
 
 __all__ = [
     "ATTACKS",
-    "DEFAULT_FMN_STEPS",
+    "DEFAULT_MINIMAL_STEPS",
     "DEFAULT_RESTARTS",
     "DEFAULT_SQUARE_QUERIES",
     "DEFAULT_STEPS",
@@ -66,12 +66,13 @@ DEFAULT_RESTARTS = 5
 #: Square's queries per image by default: the Square paper's ImageNet budget and AutoAttack's
 #: standard version (Andriushchenko et al., ECCV 2020; Croce and Hein, ICML 2020).
 DEFAULT_SQUARE_QUERIES = 5000
-#: FMN's steps per image and norm by default (foolbox's default; Pintor et al. use 1000 for
-#: their final tables).
-DEFAULT_FMN_STEPS = 100
+#: Attack steps per budget tried by the minimal-perturbation bisection (10 bisections after
+#: the whole cube: 11 runs per image, readout and norm).
+DEFAULT_MINIMAL_STEPS = 20
+_BISECTIONS = 10
 
 #: The attacks [`run_attacks()`][predify.evaluate.attacks.run_attacks] knows.
-ATTACKS: tuple[str, ...] = ("pgd", "bim", "square", "transfer", "autoattack", "fmn")
+ATTACKS: tuple[str, ...] = ("pgd", "bim", "square", "transfer", "autoattack", "minimal")
 # Square here is written for L-inf budgets only.
 _SQUARE_SKIPPED = "the Square attack here is L-inf only"
 _AUTOATTACK_SKIPPED = {
@@ -105,7 +106,8 @@ class _Budget:
     steps: int
     restarts: int
     square_queries: int
-    fmn_steps: int
+    minimal_steps: int
+    bisections: int
     batch_size: int
     seed: int
     targeted: bool
@@ -196,12 +198,17 @@ def _craft(model: PixelSpaceNet, cell: Cell, chunk: _Chunk, budget: _Budget) -> 
 
 def _cell_values(model: PixelSpaceNet, cell: Cell, chunk: _Chunk, budget: _Budget) -> np.ndarray:
     """One chunk's share of a cell: bool [T+1, n] success at every timestep of the images the
-    attack crafts, or for ``fmn`` float [2, n] smallest L2 and L-inf distances."""
+    attack crafts, or for ``minimal`` float [2, n] smallest L2 and L-inf distances."""
     attack, _, readout = cell
-    if attack == "fmn":
+    if attack == "minimal":
         assert isinstance(readout, int)
         return minimal_perturbations(
-            model, chunk.images, chunk.labels, readout=readout, steps=budget.fmn_steps
+            model,
+            chunk.images,
+            chunk.labels,
+            readout=readout,
+            steps=budget.minimal_steps,
+            bisections=budget.bisections,
         )
     crafted = _craft(model, cell, chunk, budget)
     return _success_all_timesteps(model, crafted, chunk.labels, chunk.targets, budget)
@@ -217,7 +224,7 @@ def _stored_cell(store: ResultStore | None, cell: Cell, budget: _Budget) -> np.n
     if payload is None:
         return None
     try:
-        if cell[0] == "fmn":
+        if cell[0] == "minimal":
             values = np.asarray(payload["distances"], dtype=np.float64)
             if values.shape != (2, budget.num_images):
                 return None
@@ -230,7 +237,7 @@ def _stored_cell(store: ResultStore | None, cell: Cell, budget: _Budget) -> np.n
 def _store_cell(store: ResultStore, cell: Cell, values: np.ndarray, budget: _Budget) -> None:
     attack, epsilon, readout = cell
     payload: dict[str, object] = {"attack": attack, "epsilon": epsilon, "readout": readout}
-    if attack == "fmn":
+    if attack == "minimal":
         payload["distances"] = np.where(np.isfinite(values), values, -1.0).tolist()
     else:
         payload["success_bits"] = pack_bits(values)
@@ -276,7 +283,7 @@ def _plan(
     norm: Norm,
     targeted: bool,
 ) -> list[Cell]:
-    """The (attack, epsilon, readout) cells to craft, each once (``fmn``: epsilon 0)."""
+    """The (attack, epsilon, readout) cells to craft, each once (``minimal``: epsilon 0)."""
     plan: list[Cell] = []
     for attack in attacks:
         if _skip_reason(attack, norm, targeted, readouts) is not None:
@@ -288,8 +295,8 @@ def _plan(
         elif attack == "transfer":
             # Crafted by PGD on the feed-forward readout: the PGD cell (eps, t = 0) itself.
             plan += [("pgd", eps, 0) for eps in epsilons if ("pgd", eps, 0) not in plan]
-        elif attack == "fmn":
-            plan += [("fmn", 0.0, readout) for readout in readouts.minimal]
+        elif attack == "minimal":
+            plan += [("minimal", 0.0, readout) for readout in readouts.minimal]
     return plan
 
 
@@ -355,12 +362,14 @@ class _Rates:
         """The median smallest L2 and L-inf distance at each readout."""
         results = []
         for readout in readouts:
-            distances = self.cells["fmn", 0.0, readout]
+            distances = self.cells["minimal", 0.0, readout]
             for row, norm in enumerate(("l2", "linf")):
                 found = float(np.isfinite(distances[row]).mean())
                 median = median_distance(distances[row])
                 results.append(MinimalDistance(int(readout), norm, median, found))  # type: ignore[arg-type]
-        return MinimalPerturbations(FMN_METHOD, _attack_budget("fmn", budget), tuple(results))
+        return MinimalPerturbations(
+            MINIMAL_METHOD, _attack_budget("minimal", budget), tuple(results)
+        )
 
 
 def _attack_budget(name: str, budget: _Budget) -> AttackBudget:
@@ -373,8 +382,8 @@ def _attack_budget(name: str, budget: _Budget) -> AttackBudget:
         return AttackBudget(queries=budget.square_queries)
     if name == "transfer":
         return AttackBudget(steps=budget.steps, restarts=budget.restarts)
-    if name == "fmn":
-        return AttackBudget(steps=budget.fmn_steps)
+    if name == "minimal":
+        return AttackBudget(steps=budget.minimal_steps)
     return replace(AUTOATTACK_BUDGET, target_classes=min(9, budget.num_classes - 1))
 
 
@@ -383,7 +392,8 @@ def attack_passes(name: str, budget: AttackBudget) -> tuple[int, int]:
     at most (images it fools stop early), each through the network unrolled to the readout.
 
     AutoAttack's standard version: APGD-CE ``steps``, APGD-T and FAB-T ``steps`` per target
-    class, Square ``queries`` forward passes. FMN: ``steps`` in L2 and again in L-inf.
+    class, Square ``queries`` forward passes. minimal: ``steps`` for each of 11 budgets, in L2
+    and again in L-inf.
     """
     steps = budget.steps or 0
     if name in ("pgd", "transfer"):
@@ -392,8 +402,8 @@ def attack_passes(name: str, budget: AttackBudget) -> tuple[int, int]:
         return steps, 1
     if name == "square":
         return 0, budget.queries or 0
-    if name == "fmn":
-        return 2 * steps, 2
+    if name == "minimal":
+        return 2 * (_BISECTIONS + 1) * steps, 2 * (_BISECTIONS + 1)
     return steps * (1 + 2 * (budget.target_classes or 0)), budget.queries or 0
 
 
@@ -409,7 +419,7 @@ def attack_cost(
     steps: int = DEFAULT_STEPS,
     restarts: int = DEFAULT_RESTARTS,
     square_queries: int = DEFAULT_SQUARE_QUERIES,
-    fmn_steps: int = DEFAULT_FMN_STEPS,
+    minimal_steps: int = DEFAULT_MINIMAL_STEPS,
     num_classes: int = 10,
 ) -> AttackCost:
     """What [`run_attacks()`][predify.evaluate.attacks.run_attacks] with these settings spends
@@ -423,8 +433,8 @@ def attack_cost(
     minimal = sorted({0, timesteps}) if readouts == "sum" else white_box
     chosen = _Readouts(white_box, square_list, list(minimal))
     budget = _Budget(
-        norm, timesteps, steps, restarts, square_queries, fmn_steps, 1, 0, targeted, 1, 0,
-        num_classes,
+        norm, timesteps, steps, restarts, square_queries, minimal_steps, _BISECTIONS, 1, 0,
+        targeted, 1, 0, num_classes,
     )  # fmt: skip
     plan = _plan(attacks, [float(eps) for eps in epsilons], chosen, norm, targeted)
     gradient = forward = 0
@@ -505,7 +515,7 @@ def run_attacks(
     steps: int = DEFAULT_STEPS,
     restarts: int = DEFAULT_RESTARTS,
     square_queries: int = DEFAULT_SQUARE_QUERIES,
-    fmn_steps: int = DEFAULT_FMN_STEPS,
+    minimal_steps: int = DEFAULT_MINIMAL_STEPS,
     batch_size: int = 100,
     seed: int = 0,
     n_resamples: int = 1000,
@@ -515,7 +525,7 @@ def run_attacks(
     distributed: DistributedInfo | None = None,
 ) -> AttackReport | None:
     """White-box PGD/BIM/AutoAttack at each readout, Square and transfer from t = 0, for every
-    epsilon, and the minimal perturbation (``fmn``) at each readout.
+    epsilon, and the minimal perturbation (``minimal``) at each readout.
 
     Args:
         model: network in pixel space.
@@ -524,11 +534,13 @@ def run_attacks(
         epsilons: budgets in pixel units (the norm's).
         timesteps: T.
         targeted: aim at ``(label + target_shift) mod num_classes`` (AutoAttack is skipped).
-        readouts: timesteps attacked by PGD/BIM/AutoAttack and measured by FMN (default: every
-            one, 0..T), or ``"sum"`` to attack the sum of the losses of all timesteps.
+        readouts: timesteps attacked by PGD/BIM/AutoAttack and measured by ``minimal``
+            (default: every one, 0..T), or ``"sum"`` to attack the sum of the losses of all
+            timesteps.
         square_readouts: timesteps the Square attack aims at (default: 0 and T).
         steps, restarts: PGD/BIM iterations and PGD's random starts; square_queries: Square's
-            query budget per image; fmn_steps: FMN's steps per image and norm.
+            query budget per image; minimal_steps: the attack steps per budget the
+            minimal-perturbation bisection tries.
         batch_size: images attacked together; also the chunk of images a process takes, so
             the results do not depend on the process count.
         seed: seeds random starts and Square's draws per (attack, epsilon, readout, image
@@ -553,7 +565,7 @@ def run_attacks(
     for eps in epsilons:
         check_budget(eps, norm, steps)
     for value, name in ((restarts, "restarts"), (square_queries, "square_queries"),
-                        (fmn_steps, "fmn_steps"), (batch_size, "batch_size")):  # fmt: skip
+                        (minimal_steps, "minimal_steps"), (batch_size, "batch_size")):  # fmt: skip
         check_int(value, name)
     check_pixel_range(images)
     white_box = _readout_list(readouts, timesteps)
@@ -567,8 +579,8 @@ def run_attacks(
     images, labels = images.to(model.device), labels.to(model.device)
     targets = target_labels(labels, classes, target_shift) if targeted else None
     budget = _Budget(
-        norm, timesteps, steps, restarts, square_queries, fmn_steps, batch_size, seed, targeted,
-        target_shift, len(images), classes,
+        norm, timesteps, steps, restarts, square_queries, minimal_steps, _BISECTIONS, batch_size,
+        seed, targeted, target_shift, len(images), classes,
     )  # fmt: skip
     plan = _plan(attacks, epsilons, chosen, norm, targeted)
     main = distributed is None or distributed.is_main
@@ -584,7 +596,7 @@ def run_attacks(
     clean = _success_all_timesteps(model, images, labels, targets, budget)
     rates = _Rates(cells, n_resamples, confidence, seed)
     results = tuple(
-        rates.attack(name, epsilons, chosen, budget) for name in attacks if name != "fmn"
+        rates.attack(name, epsilons, chosen, budget) for name in attacks if name != "minimal"
     )
     return AttackReport(
         norm=norm,
@@ -603,5 +615,5 @@ def run_attacks(
         clean_success=tuple(_rate(row) for row in clean),
         attacks=results,
         checks=gradient_masking_checks(results, epsilons),
-        minimal=rates.minimal(chosen.minimal, budget) if "fmn" in attacks else None,
+        minimal=rates.minimal(chosen.minimal, budget) if "minimal" in attacks else None,
     )

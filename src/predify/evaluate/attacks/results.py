@@ -59,8 +59,9 @@ class AttackBudget:
     """What an attack may spend per image; None where a quantity does not apply to it.
 
     Attributes:
-        steps: gradient iterations (PGD, BIM, FMN; AutoAttack: those of APGD-CE, of APGD-T per
-            target class and of FAB-T per target class).
+        steps: gradient iterations (PGD, BIM, the minimal-perturbation bisection per budget;
+            AutoAttack: those of APGD-CE, of APGD-T per target class and of FAB-T per target
+            class).
         restarts: random starts (PGD; BIM starts from the image and has none).
         queries: forward passes (Square; AutoAttack: those of its Square attack).
         target_classes: classes each targeted attack of AutoAttack aims at in turn.
@@ -347,7 +348,7 @@ class AttackReport:
         clean_success: the success rate at every timestep before any attack.
         attacks: one result per attack, in the order asked for.
         checks: the gradient-masking diagnostics.
-        minimal: the minimal-perturbation measure (None when ``fmn`` was not asked for).
+        minimal: the minimal-perturbation measure (None when ``minimal`` was not asked for).
     """
 
     norm: Norm

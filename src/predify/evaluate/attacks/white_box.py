@@ -28,8 +28,11 @@ def _per_image_norm(values: Tensor) -> Tensor:
     return values.flatten(1).norm(dim=1).clamp_min(_TINY).view(-1, *([1] * (values.dim() - 1)))
 
 
-def _project(delta: Tensor, epsilon: float, norm: Norm) -> Tensor:
+def _project(delta: Tensor, epsilon: float | Tensor, norm: Norm) -> Tensor:
+    """``delta`` in the ball of radius ``epsilon`` (a float, or one per image [B, 1, 1, 1])."""
     if norm == "linf":
+        if isinstance(epsilon, Tensor):
+            return torch.maximum(torch.minimum(delta, epsilon), -epsilon)
         return delta.clamp(-epsilon, epsilon)
     return delta * (epsilon / _per_image_norm(delta)).clamp(max=1.0)
 
@@ -154,15 +157,16 @@ def _descend(
     start: Tensor,
     targets: Tensor | None,
     *,
-    epsilon: float,
+    epsilon: float | Tensor,
     timesteps: int,
     readout: Readout,
     norm: Norm,
     steps: int,
-    step: float,
+    step: float | Tensor,
 ) -> tuple[Tensor, Tensor]:
     """One run of projected gradient steps from ``start``: (images, bool [B] fooled), each
-    image the first iterate that succeeded, else the last one."""
+    image the first iterate that succeeded, else the last one. ``epsilon`` and ``step``: one
+    number, or one per image [B, 1, 1, 1]."""
     adversarial = start.clone()
     done = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
     for iteration in range(steps + 1):
@@ -185,10 +189,33 @@ def _descend(
         done[active] = succeeded
         moving = ~succeeded
         # Only images that have not succeeded yet take a step; successful ones keep this iterate.
-        stepped = current[moving] + step * _ascent_direction(gradient[moving], norm)
-        delta = _project(stepped - images[active][moving], epsilon, norm)
-        adversarial[active[moving]] = (images[active][moving] + delta).clamp(0.0, 1.0)
+        which = active[moving]
+        image_step = step[which] if isinstance(step, Tensor) else step
+        image_epsilon = epsilon[which] if isinstance(epsilon, Tensor) else epsilon
+        stepped = current[moving] + image_step * _ascent_direction(gradient[moving], norm)
+        delta = _project(stepped - images[which], image_epsilon, norm)
+        adversarial[which] = (images[which] + delta).clamp(0.0, 1.0)
     return adversarial, done
+
+
+def descend_per_image(
+    model: PixelSpaceNet,
+    images: Tensor,
+    labels: Tensor,
+    epsilons: Tensor,
+    *,
+    timesteps: int,
+    readout: Readout,
+    norm: Norm,
+    steps: int,
+) -> tuple[Tensor, Tensor]:
+    """BIM from the clean images with one budget per image (``epsilons`` float [B]), step
+    2.5 * epsilon / steps: (adversarial images, bool [B] fooled)."""
+    radius = epsilons.to(images).view(-1, *([1] * (images.dim() - 1)))
+    return _descend(
+        model, images.detach(), labels, images.detach().clone(), None, epsilon=radius,
+        timesteps=timesteps, readout=readout, norm=norm, steps=steps, step=2.5 * radius / steps,
+    )  # fmt: skip
 
 
 def bim(
