@@ -79,18 +79,25 @@ def test_v1_attack_budgets_and_skipped_square_are_migrated() -> None:
 
 def test_evaluating_the_v1_settings_again_gives_the_v1_results(tmp_path) -> None:
     """The same run and options as ``full/`` (its README), evaluated by this code: the same
-    numbers in every section and the same tables."""
+    numbers in every section and the same tables, except the attacks' success rates: since #18
+    random starts and Square's draws are seeded per image (and PGD restarts 5 times by
+    default), so those draws differ from v1's; the clean rates and the layout stay."""
     run = make_run_dir(tmp_path / "run", timesteps=2)
     out = tmp_path / "out"
     options = (V1 / "README.md").read_text().split("`full/`: `")[1].split("`")[0].split()[5:]
     assert main(["evaluate", str(run), "--out", str(out), *options]) == 0
     now, then = read_results(out), read_results(V1 / "full")
-    assert now.attacks == then.attacks
+    assert now.attacks is not None and then.attacks is not None
+    assert now.attacks.clean_success == then.attacks.clean_success
+    assert now.attacks.readouts == then.attacks.readouts
+    assert now.attacks.epsilons == then.attacks.epsilons
+    assert [r.name for r in now.attacks.attacks] == [r.name for r in then.attacks.attacks]
     assert now.corruption == then.corruption
     assert now.analysis is not None and then.analysis is not None
     assert now.analysis.to_json() == then.analysis.to_json()
     for name in then.tables:
-        assert (out / name).read_text() == (V1 / "full" / name).read_text(), name
+        if name != "attacks.csv":
+            assert (out / name).read_text() == (V1 / "full" / name).read_text(), name
 
 
 def test_unknown_format_is_refused_in_one_line_naming_it(tmp_path) -> None:
