@@ -42,24 +42,29 @@ def test_two_processes_write_the_attacks_one_process_writes(tmp_path: Path) -> N
 
 
 def test_an_images_attack_does_not_depend_on_its_batch() -> None:
+    """Each image draws from its own generator: attacked in a batch, in the reversed batch or
+    alone, it comes out the same."""
     model = PixelSpaceNet(make_pnet(timesteps=TIMESTEPS)).eval()
     images, labels = sample_images(6)
+    reverse = torch.arange(5, -1, -1)
 
-    def generators() -> list[torch.Generator]:
-        return [torch.Generator().manual_seed(100 + i) for i in range(6)]
+    def generators(order: list[int]) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(100 + i) for i in order]
 
+    # A budget at which some images fall early and others take many windows, so that the batch
+    # shrinks while the others go on.
     settings = {"epsilon": 0.1, "timesteps": TIMESTEPS, "readout": 0}
-    together = square(model, images, labels, queries=8, generator=generators(), **settings)
-    started = pgd(model, images, labels, steps=2, restarts=2, generator=generators(), **settings)
-    for i in (0, 3, 5):
-        alone = [torch.Generator().manual_seed(100 + i)]
-        one = square(model, images[i : i + 1], labels[i : i + 1], queries=8, generator=alone,
-                     **settings)  # fmt: skip
-        torch.testing.assert_close(one[0], together[i], rtol=0, atol=1e-6)
-        alone = [torch.Generator().manual_seed(100 + i)]
-        one = pgd(model, images[i : i + 1], labels[i : i + 1], steps=2, restarts=2,
-                  generator=alone, **settings)  # fmt: skip
-        torch.testing.assert_close(one[0], started[i], rtol=0, atol=1e-6)
+    for attack, budget in ((square, {"queries": 30}), (pgd, {"steps": 2, "restarts": 2})):
+        together = attack(model, images, labels, generator=generators(list(range(6))),
+                          **budget, **settings)  # fmt: skip
+        backwards = attack(model, images[reverse], labels[reverse],
+                           generator=generators(reverse.tolist()), **budget,
+                           **settings)  # fmt: skip
+        torch.testing.assert_close(backwards[reverse], together, rtol=0, atol=1e-6)
+        for i in (0, 3):
+            one = attack(model, images[i : i + 1], labels[i : i + 1], generator=generators([i]),
+                         **budget, **settings)  # fmt: skip
+            torch.testing.assert_close(one[0], together[i], rtol=0, atol=1e-6)
 
 
 def test_the_cost_estimate_counts_passes_times_unrolled_timesteps() -> None:

@@ -110,10 +110,11 @@ def test_predify_bim_equals_foolbox_bim_image_by_image(model) -> None:
         torch.testing.assert_close(ours[kept], theirs[kept], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_autoattack_runs_on_the_classifier_and_agrees_with_torchattacks(model) -> None:
     """pyautoattack (the authors' code) through predify's wrapper and torchattacks' AutoAttack
     port, standard version, same images and budget: robust accuracies within a few images.
-    Measured (64 MNIST-5k images, eps 0.05): see the report of issue #18."""
+    Takes about a minute on two shared CPU cores."""
     pytest.importorskip("pyautoattack")
     torchattacks = pytest.importorskip("torchattacks")
     images, labels = sample_images(24)
