@@ -28,6 +28,7 @@ from predify.evaluate.attacks import (
     target_labels,
 )
 from predify.evaluate.pixel_space import PixelSpaceNet
+from predify.evaluate.readout_classifier import classifier
 
 T = TIMESTEPS
 
@@ -96,7 +97,7 @@ def test_success_grows_with_epsilon(model, batch) -> None:
     epsilons = [0.0, 0.05, 0.1, 0.2, 0.3]
     report = run_attacks(
         model, images, labels, attacks=["pgd", "bim"], epsilons=epsilons, timesteps=T,
-        readouts=[0, T], steps=8, n_resamples=0, progress=False,
+        readouts=[0, T], steps=8, restarts=1, n_resamples=0, progress=False,
     )  # fmt: skip
     clean = report.clean_success
     for result in report.attacks:
@@ -199,28 +200,17 @@ def test_input_gradient_is_the_derivative_of_the_unrolled_loss(batch) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class _FeedForwardReadout(torch.nn.Module):
-    """logits[0] of the model: the [B, K] classifier torchattacks expects."""
-
-    def __init__(self, model: PixelSpaceNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images, timesteps=0).logits[0]
-
-
 def test_attacks_match_torchattacks_on_the_feedforward_readout(model) -> None:
     """torchattacks (installed by the test extra; predify never imports it) is the independent
     reference: its Square (p_init 0.8, margin loss) and PGD reach the success rates of ours at the
     same budget (measured: Square 0.61/0.50/0.56 vs ours 0.59/0.52/0.55 over seeds 0-2)."""
     torchattacks = pytest.importorskip("torchattacks")
     images, labels = sample_images(64)
-    classifier = _FeedForwardReadout(model)
+    feedforward = classifier(model, timestep=0)
     ours, theirs = [], []
     for seed in range(3):
         reference = torchattacks.Square(
-            classifier, norm="Linf", eps=0.1, n_queries=60, p_init=0.8, seed=seed
+            feedforward, norm="Linf", eps=0.1, n_queries=60, p_init=0.8, seed=seed
         )
         theirs.append(_success_at(model, reference(images, labels), labels)[0])
         mine = square(
@@ -230,8 +220,8 @@ def test_attacks_match_torchattacks_on_the_feedforward_readout(model) -> None:
         ours.append(_success_at(model, mine, labels)[0])
     assert abs(float(sum(ours) - sum(theirs))) / 3 < 0.08, (ours, theirs)
     torch.manual_seed(0)
-    reference_pgd = torchattacks.PGD(classifier, eps=0.1, alpha=0.025, steps=10)(images, labels)
-    mine = pgd(model, images, labels, epsilon=0.1, timesteps=T, readout=0, steps=10)
+    reference_pgd = torchattacks.PGD(feedforward, eps=0.1, alpha=0.025, steps=10)(images, labels)
+    mine = pgd(model, images, labels, epsilon=0.1, timesteps=T, readout=0, steps=10, restarts=1)
     difference = _success_at(model, reference_pgd, labels)[0] - _success_at(model, mine, labels)[0]
     assert abs(float(difference)) < 0.08
 
@@ -298,7 +288,7 @@ def test_masking_checks_flag_truly_masked_gradients_and_stay_quiet_otherwise() -
     images, labels = sample_images(32)
     settings = {
         "attacks": ["pgd", "square"], "epsilons": [0.1, 0.3], "timesteps": T, "readouts": [0, T],
-        "steps": 8, "square_queries": 60, "n_resamples": 0, "progress": False,
+        "steps": 8, "restarts": 1, "square_queries": 60, "n_resamples": 0, "progress": False,
     }  # fmt: skip
     masked = run_attacks(_QuantisedInput(make_pnet(timesteps=T)).eval(), images, labels, **settings)
     checks = masked.checks
@@ -316,7 +306,7 @@ def test_transfer_reuses_the_feedforward_attack_and_reports_every_timestep(model
     images, labels = batch[0][:16], batch[1][:16]
     report = run_attacks(
         model, images, labels, attacks=["pgd", "square", "transfer"], epsilons=[0.1, 0.3],
-        timesteps=T, steps=6, square_queries=20, n_resamples=50, progress=False,
+        timesteps=T, steps=6, restarts=1, square_queries=20, n_resamples=50, progress=False,
     )  # fmt: skip
     assert report.readouts == tuple(range(T + 1))
     pgd_result, square_result, transfer_result = report.attacks

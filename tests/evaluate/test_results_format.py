@@ -79,13 +79,19 @@ def test_v1_attack_budgets_and_skipped_square_are_migrated() -> None:
 
 def test_evaluating_the_v1_settings_again_gives_the_v1_results(tmp_path) -> None:
     """The same run and options as ``full/`` (its README), evaluated by this code: the same
-    numbers in every section and the same tables."""
+    numbers wherever no random draw enters, and the same layout. Since #18 every random draw
+    (corruption noise, the analysis's noise, attack starts, Square) is seeded per image (v1: per
+    cell and batch) and PGD restarts 5 times by default, so those numbers differ from v1's."""
     run = make_run_dir(tmp_path / "run", timesteps=2)
     out = tmp_path / "out"
     options = (V1 / "README.md").read_text().split("`full/`: `")[1].split("`")[0].split()[5:]
     assert main(["evaluate", str(run), "--out", str(out), *options]) == 0
     now, then = read_results(out), read_results(V1 / "full")
-    assert now.attacks == then.attacks
+    assert now.attacks is not None and then.attacks is not None
+    assert now.attacks.clean_success == then.attacks.clean_success
+    assert now.attacks.readouts == then.attacks.readouts
+    assert now.attacks.epsilons == then.attacks.epsilons
+    assert [r.name for r in now.attacks.attacks] == [r.name for r in then.attacks.attacks]
     assert now.corruption is not None and then.corruption is not None
     # Issue #18 seeds every image's random draws by the image (v1: by the cell and batch), so
     # the random corruption (gaussian_noise) and the analysis's noise draw other numbers; the
@@ -97,8 +103,9 @@ def test_evaluating_the_v1_settings_again_gives_the_v1_results(tmp_path) -> None
     assert now.analysis is not None and then.analysis is not None
     clean_errors = now.analysis.prediction_error_clean, then.analysis.prediction_error_clean
     assert clean_errors[0].tolist() == clean_errors[1].tolist()
+    # The tables of the clean images and of the deterministic corruption keep v1's bytes.
     for name in then.tables:
-        if name == "attacks.csv":
+        if name != "attacks.csv" and "gaussian_noise" not in (V1 / "full" / name).read_text():
             assert (out / name).read_text() == (V1 / "full" / name).read_text(), name
 
 

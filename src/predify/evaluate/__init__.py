@@ -8,6 +8,9 @@
 * `attacks`: PGD/BIM through the dynamics, Square, transfer from t = 0, and the campaign
   that runs them ([`AttackReport`][predify.evaluate.attacks.AttackReport]: per attack, epsilon
   and readout).
+* `readout_classifier`: [`classifier()`][predify.evaluate.readout_classifier.classifier], the
+  network at one readout as the [B, K]-logits module that torchattacks, foolbox and AutoAttack
+  take.
 * `analysis`: correlation distance of clean vs noisy representations,
   prediction errors, reconstructions.
 * `plots`: the PNG plots (matplotlib is imported only when drawing).
@@ -67,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
         top1_error,
     )
     from .pixel_space import PixelSpaceNet, check_pixel_range
+    from .readout_classifier import ReadoutClassifier, classifier
     from .results import EvaluatedData, EvaluationReport, read_results
     from .robustness import (
         AlexNetSummary,
@@ -99,6 +103,7 @@ __all__ = [
     "MaskingChecks",
     "OnTheFlyCorruptions",
     "PixelSpaceNet",
+    "ReadoutClassifier",
     "ReadoutResult",
     "Reconstructions",
     "RepresentationAnalysis",
@@ -108,6 +113,7 @@ __all__ = [
     "bootstrap_ci",
     "ce_relative_to_t0",
     "check_pixel_range",
+    "classifier",
     "correlation_distance",
     "corrupt",
     "corruption_error",
@@ -146,6 +152,7 @@ _NAMES_BY_MODULE = {
     "metrics": "bootstrap_ci ce_relative_to_t0 corruption_error mean_corruption_error "
     "misclassified paired_bootstrap_diff relative_corruption_error top1_error",
     "pixel_space": "PixelSpaceNet check_pixel_range",
+    "readout_classifier": "ReadoutClassifier classifier",
     "robustness": "AlexNetSummary BenchmarkCorruptions CellResult CorruptionSummary "
     "CorruptionSweep OnTheFlyCorruptions corruption_sweep evaluate_cell summarize_sweep",
     "api": "EvaluateSettings evaluate_run",

@@ -11,9 +11,10 @@ test split (``mnist5k:test`` with the run's split seed for the demo) or on ``set
 1. corruptions: top-1 error for each corruption x severity x timestep, CE relative to t = 0,
    relative mCE, bootstrap 95% intervals (and AlexNet-normalised CE/mCE for a 1000-class model
    on ImageNet-like data); pre-generated CIFAR-C / ImageNet-C with ``benchmark``;
-2. adversarial attacks through the dynamics: PGD (and BIM) against each timestep's readout,
-   a gradient-free Square attack and a transfer attack from t = 0, success per timestep and
-   epsilon, with gradient-masking checks;
+2. adversarial attacks through the dynamics: PGD (and BIM, AutoAttack) against each
+   timestep's readout, a gradient-free Square attack and a transfer attack from t = 0, success
+   per timestep and epsilon, with gradient-masking checks; the median minimal perturbation
+   (``minimal``);
 3. representation analysis: correlation distance between clean and noisy representations per
    pcoder and timestep, prediction errors over time, reconstructions.
 
@@ -28,10 +29,11 @@ Defaults, chosen so that a run on the demo's shallow MNIST model takes about two
 CPU cores: 250 images; the nine cheap corruptions of
 [`DEFAULT_CORRUPTIONS`][predify.evaluate.api.DEFAULT_CORRUPTIONS] (noise, blur,
 digital; the weather ones and zoom/elastic/glass are slower to generate) at severities 1-5; the
-run's number of timesteps; PGD against about six readouts (every timestep up to T = 5), Square
-(50 queries, at t = 0 and T) and transfer attacks on 32 images at three L-inf budgets (0.05, 0.1,
-0.3 for 1-channel images; 1/255, 4/255, 16/255 otherwise); the analysis on 100 images; 1000
-bootstrap resamples. For publishable numbers raise ``max_images`` and ``attack_images``.
+run's number of timesteps; PGD (50 steps, 5 restarts) against about six readouts (every timestep
+up to T = 5), Square (5000 queries, at t = 0 and T) and transfer attacks on 32 images at three
+L-inf budgets (0.05, 0.1, 0.3 for 1-channel images; 1/255, 4/255, 16/255 otherwise); the analysis
+on 100 images; 1000 bootstrap resamples. The attack budgets are those of the literature, not
+cut for speed; for publishable numbers raise ``max_images`` and ``attack_images``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,7 +69,7 @@ from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
 from ..runtime.validation import check_int
 from .analysis import Reconstructions, RepresentationAnalysis
-from .attacks import AttackReport
+from .attacks import AttackReport, CostEstimate
 from .corruptions import frost_source
 from .data import EvaluationData, benchmark_source, check_classes, load_evaluation_data
 from .pixel_space import PixelSpaceNet
@@ -118,7 +120,7 @@ class EvaluateSettings:
             comma-separated names).
         severities: ints 1..5, or a spec string (``1-5``, ``1,3,5``).
         timesteps: T (default: the run's).
-        attacks: a subset of ``pgd, bim, square, transfer``.
+        attacks: a subset of ``pgd, bim, square, transfer, autoattack, minimal``.
         epsilons: attack budgets in pixel units, numbers or fractions such as ``"8/255"``
             (default: by norm and channel count).
         attack_timesteps: readouts PGD/BIM attack: ``auto``, ``all``, ``sum`` or timesteps.
@@ -133,6 +135,8 @@ class EvaluateSettings:
         precision, channels_last, compile: how the network runs
             (`predify.runtime.precision.Execution`: autocast to bf16/fp16, NHWC, torch.compile).
         progress: progress bars; None: only on a terminal.
+        announce: called (on rank 0) with the one-line cost estimate before any work starts
+            (``predify evaluate`` prints it).
     """
 
     out: str | os.PathLike[str] | None = None
@@ -149,8 +153,10 @@ class EvaluateSettings:
     attack_timesteps: str | Sequence[int] = "auto"
     square_timesteps: str | Sequence[int] = "ends"
     attack_images: int = 32
-    attack_steps: int = 10
-    square_queries: int = 50
+    attack_steps: int = 50
+    attack_restarts: int = 5
+    square_queries: int = 5000
+    minimal_steps: int = 20
     analysis: bool = True
     analysis_images: int = 100
     max_images: int | Literal["all"] | None = None
@@ -167,6 +173,7 @@ class EvaluateSettings:
     restart: bool = False
     plots: bool = True
     progress: bool | None = None
+    announce: Callable[[str], None] | None = None
 
 
 # ---------------------------------------------------------------------- settings checks
@@ -266,7 +273,9 @@ def _check_settings(settings: EvaluateSettings) -> _Checked:
         "batch_size",
         "attack_images",
         "attack_steps",
+        "attack_restarts",
         "square_queries",
+        "minimal_steps",
         "analysis_images",
     ):
         check_int(getattr(settings, name), _option(name))
@@ -397,8 +406,9 @@ def _attack_section(
     model: PixelSpaceNet,
     data: EvaluationData,
     timesteps: int,
-    store: ResultStore,
-) -> AttackReport:
+    store: ResultStore | None,
+    distributed: DistributedInfo | None,
+) -> AttackReport | None:
     from .attacks import default_epsilons, run_attacks
 
     classes = model.num_classes()
@@ -415,9 +425,11 @@ def _attack_section(
         epsilons=epsilons, timesteps=timesteps, norm=settings.norm,
         targeted=settings.targeted, target_shift=settings.target_shift,
         num_classes=classes, readouts=readouts, square_readouts=square_readouts,
-        steps=settings.attack_steps, square_queries=settings.square_queries,
+        steps=settings.attack_steps, restarts=settings.attack_restarts,
+        square_queries=settings.square_queries, minimal_steps=settings.minimal_steps,
         batch_size=settings.batch_size, seed=settings.seed,
         n_resamples=settings.bootstrap, store=store, progress=settings.progress,
+        distributed=distributed,
     )  # fmt: skip
 
 
@@ -433,10 +445,10 @@ def evaluate_run(
     same settings.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the corruption cells are shared among the processes
-    ([`corruption_sweep()`][predify.evaluate.robustness.corruption_sweep]); rank 0 gathers them,
-    computes the
-    attacks and the analysis, and alone writes files and shows progress: ``results.json`` holds
-    the numbers one process would write, plus ``world_size``. The other ranks return a report
+    ([`corruption_sweep()`][predify.evaluate.robustness.corruption_sweep]) and so are the attacked
+    images (by chunks of ``batch_size``); rank 0 gathers them, computes the analysis, and alone
+    writes files and shows progress: ``results.json`` holds the numbers one process would write,
+    plus ``world_size``. The other ranks return a report
     with ``is_main`` False once their cells are done.
 
     Raises:
@@ -481,6 +493,8 @@ def _evaluate(
     check_classes(model.num_classes(), loaded, data)
     _check_attack_settings(settings, timesteps, model.num_classes())
     frost = frost_source() if "frost" in checked.corruptions else None
+    if main and settings.announce is not None:
+        settings.announce(_cost_estimate(settings, checked, data, timesteps, model).line())
     report = EvaluationReport(
         run_dir=str(loaded.path),
         model=loaded.config.name,
@@ -502,12 +516,15 @@ def _evaluate(
         is_main=main,
     )
     if not main:
-        # The corruption cells and the analysis are shared; attacks run on rank 0.
+        # The corruption cells, the analysis and the attacked images are shared, in the order
+        # rank 0 runs them.
         with autocast(checked.device, checked.execution):
             if checked.corruptions:
                 _corruption_section(settings, checked, model, data, timesteps, None, distributed)
             if settings.analysis:
                 _analysis_section(settings, checked, model, data, timesteps, None, distributed)
+            if checked.attacks:
+                _attack_section(settings, checked, model, data, timesteps, None, distributed)
         return report
     store_settings = _store_settings(settings, checked, loaded, data, timesteps, frost)
     with _store_folder(settings.out) as folder, autocast(checked.device, checked.execution):
@@ -517,14 +534,16 @@ def _evaluate(
                 settings, checked, model, data, timesteps, store, distributed
             )
         if settings.analysis:
-            # Before the attacks, which rank 0 runs alone: the other ranks share this first.
+            # Before the attacks, in the order every rank runs the shared sections.
             analysed = _analysis_section(
                 settings, checked, model, data, timesteps, store, distributed
             )
             assert analysed is not None
             report.analysis, report.reconstructions = analysed
         if checked.attacks:
-            report.attacks = _attack_section(settings, checked, model, data, timesteps, store)
+            report.attacks = _attack_section(
+                settings, checked, model, data, timesteps, store, distributed
+            )
         report.elapsed_seconds = round(time.perf_counter() - started, 2)
         # Still inside the folder's lock: results.json last, so that it means "all written".
         if settings.out is not None:
@@ -533,6 +552,33 @@ def _evaluate(
                 report.plots = write_plots(folder, report)
             atomic_write_json(folder / "results.json", report.to_json())
     return report
+
+
+def _cost_estimate(
+    settings: EvaluateSettings,
+    checked: _Checked,
+    data: EvaluationData,
+    timesteps: int,
+    model: PixelSpaceNet,
+) -> CostEstimate:
+    """The run's cost, counted from the settings before anything is computed."""
+    from .attacks import AttackCost, attack_cost, default_epsilons
+
+    cost = AttackCost()
+    if checked.attacks:
+        epsilons = checked.epsilons or default_epsilons(settings.norm, int(data.images.shape[1]))
+        square_readouts = parse_readouts(settings.square_timesteps, timesteps, allow_sum=False)
+        assert not isinstance(square_readouts, str)
+        cost = attack_cost(
+            checked.attacks, epsilons, timesteps, norm=settings.norm, targeted=settings.targeted,
+            readouts=parse_readouts(settings.attack_timesteps, timesteps),
+            square_readouts=square_readouts, steps=settings.attack_steps,
+            restarts=settings.attack_restarts, square_queries=settings.square_queries,
+            minimal_steps=settings.minimal_steps, num_classes=model.num_classes(),
+        )  # fmt: skip
+    cells = len(checked.corruptions) * len(checked.severities) + 1 if checked.corruptions else 0
+    attacked = min(settings.attack_images, len(data.images)) if checked.attacks else 0
+    return CostEstimate(cells, len(data.images), timesteps, cost, attacked)
 
 
 def _check_attack_settings(settings: EvaluateSettings, timesteps: int, classes: int) -> None:

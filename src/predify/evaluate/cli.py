@@ -48,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--timesteps", type=nonnegative_int, metavar="T",
            help="timesteps to unroll (default: the run's)")
     option("--attacks", default=",".join(DEFAULT_ATTACKS), metavar="LIST",
-           help="comma-separated subset of pgd,bim,square,transfer, or none "
-           "(default pgd,square,transfer)")
+           help="comma-separated subset of pgd,bim,square,transfer,autoattack,minimal, or none "
+           "(default pgd,square,transfer; autoattack: AutoAttack's standard version, minimal: the "
+           "median minimal L2 and L-inf perturbation; autoattack needs pip install "
+           "'predify[attacks]')")
     option("--epsilons", metavar="LIST",
            help="attack budgets in pixel units, e.g. 0.05,0.1,0.3 or 2/255,8/255 (default: "
            "0.05,0.1,0.3 in L-inf and 0.5,1.5,5 in L2 for 1-channel images; 1/255,4/255,16/255 "
@@ -64,9 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--square-timesteps", default="ends", metavar="LIST",
            help="readouts the Square attack aims at: ends (0 and T), all, or a list (default ends)")
     option("--attack-images", type=positive_int, default=32, metavar="N", help="default 32")
-    option("--attack-steps", type=positive_int, default=10, help="PGD/BIM steps (default 10)")
-    option("--square-queries", type=positive_int, default=50,
-           help="Square queries per image (default 50)")
+    option("--attack-steps", type=positive_int, default=50,
+           help="PGD/BIM steps (default 50)")
+    option("--attack-restarts", type=positive_int, default=5,
+           help="PGD random starts (default 5)")
+    option("--square-queries", type=positive_int, default=5000,
+           help="Square queries per image (default 5000, as in AutoAttack)")
+    option("--minimal-steps", type=positive_int, default=20,
+           help="attack steps per budget tried by --attacks minimal (default 20)")
     option("--analysis", action=argparse.BooleanOptionalAction, default=True,
            help="representation analysis and reconstructions (default on)")
     option("--analysis-images", type=positive_int, default=100, metavar="N", help="default 100")
@@ -106,13 +113,19 @@ def settings_from_args(args: argparse.Namespace) -> EvaluateSettings:
         norm=args.norm, targeted=args.targeted, target_shift=args.target_shift,
         attack_timesteps=args.attack_timesteps, square_timesteps=args.square_timesteps,
         attack_images=args.attack_images, attack_steps=args.attack_steps,
-        square_queries=args.square_queries, analysis=args.analysis,
+        attack_restarts=args.attack_restarts, square_queries=args.square_queries,
+        minimal_steps=args.minimal_steps, analysis=args.analysis,
         analysis_images=args.analysis_images, max_images=args.max_images, subset=args.subset,
         skip_bad_images=args.skip_bad_images, workers=args.workers,
         batch_size=args.batch_size, bootstrap=args.bootstrap, seed=args.seed,
         device=args.device, restart=args.restart, plots=not args.no_plots,
-        progress=progress_from_args(args), **execution_from_args(args),  # type: ignore[arg-type]
+        progress=progress_from_args(args), announce=_print_line,
+        **execution_from_args(args),  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ that needs no gradient."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -12,7 +14,7 @@ from torch import Tensor
 from ...errors import ConfigError
 from ..pixel_space import PixelSpaceNet, check_pixel_range
 from .objectives import Readout, check_readout
-from .white_box import check_budget
+from .white_box import check_budget, image_generators
 
 __all__ = ["square"]
 
@@ -45,6 +47,36 @@ def _margin(logits: Tensor, labels: Tensor, readout: Readout, targets: Tensor | 
     return margin.max(dim=0).values
 
 
+@dataclass(frozen=True)
+class _Draws:
+    """Every random draw of a Square run, per image from its own generator (so an image's
+    attack does not depend on its batch): the initial stripes' signs [B, C, 1, W], and per
+    query the window's corner as fractions in [0, 1) [B, Q] and its signs [B, Q, C]."""
+
+    stripes: Tensor
+    top: Tensor
+    left: Tensor
+    signs: Tensor
+
+    @classmethod
+    def draw(cls, generators: list[torch.Generator], shape: torch.Size, queries: int) -> _Draws:
+        _, channels, _, width = shape
+
+        def signs(generator: torch.Generator, *size: int) -> Tensor:
+            return torch.randint(0, 2, size, generator=generator).float() * 2 - 1
+
+        per_image = [
+            (
+                signs(g, channels, 1, width),
+                torch.rand(queries, generator=g),
+                torch.rand(queries, generator=g),
+                signs(g, queries, channels),
+            )
+            for g in generators
+        ]
+        return cls(*(torch.stack(parts) for parts in zip(*per_image, strict=True)))
+
+
 def square(
     model: PixelSpaceNet,
     images: Tensor,
@@ -53,10 +85,10 @@ def square(
     epsilon: float,
     timesteps: int,
     readout: Readout,
-    queries: int = 300,
+    queries: int = 5000,
     p_init: float = 0.8,
     targets: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """Square attack (L-inf), gradient-free: random square updates at the corners of the ball.
 
@@ -67,9 +99,12 @@ def square(
 
     Args:
         images: [B, C, H, W] in [0, 1].
-        queries: forward passes per image at most (including the initialisation).
+        queries: forward passes per image at most (including the initialisation); 5000, the
+            budget of the paper's ImageNet experiments and of AutoAttack's standard version.
         p_init: initial fraction of the image a window covers; 0.8, the paper's L-inf value
             (0.1 finds far fewer adversarials at small budgets, too weak to reveal masking).
+        generator: one generator per image, or one for the batch (see
+            [`pgd()`][predify.evaluate.attacks.pgd]).
 
     The other arguments are those of [`pgd()`][predify.evaluate.attacks.pgd].
 
@@ -84,12 +119,8 @@ def square(
     images = images.detach()
     if epsilon == 0:
         return images.clone()
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    batch, channels, height, width = images.shape
-
-    def signs(shape: tuple[int, ...]) -> Tensor:
-        draws = torch.randint(0, 2, shape, generator=generator, device=generator.device)
-        return (draws * 2 - 1).to(images)
+    draws = _Draws.draw(image_generators(generator, len(images)), images.shape, queries)
+    batch, _, height, width = images.shape
 
     def margins(candidates: Tensor, index: Tensor) -> Tensor:
         with torch.inference_mode():
@@ -98,7 +129,7 @@ def square(
         return _margin(logits, labels[index], readout, wanted)
 
     everyone = torch.arange(batch, device=images.device)
-    adversarial = (images + epsilon * signs((batch, channels, 1, width))).clamp(0.0, 1.0)
+    adversarial = (images + epsilon * draws.stripes.to(images)).clamp(0.0, 1.0)
     margin = margins(adversarial, everyone)
     rows = torch.arange(height, device=images.device)
     cols = torch.arange(width, device=images.device)
@@ -108,17 +139,23 @@ def square(
             break
         fraction = _square_fraction(p_init, iteration, queries)
         side = int(min(max(round(math.sqrt(fraction * height * width)), 1), height, width))
-        count = active.numel()
-        top = torch.randint(0, height - side + 1, (count,), generator=generator).to(rows.device)
-        left = torch.randint(0, width - side + 1, (count,), generator=generator).to(cols.device)
+        chosen = active.cpu()
+        top = _corner(draws.top[chosen, iteration], height - side).to(rows.device)
+        left = _corner(draws.left[chosen, iteration], width - side).to(cols.device)
         in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)  # [n, H]
         in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)  # [n, W]
         window = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)  # [n, 1, H, W]
         delta = adversarial[active] - images[active]
-        delta = torch.where(window, epsilon * signs((count, channels, 1, 1)), delta)
+        window_signs = draws.signs[chosen, iteration].to(images)[:, :, None, None]
+        delta = torch.where(window, epsilon * window_signs, delta)
         candidate = (images[active] + delta).clamp(0.0, 1.0)
         candidate_margin = margins(candidate, active)
         better = candidate_margin < margin[active]
         adversarial[active[better]] = candidate[better]
         margin[active[better]] = candidate_margin[better]
     return adversarial
+
+
+def _corner(fractions: Tensor, last: int) -> Tensor:
+    """Window corners 0..last (inclusive) from uniform draws in [0, 1)."""
+    return (fractions * (last + 1)).long().clamp(max=last)

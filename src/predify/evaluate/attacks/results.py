@@ -25,6 +25,8 @@ __all__ = [
     "AttackResult",
     "EpsilonResult",
     "MaskingChecks",
+    "MinimalDistance",
+    "MinimalPerturbations",
     "ReadoutResult",
     "epsilon_label",
 ]
@@ -57,17 +59,26 @@ class AttackBudget:
     """What an attack may spend per image; None where a quantity does not apply to it.
 
     Attributes:
-        steps: gradient iterations (PGD, BIM).
-        restarts: random starts (PGD: 1; BIM starts from the image and has none).
-        queries: forward passes (Square).
+        steps: gradient iterations (PGD, BIM, the minimal-perturbation bisection per budget;
+            AutoAttack: those of APGD-CE, of APGD-T per target class and of FAB-T per target
+            class).
+        restarts: random starts (PGD; BIM starts from the image and has none).
+        queries: forward passes (Square; AutoAttack: those of its Square attack).
+        target_classes: classes each targeted attack of AutoAttack aims at in turn.
     """
 
     steps: int | None = None
     restarts: int | None = None
     queries: int | None = None
+    target_classes: int | None = None
 
     def to_json(self) -> dict[str, int | None]:
-        return {"steps": self.steps, "restarts": self.restarts, "queries": self.queries}
+        return {
+            "steps": self.steps,
+            "restarts": self.restarts,
+            "queries": self.queries,
+            "target_classes": self.target_classes,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AttackBudget:
@@ -75,7 +86,7 @@ class AttackBudget:
             value = data.get(name)
             return None if value is None else int(value)
 
-        return cls(count("steps"), count("restarts"), count("queries"))
+        return cls(count("steps"), count("restarts"), count("queries"), count("target_classes"))
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,8 @@ class AttackResult:
         epsilons: one result per budget, in increasing order of the campaign's epsilons.
         source_readout: for the transfer attack, the readout its images were crafted against.
         skipped: why the attack did not run (then ``epsilons`` is empty).
+        notes: what the attack's own checks reported (AutoAttack's flags, e.g. a randomized or
+            dynamic defense), each once.
     """
 
     name: str
@@ -158,6 +171,7 @@ class AttackResult:
     epsilons: tuple[EpsilonResult, ...] = ()
     source_readout: int | None = None
     skipped: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def readouts(self) -> list[Readout]:
@@ -178,6 +192,7 @@ class AttackResult:
             "budget": self.budget.to_json(),
             "source_readout": self.source_readout,
             "skipped": self.skipped,
+            "notes": list(self.notes),
             "epsilons": [result.to_json() for result in self.epsilons],
         }
 
@@ -191,6 +206,7 @@ class AttackResult:
             epsilons=tuple(EpsilonResult.from_json(item) for item in data["epsilons"]),
             source_readout=None if source is None else int(source),
             skipped=data.get("skipped"),
+            notes=tuple(str(note) for note in data.get("notes", ())),
         )
 
 
@@ -243,6 +259,77 @@ class MaskingChecks:
 
 
 @dataclass(frozen=True)
+class MinimalDistance:
+    """The smallest perturbation found that changes the decision at one readout, in one norm.
+
+    Attributes:
+        readout: the timestep whose prediction must change.
+        norm: ``l2`` or ``linf``, in pixel units.
+        median: the median over the images of the smallest distance found (0 for an image the
+            network already gets wrong); None when no perturbation was found for half of them
+            or more (the median is then larger than any distance found).
+        found: the fraction of images with a perturbation found (clean errors included).
+    """
+
+    readout: int
+    norm: Norm
+    median: float | None
+    found: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"readout": self.readout, "norm": self.norm, "median": self.median,
+                "found": self.found}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MinimalDistance:
+        median = data["median"]
+        return cls(
+            int(data["readout"]),
+            _norm(data["norm"]),
+            None if median is None else float(median),
+            float(data["found"]),
+        )
+
+
+@dataclass(frozen=True)
+class MinimalPerturbations:
+    """The minimal-perturbation measure of a campaign: per readout, the median smallest L2 and
+    L-inf perturbation that changes the decision.
+
+    Attributes:
+        method: how the perturbations were searched for, in words.
+        budget: what the search spent per image, readout and norm.
+        distances: one result per (readout, norm), readouts in the campaign's order, L2 first.
+    """
+
+    method: str
+    budget: AttackBudget
+    distances: tuple[MinimalDistance, ...]
+
+    def at(self, readout: int, norm: Norm) -> MinimalDistance:
+        """The result at ``readout`` in ``norm``; KeyError when it was not measured."""
+        for result in self.distances:
+            if result.readout == readout and result.norm == norm:
+                return result
+        raise KeyError(f"no minimal {norm} perturbation measured at readout {readout}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "budget": self.budget.to_json(),
+            "distances": [result.to_json() for result in self.distances],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MinimalPerturbations:
+        return cls(
+            str(data["method"]),
+            AttackBudget.from_json(data["budget"]),
+            tuple(MinimalDistance.from_json(item) for item in data["distances"]),
+        )
+
+
+@dataclass(frozen=True)
 class AttackReport:
     """What [`run_attacks()`][predify.evaluate.attacks.run_attacks] measured; `to_json()` is
     the ``attacks`` block of ``results.json``.
@@ -261,6 +348,7 @@ class AttackReport:
         clean_success: the success rate at every timestep before any attack.
         attacks: one result per attack, in the order asked for.
         checks: the gradient-masking diagnostics.
+        minimal: the minimal-perturbation measure (None when ``minimal`` was not asked for).
     """
 
     norm: Norm
@@ -275,6 +363,7 @@ class AttackReport:
     clean_success: tuple[float, ...]
     attacks: tuple[AttackResult, ...]
     checks: MaskingChecks
+    minimal: MinimalPerturbations | None = None
 
     def attack(self, name: str) -> AttackResult | None:
         """The result of the attack called ``name``; None when it was not run."""
@@ -294,6 +383,7 @@ class AttackReport:
             "clean_success": list(self.clean_success),
             "attacks": [result.to_json() for result in self.attacks],
             "checks": self.checks.to_json(),
+            "minimal_perturbation": None if self.minimal is None else self.minimal.to_json(),
         }
 
     @classmethod
@@ -338,6 +428,7 @@ class AttackReport:
         """The header fields, which both formats share, around ``attacks`` and ``checks``."""
         shift = data["target_shift"]
         objective = data["objective"]
+        minimal = data.get("minimal_perturbation")
         if objective not in ("per-timestep", "sum"):
             raise ValueError(f"unknown objective {objective!r}")
         return cls(
@@ -353,6 +444,7 @@ class AttackReport:
             clean_success=_floats(data["clean_success"]),
             attacks=attacks,
             checks=checks,
+            minimal=None if minimal is None else MinimalPerturbations.from_json(minimal),
         )
 
 
