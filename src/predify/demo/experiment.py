@@ -124,6 +124,7 @@ def _run_demo(out: Path, settings: DemoSettings, target: torch.device) -> DemoRe
         tune_images=len(splits.val) if settings.tune_images is None else settings.tune_images,
         tune_seconds_per_level=settings.tune_seconds_per_level,
         bootstrap_resamples=settings.bootstrap_resamples,
+        tune_objective=settings.tune_objective,
     )
     phase = time.perf_counter()
     report = build_report(results, settings, run)

@@ -78,16 +78,18 @@ class TuningSummary:
     seconds: float = 0.0
     stopped_by_budget: bool = False
     loss_first_steps: float = math.nan
-    """Mean mini-batch loss (cross-entropy summed over t = 1..T) of the first steps (NaN: not
-    in the file)."""
+    """Mean mini-batch loss (the tuning objective) of the first steps (NaN: not in the file)."""
     loss_last_steps: float = math.nan
     """The same over the last steps: what the tuning optimised, beside what it did to accuracy."""
     method: str = "gradient"
     split: str = "validation"
+    objective: str = "summed"
+    """What the tuning minimised (``summed``: a file written before it was a choice)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,
+            "objective": self.objective,
             "split": self.split,
             "steps": self.steps,
             "seconds": self.seconds,
@@ -190,6 +192,8 @@ class RunFacts:
     tune_images: int = 0
     tune_seconds_per_level: float = 0.0
     bootstrap_resamples: int = 0
+    tune_objective: str = "summed"
+    """What the tuning minimised (``summed``: a file written before it was a choice)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

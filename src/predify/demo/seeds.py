@@ -353,6 +353,7 @@ def _tune(
             measure_loss=False,
             seed=_level_seed(seed, "tune", sigma),
             progress=False,
+            objective=settings.tune_objective,
         )
         tuned[sigma] = list(result.effective)
         losses = [point.loss for point in result.trajectory if point.note == ""]
@@ -361,8 +362,9 @@ def _tune(
             steps=result.steps,
             seconds=round(result.seconds, 2),
             stopped_by_budget=result.stopped_by_budget,
-            # Mini-batch losses (cross-entropy summed over t = 1..T), mean of the first and of
-            # the last steps: what the tuning optimised, beside what it did to accuracy.
+            objective=result.objective,
+            # Mini-batch losses (the tuning objective), mean of the first and of the last
+            # steps: what the tuning optimised, beside what it did to accuracy.
             loss_first_steps=float(np.mean(losses[:window])) if losses else math.nan,
             loss_last_steps=float(np.mean(losses[-window:])) if losses else math.nan,
         )

@@ -67,6 +67,11 @@ class DemoSettings:
     tune_batch_size: int = 32
     """Half of ``predify tune``'s 64: as many Adam steps in about half the time, which reach
     similar values (the tuned lambda of pcoder1 at sigma 0.5: 0.57 against 0.53, one seed)."""
+    tune_objective: str = "scale-free-last"
+    """What the tuning minimises (a name of [`OBJECTIVES`][predify.tune.OBJECTIVES]): the
+    cross-entropy at t = T at its best temperature. ``summed``, the follow-up paper's summed
+    cross-entropy, rewards shrinking logits: with it the tuned dynamics collapse the
+    representations and help little at t = T."""
     tune_images: int | None = None
     """Validation images the tuning uses; None: the whole split (1000 images)."""
     tune_seconds_per_level: float = 300.0

@@ -29,7 +29,14 @@ from .hyperparameters import (
     temporary_hyperparameters,
     tuned_config,
 )
-from .objective import noisy_loss, timestep_loss
+from .objective import (
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    noisy_loss,
+    objective_loss,
+    optimal_inverse_temperature,
+    timestep_loss,
+)
 from .optuna_search import DEFAULT_PC_RANGE, tune_optuna
 from .plots import plot_accuracy, plot_reliance
 from .reliance import (
@@ -46,9 +53,11 @@ from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajector
 __all__ = [
     "DEFAULT_LR_MIXING",
     "DEFAULT_LR_PC",
+    "DEFAULT_OBJECTIVE",
     "DEFAULT_PC_RANGE",
     "LEVEL_FORMAT",
     "NOISE_FORMS",
+    "OBJECTIVES",
     "RESULTS_FORMAT",
     "LevelReport",
     "NoiseSpec",
@@ -71,6 +80,8 @@ __all__ = [
     "image_hashes",
     "load_tuned",
     "noisy_loss",
+    "objective_loss",
+    "optimal_inverse_temperature",
     "parse_noise",
     "plot_accuracy",
     "plot_reliance",

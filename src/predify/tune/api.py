@@ -63,7 +63,7 @@ from ..runtime.tables import write_csv
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .hyperparameters import effective_values
-from .objective import Normalize
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, Normalize
 from .plots import plot_accuracy, plot_reliance
 from .reliance import LevelReport, tune_and_evaluate
 from .result import (
@@ -86,6 +86,8 @@ class TuneSettings:
     Attributes:
         out: output folder (default ``RUN_DIR/tune``).
         method: ``gradient`` (Adam on the unrolled dynamics) or ``optuna`` (TPE with pruning).
+        objective: what tuning minimises, a name of [`OBJECTIVES`][predify.tune.OBJECTIVES]
+            (default ``scale-free-last``; ``summed`` is the follow-up paper's protocol).
         shared: one feedforward/feedback/pc set for all pcoders (None: as the run's config says).
         timesteps: T (default: the run's config).
         epochs, lr_mixing, lr_pc: of the gradient method; trials: of Optuna.
@@ -101,6 +103,7 @@ class TuneSettings:
 
     out: str | os.PathLike[str] | None = None
     method: Literal["gradient", "optuna"] = "gradient"
+    objective: str = DEFAULT_OBJECTIVE
     shared: bool | None = None
     timesteps: int | None = None
     epochs: int = 3
@@ -237,6 +240,10 @@ def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None
         value = getattr(settings, name)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"--{name.replace('_', '-')}: expected a value >= 0, got {value}")
+    if settings.objective not in OBJECTIVES:
+        raise ConfigError(
+            f"--objective: expected one of {', '.join(OBJECTIVES)}, got {settings.objective!r}"
+        )
     if settings.method not in ("gradient", "optuna"):
         raise ConfigError(f"--method: expected gradient or optuna, got {settings.method!r}")
     for name in ("tune_split", "eval_split"):
@@ -316,6 +323,7 @@ def _tune_level(
         "batch_size": settings.batch_size,
         "time_budget_s": settings.time_budget,
         "progress": settings.progress,
+        "objective": settings.objective,
     }
     if settings.method == "optuna":
         options["trials"] = settings.trials
@@ -474,6 +482,7 @@ def _run_settings(
     results."""
     run_settings: dict[str, Any] = {
         "method": settings.method,
+        "objective": settings.objective,
         "shared": shared,
         "timesteps": timesteps,
         "batch_size": settings.batch_size,

@@ -21,6 +21,7 @@ from ..runtime.cli_options import (
 )
 from .api import SPLITS, TuneReport, TuneSettings, tune_run
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("run_dir", metavar="RUN_DIR", help="a run directory (predify demo/train)")
     option("--noise", action="append", required=True, metavar="SPEC",
            help=f"noise to tune for, repeatable: {NOISE_FORMS}")
+    option("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
+           help="what tuning minimises: CE at t=T at its best temperature (scale-free-last, "
+           "default), the same averaged over t > T/2 (scale-free-late) or t = 1..T "
+           "(scale-free-all), or CE summed over t = 1..T (summed: the follow-up paper's, which "
+           "rewards shrinking logits; see docs/tutorials/tune.md)")
     option("--method", choices=("gradient", "optuna"), default="gradient",
            help="Adam on the unrolled dynamics (default) or Optuna's TPE search with pruning")
     layout = parser.add_mutually_exclusive_group()
@@ -67,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> TuneSettings:
     """The [`TuneSettings`][predify.tune.cli.TuneSettings] of parsed ``predify tune`` options."""
     return TuneSettings(
-        out=args.out, method=args.method, shared=args.shared, timesteps=args.timesteps,
+        out=args.out, method=args.method, objective=args.objective, shared=args.shared,
+        timesteps=args.timesteps,
         epochs=args.epochs, trials=args.trials, max_images=args.max_images,
         batch_size=args.batch_size, lr_mixing=args.lr_mixing, lr_pc=args.lr_pc,
         time_budget=args.time_budget, clip=args.clip, tune_split=args.tune_split,
@@ -98,7 +105,8 @@ def _print_summary(report: TuneReport) -> None:
         for when, series in (("before", level.before), ("after", level.after)):
             accuracies = "".join(f"{float(a):>7.3f}" for a in series.accuracy)
             print(f"{str(level.noise) if when == 'before' else '':<16}{when:<8}{accuracies}")
-    print("\nLoss on the tuning split (CE summed over t = 1..T) and the gain at the last step:")
+    objective = report.settings.get("objective", "summed")
+    print(f"\nLoss on the tuning split ({objective}) and the gain at the last step:")
     for level in levels:
         result, gain = level.result, level.gain
         before, after = result.tuning_loss_before, result.tuning_loss_after
