@@ -19,6 +19,7 @@ ones.
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from ..errors import TuningError
 from .api import RESULTS_FORMAT, SplitsUsed, TuneReport, TuneSettings, tune_run
+from .collapse import COLLAPSE_RATIO, ScaleTrace, collapse_warning
 from .data import TuneData, check_disjoint_images, image_hashes
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC, tune_gradient
 from .hyperparameters import (
@@ -38,7 +39,7 @@ from .objective import (
     timestep_loss,
 )
 from .optuna_search import DEFAULT_PC_RANGE, tune_optuna
-from .plots import plot_accuracy, plot_reliance
+from .plots import plot_accuracy, plot_reliance, plot_scales
 from .reliance import (
     LEVEL_FORMAT,
     LevelReport,
@@ -51,6 +52,7 @@ from .reliance import (
 from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
 
 __all__ = [
+    "COLLAPSE_RATIO",
     "DEFAULT_LR_MIXING",
     "DEFAULT_LR_PC",
     "DEFAULT_OBJECTIVE",
@@ -61,6 +63,7 @@ __all__ = [
     "RESULTS_FORMAT",
     "LevelReport",
     "NoiseSpec",
+    "ScaleTrace",
     "SplitsUsed",
     "TimestepAccuracy",
     "TrajectoryPoint",
@@ -73,6 +76,7 @@ __all__ = [
     "add_noise",
     "apply_hyperparameters",
     "check_disjoint_images",
+    "collapse_warning",
     "config_values",
     "effective_values",
     "evaluate_per_timestep",
@@ -85,6 +89,7 @@ __all__ = [
     "parse_noise",
     "plot_accuracy",
     "plot_reliance",
+    "plot_scales",
     "temporary_hyperparameters",
     "timestep_loss",
     "trajectory_csv",

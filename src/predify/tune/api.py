@@ -15,6 +15,7 @@ plots the tuned weights against the noise level (the reliance on feedback). Writ
     results.json              every level together
     reliance.csv, reliance.png    tuned values per pcoder against the noise level
     accuracy.png              held-out accuracy per timestep, before and after, per level
+    scales.png                logit scale and representation norms per timestep, before/after
     progress/                 the finished levels
     ([`predify.runtime.store.ResultStore`][predify.runtime.store.ResultStore])
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -60,11 +62,12 @@ from ..runtime.progress import resolve_progress
 from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
 from ..runtime.tables import write_csv
+from .collapse import collapse_warning
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .hyperparameters import effective_values
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, Normalize
-from .plots import plot_accuracy, plot_reliance
+from .plots import plot_accuracy, plot_reliance, plot_scales
 from .reliance import LevelReport, tune_and_evaluate
 from .result import (
     HYPERPARAMETER_NAMES,
@@ -596,6 +599,7 @@ def _tune_rounds(
                 _write_level(level_dir, level, payload, pnet)
                 store.put(noise.label, payload)
                 finished[noise.label] = level
+                _warn_collapse(level, len(pnet.pcoders))
                 job.say(
                     f"{noise}: tuned in {seconds:.1f} s; accuracy at t={timesteps} "
                     f"{float(level.before.accuracy[-1]):.3f} -> "
@@ -603,6 +607,15 @@ def _tune_rounds(
                 )
         bar.update(len(round_levels))
     bar.close()
+
+
+def _warn_collapse(level: LevelReport, pcoders: int) -> None:
+    """A `UserWarning` when the tuned dynamics collapse a representation."""
+    scales = level.after.scales
+    names = [f"pcoder{i + 1}" for i in range(pcoders)]
+    message = None if scales is None else collapse_warning(scales, names, f"noise {level.noise}")
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _write_tables_and_plots(
@@ -625,3 +638,12 @@ def _write_tables_and_plots(
     )
     header = ["noise", "pcoder", "module", *HYPERPARAMETER_NAMES]
     write_csv(out / "reliance.csv", header, _reliance_rows(levels, modules))
+    traced = [level for level in levels if level.before.scales and level.after.scales]
+    if traced:
+        plot_scales(
+            [str(level.noise) for level in traced],
+            [level.before.scales for level in traced if level.before.scales],
+            [level.after.scales for level in traced if level.after.scales],
+            out / "scales.png",
+            [f"pcoder{i + 1}" for i in range(len(modules))],
+        )

@@ -20,6 +20,7 @@ from ..runtime.cli_options import (
     progress_from_args,
 )
 from .api import SPLITS, TuneReport, TuneSettings, tune_run
+from .collapse import collapse_warning
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
@@ -122,6 +123,36 @@ def _print_summary(report: TuneReport) -> None:
         )
 
 
+def _print_scales(report: TuneReport) -> None:
+    """The collapse table: logit scale and representation norms at t = 0 and t = T."""
+    traced = [level for level in report.levels if level.before.scales and level.after.scales]
+    if not traced:
+        return
+    names = ["logits", *(f"pcoder{i + 1}" for i in range(len(report.pcoders)))]
+    print(
+        "\nScale per timestep (logits: std over classes; pcoders: representation norm; means "
+        "over held-out images): t = 0, t = T with the run's values, t = T tuned"
+    )
+    print(f"{'noise':<16}" + "".join(f"{name:>24}" for name in names))
+    for level in traced:
+        before, after = level.before.scales, level.after.scales
+        assert before is not None and after is not None
+        cells = [
+            (before.logit_scale[0], before.logit_scale[-1], after.logit_scale[-1]),
+            *(
+                (start[0], start[-1], tuned[-1])
+                for start, tuned in zip(
+                    before.representation_norm, after.representation_norm, strict=True
+                )
+            ),
+        ]
+        row = "".join(f"{f'{a:.3g} / {b:.3g} / {c:.3g}':>24}" for a, b, c in cells)
+        print(f"{level.noise!s:<16}{row}")
+        warning = collapse_warning(after, names[1:], f"noise {level.noise}")
+        if warning is not None:
+            print(f"WARNING {warning}")
+
+
 def run(args: argparse.Namespace) -> int:
     """``predify tune``; returns the exit status."""
     began = time.perf_counter()
@@ -129,8 +160,10 @@ def run(args: argparse.Namespace) -> int:
     if not report.is_main:  # another rank of a torchrun job: rank 0 reports
         return 0
     _print_summary(report)
+    _print_scales(report)
     print(
-        f"\nwrote {report.out}/{{results.json, reliance.csv, reliance.png, accuracy.png}} and one "
+        f"\nwrote {report.out}/{{results.json, reliance.csv, reliance.png, accuracy.png, "
+        f"scales.png}} and one "
         f"folder per noise level; {time.perf_counter() - began:.1f} s in all"
     )
     sys.stdout.flush()
