@@ -17,6 +17,7 @@ from ..errors import DataError
 from ..evaluate.analysis import correlation_distance
 from ..evaluate.metrics import misclassified
 from ..network import PNetState, PredictiveNet
+from ..tune.collapse import ScaleAccumulator, ScaleTrace
 
 __all__ = [
     "CONDITIONS",
@@ -96,6 +97,8 @@ class MainEvaluation:
     """[T+1, C, H, W] per sigma: the first decoder's prediction of the first image."""
     shown_inputs: dict[float, np.ndarray]
     """[C, H, W] per sigma: the first image as the network saw it."""
+    scales: dict[float, ScaleTrace]
+    """Per sigma: the logit scale and each pcoder's representation norm at t = 0..T."""
 
 
 def evaluate_main(
@@ -126,6 +129,7 @@ def evaluate_main(
     distance_ends: dict[float, list[Tensor]] = {sigma: [] for sigma in noisy_levels}
     shown: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
     shown_inputs: dict[float, np.ndarray] = {}
+    scales = {sigma: ScaleAccumulator(timesteps, pnet.num_pcoders) for sigma in levels}
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             part = slice(start, start + batch_size)
@@ -145,6 +149,7 @@ def evaluate_main(
                             torch.empty(timesteps + 1, len(target), dtype=torch.bool)
                         )
                     correct[sigma][-1][t] = (~misclassified(state.logits, target)).cpu()
+                    scales[sigma].add(t, state.logits, state.reps)
                     assert state.errors is not None
                     errors[sigma][t] += state.errors.double().cpu() * len(target)
                     if sigma > 0 and reference is not None:
@@ -181,6 +186,7 @@ def evaluate_main(
         },
         reconstructions={sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()},
         shown_inputs=shown_inputs,
+        scales={sigma: accumulator.result() for sigma, accumulator in scales.items()},
     )
 
 
@@ -195,8 +201,9 @@ def evaluate_condition(
     batch_size: int,
     seed: int,
     device: torch.device,
-) -> np.ndarray:
-    """bool [T+1, N]: correctness at every timestep of one control or tuned condition.
+) -> tuple[np.ndarray, ScaleTrace]:
+    """bool [T+1, N]: correctness at every timestep of one control or tuned condition, and the
+    scales of its logits and representations per timestep.
 
     ``hyperparameters``: installed for the duration (the tuned ones), None: the network's."""
     configured = pnet.hyperparameter_values()
@@ -204,6 +211,7 @@ def evaluate_condition(
         pnet.set_hyperparameters(list(hyperparameters))
     shuffle_generator = torch.Generator().manual_seed(seed)
     correct = []
+    scales = ScaleAccumulator(timesteps, pnet.num_pcoders)
     try:
         with torch.no_grad():
             for start in range(0, len(labels), batch_size):
@@ -213,13 +221,15 @@ def evaluate_condition(
                 source = derangement(len(target), shuffle_generator).to(device)
                 state = pnet.start(x, with_errors=False)
                 per_step = [~misclassified(state.logits, target)]
+                scales.add(0, state.logits, state.reps)
                 for t in range(timesteps):
                     if condition.shuffled:
                         state = with_shuffled_feedback(state, source)
                     last = t == timesteps - 1
                     state = pnet.step(state, with_predictions=not last, with_errors=False)
                     per_step.append(~misclassified(state.logits, target))
+                    scales.add(t + 1, state.logits, state.reps)
                 correct.append(torch.stack(per_step).cpu())
     finally:
         pnet.set_hyperparameters(configured)
-    return torch.cat(correct, dim=1).numpy()
+    return torch.cat(correct, dim=1).numpy(), scales.result()

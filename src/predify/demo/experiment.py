@@ -152,6 +152,7 @@ def _plot(
     plots.plot_tuned_hyperparameters(report, out / "tuned_hyperparameters.png")
     plots.plot_correlation_distance(report, out / "correlation_distance.png")
     plots.plot_prediction_error(report, out / "prediction_error.png")
+    plots.plot_scales(report, out / "scales.png")
     first = results[0]
     plots.plot_reconstructions(
         np.asarray(test_images[0]),

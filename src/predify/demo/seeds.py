@@ -34,6 +34,7 @@ from ..data.noise import add_gaussian_noise
 from ..network import PredictiveNet
 from ..runtime.runs import RunInfo, save_run
 from ..train.callbacks import Callback
+from ..tune.collapse import ScaleTrace
 from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
 from .report import TuningSummary
 from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
@@ -85,6 +86,8 @@ class SeedResult:
     reconstructions: dict[float, np.ndarray] = field(default_factory=dict)
     """[T+1, C, H, W] the first decoder's prediction of the first test image (main condition)."""
     shown_inputs: dict[float, np.ndarray] = field(default_factory=dict)
+    scales: dict[tuple[str, float], ScaleTrace] = field(default_factory=dict)
+    """Per (condition name, sigma): the logit scale and representation norms at t = 0..T."""
 
 
 # ---------------------------------------------------------------------- data and training
@@ -241,8 +244,10 @@ def run_seed(
         device, lambda: report("evaluation"),
     )  # fmt: skip
     correct = {("paper", sigma): value for sigma, value in main.correct.items()}
+    scales = {("paper", sigma): trace for sigma, trace in main.scales.items()}
     for condition in conditions_to_run(levels):
-        correct[(condition.name, condition.sigma)] = evaluate_condition(
+        key = (condition.name, condition.sigma)
+        correct[key], scales[key] = evaluate_condition(
             pnet, images, labels, noise, condition,
             tuned[condition.sigma] if condition.tuned else None, settings.timesteps,
             settings.eval_batch_size, _level_seed(seed, f"shuffle-{condition.name}",
@@ -266,6 +271,7 @@ def run_seed(
         timings={name: round(value, 2) for name, value in timings.items()},
         reconstructions=main.reconstructions,
         shown_inputs=main.shown_inputs,
+        scales=scales,
     )
 
 
