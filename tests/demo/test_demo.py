@@ -264,7 +264,7 @@ def test_a_condition_uses_its_hyperparameters_and_restores_the_network(
     def score(condition: Condition, values: list[Hyperparameters] | None) -> np.ndarray:
         return evaluate_condition(
             pnet, images, labels, noise, condition, values, 5, 50, 0, torch.device("cpu")
-        )
+        )[0]
 
     paper = score(Condition("tuned", 1.0, tuned=True), None)
     tuned = score(Condition("tuned", 1.0, tuned=True), strong)
@@ -294,7 +294,7 @@ def test_the_tuned_condition_is_what_the_tuned_values_give(demo: dict[str, Any])
                 Hyperparameters(v["feedforward"], v["feedback"], v["pc"])
                 for v in seed["tuned_hyperparameters"][key]
             ]
-            correct = evaluate_condition(
+            correct, _ = evaluate_condition(
                 pnet, images, labels, noise, Condition("tuned", float(key), tuned=True), values,
                 QUICK.timesteps, QUICK.eval_batch_size, 0, torch.device("cpu"),
             )  # fmt: skip

@@ -35,7 +35,7 @@ from ..network import PredictiveNet
 from ..runtime.runs import RunInfo, save_run
 from ..train.callbacks import Callback
 from ..tune.collapse import ScaleTrace
-from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
+from .evaluation import evaluate_condition, evaluate_main, paper_conditions, tuned_conditions
 from .report import TuningSummary
 from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
 
@@ -239,19 +239,19 @@ def run_seed(
     timings["tuning"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
+    shuffle_seeds = {
+        sigma: _level_seed(seed, "shuffle-shuffled_feedback", sigma) for sigma in levels
+    }
     main = evaluate_main(
         pnet, images, labels, noise, levels, settings.timesteps, settings.eval_batch_size,
-        device, lambda: report("evaluation"),
+        device, lambda: report("evaluation"), shuffle_seeds,
     )  # fmt: skip
-    correct = {("paper", sigma): value for sigma, value in main.correct.items()}
-    scales = {("paper", sigma): trace for sigma, trace in main.scales.items()}
-    for condition in conditions_to_run(levels):
+    correct, scales = dict(main.correct), dict(main.scales)
+    for condition in tuned_conditions(levels):
         key = (condition.name, condition.sigma)
         correct[key], scales[key] = evaluate_condition(
-            pnet, images, labels, noise, condition,
-            tuned[condition.sigma] if condition.tuned else None, settings.timesteps,
-            settings.eval_batch_size, _level_seed(seed, f"shuffle-{condition.name}",
-                                                  condition.sigma), device,
+            pnet, images, labels, noise, condition, tuned[condition.sigma], settings.timesteps,
+            settings.eval_batch_size, 0, device,
         )  # fmt: skip
         report("evaluation")
     timings["evaluation"] = time.perf_counter() - phase
@@ -401,7 +401,11 @@ def stage_totals(settings: DemoSettings, seeds: int) -> dict[str, int]:
         * settings.feedback_epochs
         * math.ceil(train_images / settings.batch_size),
         "tuning": seeds * levels * settings.tune_steps,
-        "evaluation": seeds * (levels + len(conditions_to_run(settings.noise_levels))),
+        "evaluation": seeds
+        * (
+            len(paper_conditions(settings.noise_levels))
+            + len(tuned_conditions(settings.noise_levels))
+        ),
     }
 
 
