@@ -301,3 +301,27 @@ def test_the_tuned_condition_is_what_the_tuned_values_give(demo: dict[str, Any])
             assert correct.mean(axis=1).tolist() == pytest.approx(seed["accuracy_tuned"][key])
             differs |= seed["accuracy_tuned"][key] != seed["accuracy"][key]
     assert differs
+
+
+def test_conditions_side_by_side_give_what_each_gives_alone(demo: dict[str, Any]) -> None:
+    """The batched pass of the paper-hyperparameter conditions (main, clipped noise, shuffled
+    feedback) scores each image as the condition run on its own does. Planted bug seen failing:
+    the shuffled groups' derangement applied to the whole side-by-side batch."""
+    from predify.demo.evaluation import evaluate_condition, evaluate_main, paper_conditions
+
+    pnet = load_run(demo["out"] / "seed-0").pnet.eval()
+    test, noise = evaluation_images(mnist5k_splits(SPLIT_SEED), QUICK)
+    images, labels = test.tensors
+    levels = (0.0, 1.0)
+    device = torch.device("cpu")
+    main = evaluate_main(
+        pnet, images, labels, noise, levels, 3, 50, device, lambda: None, {0.0: 7, 1.0: 8}
+    )
+    for condition in paper_conditions(levels):
+        alone, scales = evaluate_condition(
+            pnet, images, labels, noise, condition, None, 3, 50, 7 if condition.sigma == 0 else 8,
+            device,
+        )  # fmt: skip
+        key = (condition.name, condition.sigma)
+        assert (main.correct[key] == alone).all(), key
+        assert np.allclose(main.scales[key].logit_scale, scales.logit_scale, rtol=1e-5), key

@@ -30,6 +30,7 @@ from .hyperparameters import (
     temporary_hyperparameters,
     tuned_config,
 )
+from .noise import TUNE_NOISE_FORMS, CorruptionNoise, TuneNoise, parse_tune_noise
 from .objective import (
     DEFAULT_OBJECTIVE,
     OBJECTIVES,
@@ -61,6 +62,8 @@ __all__ = [
     "NOISE_FORMS",
     "OBJECTIVES",
     "RESULTS_FORMAT",
+    "TUNE_NOISE_FORMS",
+    "CorruptionNoise",
     "LevelReport",
     "NoiseSpec",
     "ScaleTrace",
@@ -68,6 +71,7 @@ __all__ = [
     "TimestepAccuracy",
     "TrajectoryPoint",
     "TuneData",
+    "TuneNoise",
     "TuneReport",
     "TuneResult",
     "TuneSettings",
@@ -87,6 +91,7 @@ __all__ = [
     "objective_loss",
     "optimal_inverse_temperature",
     "parse_noise",
+    "parse_tune_noise",
     "plot_accuracy",
     "plot_reliance",
     "plot_scales",

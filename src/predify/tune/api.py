@@ -43,7 +43,6 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write_json
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec, parse_noise
 from ..errors import ConfigError, DataError
 from ..network import PredictiveNet
 from ..runtime.device import DEFAULT_DEVICE, resolve_device
@@ -66,6 +65,7 @@ from .collapse import collapse_warning
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .hyperparameters import effective_values
+from .noise import TuneNoise, parse_tune_noise
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, Normalize
 from .plots import plot_accuracy, plot_reliance, plot_scales
 from .reliance import LevelReport, tune_and_evaluate
@@ -228,7 +228,7 @@ class TuneReport:
 
 
 # ---------------------------------------------------------------------------------- settings
-def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None:
+def _check_settings(settings: TuneSettings, noises: Sequence[TuneNoise]) -> None:
     labels = [noise.label for noise in noises]
     if not labels:
         raise ConfigError("--noise: expected at least one noise level")
@@ -314,7 +314,7 @@ def _normalizer(pnet: PredictiveNet, device: torch.device) -> Normalize | None:
 def _tune_level(
     settings: TuneSettings,
     loaded: LoadedRun,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     tuning: tuple[Tensor, Tensor],
     evaluation: tuple[Tensor, Tensor],
     normalize: Normalize | None,
@@ -379,7 +379,7 @@ def _reliance_rows(levels: Sequence[LevelReport], modules: Sequence[str]) -> lis
 # --------------------------------------------------------------------------------------- run
 def tune_run(
     run: LoadedRun | str | os.PathLike[str],
-    noises: Sequence[NoiseSpec | str],
+    noises: Sequence[TuneNoise | str],
     settings: TuneSettings | None = None,
 ) -> TuneReport:
     """Tune a run (a [`LoadedRun`][predify.runtime.runs.LoadedRun] or its directory) at each of
@@ -392,7 +392,7 @@ def tune_run(
     """
     settings = settings if settings is not None else TuneSettings()
     parsed = [
-        parse_noise(noise, clip=settings.clip) if isinstance(noise, str) else noise
+        parse_tune_noise(noise, clip=settings.clip) if isinstance(noise, str) else noise
         for noise in noises
     ]
     _check_settings(settings, parsed)
@@ -438,7 +438,7 @@ class _Job:
 
 def _tune(
     run: LoadedRun | str | os.PathLike[str],
-    parsed: list[NoiseSpec],
+    parsed: list[TuneNoise],
     settings: TuneSettings,
     execution: Execution,
     device: torch.device,
@@ -508,7 +508,7 @@ def _run_settings(
 
 
 def _finished_levels(
-    job: _Job, store: ResultStore, parsed: Sequence[NoiseSpec]
+    job: _Job, store: ResultStore, parsed: Sequence[TuneNoise]
 ) -> dict[str, LevelReport]:
     """The levels a previous call finished with the same settings, all of whose files exist."""
     finished = {}
@@ -523,7 +523,7 @@ def _finished_levels(
     return finished
 
 
-def _tune_levels(job: _Job, parsed: Sequence[NoiseSpec]) -> TuneReport:
+def _tune_levels(job: _Job, parsed: Sequence[TuneNoise]) -> TuneReport:
     """The levels, figures, tables and results.json of [`tune_run()`][predify.tune.api.tune_run],
     in the locked ``job.out`` (under torchrun: this rank's share of the levels, and on rank 0
     everything else)."""
@@ -564,7 +564,7 @@ def _tune_levels(job: _Job, parsed: Sequence[NoiseSpec]) -> TuneReport:
 
 def _tune_rounds(
     job: _Job,
-    parsed: Sequence[NoiseSpec],
+    parsed: Sequence[TuneNoise],
     todo: Sequence[int],
     store: ResultStore | None,
     finished: dict[str, LevelReport],

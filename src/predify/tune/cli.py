@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.noise import NOISE_FORMS
 from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
@@ -22,6 +21,7 @@ from ..runtime.cli_options import (
 from .api import SPLITS, TuneReport, TuneSettings, tune_run
 from .collapse import collapse_warning
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
+from .noise import TUNE_NOISE_FORMS
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # fmt: off
     option("run_dir", metavar="RUN_DIR", help="a run directory (predify demo/train)")
     option("--noise", action="append", required=True, metavar="SPEC",
-           help=f"noise to tune for, repeatable: {NOISE_FORMS}")
+           help=f"noise to tune for, repeatable: {TUNE_NOISE_FORMS}")
     option("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
            help="what tuning minimises: CE at t=T at its best temperature (scale-free-last, "
            "default), the same averaged over t > T/2 (scale-free-late) or t = 1..T "

@@ -24,7 +24,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
 from ..network import PredictiveNet
 from ..pcoder import HyperparameterModule
@@ -40,6 +39,7 @@ from .hyperparameters import (
     starting_values,
     temporary_hyperparameters,
 )
+from .noise import TuneNoise
 from .objective import (
     DEFAULT_OBJECTIVE,
     Normalize,
@@ -69,7 +69,7 @@ DEFAULT_LR_MIXING = 5e-2
 DEFAULT_LR_PC = 1e-2
 
 
-def _check_finite_gradients(parameters: Sequence[Tensor], noise: NoiseSpec, step: int) -> None:
+def _check_finite_gradients(parameters: Sequence[Tensor], noise: TuneNoise, step: int) -> None:
     for parameter in parameters:
         if parameter.grad is not None and not bool(torch.isfinite(parameter.grad).all()):
             raise TuningError(
@@ -82,7 +82,7 @@ def _check_finite_gradients(parameters: Sequence[Tensor], noise: NoiseSpec, step
 class _Plan:
     """The settings of one gradient tuning, checked."""
 
-    noise: NoiseSpec
+    noise: TuneNoise
     timesteps: int
     epochs: int
     max_steps: int | None
@@ -128,7 +128,7 @@ def _check_settings(
 def tune_gradient(
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     timesteps: int | None = None,
     epochs: int = 1,

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError
 from ..network import PredictiveNet
 from ..submodules import eval_mode
 from .data import TuneData, iterate_batches
+from .noise import TuneNoise
 
 __all__ = [
     "DEFAULT_OBJECTIVE",
@@ -172,7 +172,7 @@ def timestep_loss(logits: Tensor, labels: Tensor) -> Tensor:
 def noisy_batch(
     images: Tensor,
     labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     generator: torch.Generator,
     device: torch.device,
     normalize: Normalize | None,
@@ -197,7 +197,7 @@ def network_device(pnet: PredictiveNet) -> torch.device:
 def noisy_loss(
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     timesteps: int,
     seed: int = 0,

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
 from ..network import PredictiveNet
 from ..runtime.progress import resolve_progress
@@ -28,6 +27,7 @@ from ..runtime.validation import check_int
 from ..submodules import eval_mode
 from .data import TuneData, count_batches, iterate_batches
 from .hyperparameters import effective_values, starting_values, temporary_hyperparameters
+from .noise import TuneNoise
 from .objective import (
     DEFAULT_OBJECTIVE,
     Normalize,
@@ -96,7 +96,7 @@ def _objective(
     optuna: Any,
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     feedback: Sequence[bool],
     shared: bool,
     pc_range: tuple[float, float],
@@ -163,7 +163,7 @@ def _trajectory(
 def tune_optuna(
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     timesteps: int | None = None,
     trials: int = 30,

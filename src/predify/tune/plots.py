@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec
 from ..runtime.plotting import new_figure, save_figure
 from .collapse import ScaleTrace
+from .noise import TuneNoise
 from .result import hyperparameters_to_json
 
 __all__ = ["plot_accuracy", "plot_reliance", "plot_scales"]
@@ -33,18 +33,18 @@ def _colour_map(name: str) -> Any:
     return matplotlib.colormaps[name]
 
 
-def _noise_axis(noises: Sequence[NoiseSpec]) -> tuple[list[float], str, list[str] | None]:
+def _noise_axis(noises: Sequence[TuneNoise]) -> tuple[list[float], str, list[str] | None]:
     """x positions, the axis label, and tick labels when the kinds differ."""
     kinds = {noise.kind for noise in noises}
     if len(kinds) == 1:
         kind = kinds.pop()
-        name = {"gaussian": "sigma", "saltpepper": "p", "uniform": "w"}[kind]
-        return [noise.level for noise in noises], f"{kind} noise {name}", None
+        name = {"gaussian": "sigma", "saltpepper": "p", "uniform": "w"}.get(kind, "severity")
+        return [noise.level for noise in noises], f"{kind} {name}", None
     return list(range(len(noises))), "noise", [str(noise) for noise in noises]
 
 
 def plot_reliance(
-    noises: Sequence[NoiseSpec],
+    noises: Sequence[TuneNoise],
     tuned: Sequence[Sequence[Hyperparameters]],
     path: str | os.PathLike[str],
     *,
@@ -104,7 +104,7 @@ def plot_reliance(
 
 
 def plot_accuracy(
-    noises: Sequence[NoiseSpec],
+    noises: Sequence[TuneNoise],
     before: Sequence[Sequence[float]],
     after: Sequence[Sequence[float]],
     path: str | os.PathLike[str],

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
 from ..network import PredictiveNet
@@ -26,6 +25,7 @@ from .collapse import ScaleAccumulator, ScaleTrace
 from .data import TuneData, as_tensors, check_disjoint_images, iterate_batches
 from .gradient import tune_gradient
 from .hyperparameters import temporary_hyperparameters
+from .noise import TuneNoise
 from .objective import Normalize, check_timesteps, network_device, noisy_batch
 from .optuna_search import tune_optuna
 from .result import TuneResult
@@ -63,7 +63,7 @@ def evaluate_per_timestep(
     pnet: PredictiveNet,
     images: Tensor,
     labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     timesteps: int,
     generator: torch.Generator,
     *,
@@ -107,7 +107,7 @@ def accuracy_per_timestep(
     pnet: PredictiveNet,
     images: Tensor,
     labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     timesteps: int,
     generator: torch.Generator,
     *,
@@ -129,7 +129,7 @@ def accuracy_per_timestep(
     ).accuracy
 
 
-def evaluation_seed(seed: int, noise: NoiseSpec) -> int:
+def evaluation_seed(seed: int, noise: TuneNoise) -> int:
     """The seed of the held-out noise at one level.
 
     It depends on the noise itself, not on its position in a list of levels, so a resumed or
@@ -163,7 +163,7 @@ class LevelReport:
     gain: PairedDifference
 
     @property
-    def noise(self) -> NoiseSpec:
+    def noise(self) -> TuneNoise:
         return self.result.noise
 
     def to_json(self) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def tune_and_evaluate(
     tune_data: TuneData,
     eval_images: Tensor,
     eval_labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     method: str = "gradient",
     timesteps: int | None = None,

@@ -12,10 +12,10 @@ from typing import Any
 
 from .._io import atomic_write_text
 from ..config import Hyperparameters, PNetConfig
-from ..data.noise import NoiseSpec, parse_noise
 from ..errors import DataError
 from ..network import PredictiveNet
 from .hyperparameters import apply_hyperparameters, tuned_config
+from .noise import TuneNoise, parse_tune_noise
 from .objective import DEFAULT_OBJECTIVE, check_objective
 
 __all__ = [
@@ -118,7 +118,7 @@ class TuneResult:
     """
 
     method: str
-    noise: NoiseSpec
+    noise: TuneNoise
     shared: bool
     timesteps: int
     hyperparameters: list[Hyperparameters]
@@ -181,7 +181,7 @@ class TuneResult:
                 method=str(data["method"]),
                 # Before the objective was a choice, every tuning minimised the summed CE.
                 objective=check_objective(str(data.get("objective", "summed"))),
-                noise=parse_noise(str(data["noise"]), clip=bool(data.get("clip", False))),
+                noise=parse_tune_noise(str(data["noise"]), clip=bool(data.get("clip", False))),
                 shared=bool(data["shared"]),
                 timesteps=int(data["timesteps"]),
                 hyperparameters=sets("tuned"),
