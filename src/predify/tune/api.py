@@ -89,7 +89,7 @@ class TuneSettings:
     Attributes:
         out: output folder (default ``RUN_DIR/tune``).
         method: ``gradient`` (Adam on the unrolled dynamics) or ``optuna`` (TPE with pruning).
-        objective: what tuning minimises, a name of [`OBJECTIVES`][predify.tune.OBJECTIVES]
+        objective: what tuning minimises, a name of `predify.tune.OBJECTIVES`
             (default ``scale-free-last``; ``summed`` is the follow-up paper's protocol).
         shared: one feedforward/feedback/pc set for all pcoders (None: as the run's config says).
         timesteps: T (default: the run's config).
@@ -384,7 +384,7 @@ def tune_run(
 ) -> TuneReport:
     """Tune a run (a [`LoadedRun`][predify.runtime.runs.LoadedRun] or its directory) at each of
     ``noises``
-    (specs such as ``"gaussian:0.5"`` or [`NoiseSpec`][predify.tune.api.NoiseSpec]), write the
+    (specs such as ``"gaussian:0.5"`` or `NoiseSpec` or `CorruptionNoise`), write the
     outputs and return them.
 
     Raises:

@@ -102,7 +102,7 @@ class ScaleAccumulator:
 
 def collapse_warning(trace: ScaleTrace, pcoder_names: Sequence[str], where: str) -> str | None:
     """A one-line warning when ``trace``'s dynamics shrink a representation below
-    [`COLLAPSE_RATIO`][predify.tune.collapse.COLLAPSE_RATIO] of its t = 0 norm, else None."""
+    `COLLAPSE_RATIO` of its t = 0 norm, else None."""
     shrunk = trace.shrunk()
     if not shrunk:
         return None

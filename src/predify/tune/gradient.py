@@ -169,7 +169,7 @@ def tune_gradient(
         normalize: applied to the noisy images before the network (mean/std normalisation).
         seed: seeds the shuffling and the noise.
         progress: show a progress bar (None: only on a terminal).
-        objective: what is minimised, a name of [`OBJECTIVES`][predify.tune.OBJECTIVES]:
+        objective: what is minimised, a name of `predify.tune.OBJECTIVES`:
             ``scale-free-last`` (default), ``scale-free-late``, ``scale-free-all`` or
             ``summed`` (the follow-up paper's, which rewards shrinking logits).
 

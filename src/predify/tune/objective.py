@@ -74,7 +74,7 @@ def check_timesteps(timesteps: int) -> int:
 
 
 def check_objective(objective: str) -> str:
-    """``objective`` if it is one of [`OBJECTIVES`][predify.tune.objective.OBJECTIVES], else a
+    """``objective`` if it is one of `predify.tune.OBJECTIVES`, else a
     one-line [`ConfigError`][predify.tune.objective.ConfigError]."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -125,7 +125,7 @@ def optimal_inverse_temperature(logits: Tensor, labels: Tensor) -> Tensor:
 
 def objective_loss(logits: Tensor, labels: Tensor, objective: str = DEFAULT_OBJECTIVE) -> Tensor:
     """The tuning loss of one batch under ``objective`` (a name of
-    [`OBJECTIVES`][predify.tune.objective.OBJECTIVES]).
+    `predify.tune.OBJECTIVES`).
 
     Args:
         logits: [T+1, B, K], the output of ``pnet(x, timesteps=T).logits``.

@@ -197,7 +197,7 @@ def tune_optuna(
         seed: seeds the sampler and the noise.
         pruner: an Optuna pruner; default ``MedianPruner(n_startup_trials=4, n_warmup_steps=1)``.
         progress: show Optuna's progress bar (None: only on a terminal).
-        objective: the loss a trial scores, a name of [`OBJECTIVES`][predify.tune.OBJECTIVES]
+        objective: the loss a trial scores, a name of `predify.tune.OBJECTIVES`
             (see [`tune_gradient()`][predify.tune.tune_gradient]).
 
     Raises:

@@ -98,7 +98,7 @@ class TuneResult:
 
     Attributes:
         method: ``"gradient"`` or ``"optuna"``.
-        objective: the loss minimised, a name of [`OBJECTIVES`][predify.tune.OBJECTIVES]
+        objective: the loss minimised, a name of `predify.tune.OBJECTIVES`
             (``summed`` for files written before the objective was a choice).
         noise: the noise tuned for.
         shared: one set for all pcoders (True) or one per pcoder.
