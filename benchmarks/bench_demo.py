@@ -55,6 +55,13 @@ def main() -> None:
         )
         used = report.run.workers
         rows.append(f"| {label} ({used} workers) | {wall:.0f} | {cpu:.0f} | {shares} |")
+        # CPU seconds per stage (summed over seeds): on a shared machine the wall time of a
+        # stage mostly measures the neighbours.
+        cpu_shares = ", ".join(
+            f"{stage} {timing.get(stage + '_cpu', float('nan')):.0f}"
+            for stage in (*STAGES, "evaluation_paper")
+        )
+        rows.append(f"|   CPU s per stage: {cpu_shares} | | | |")
     # Timings differ by nature: compare everything else (in report.json's per-seed layout).
     per_seed = {}
     for label, report in reports.items():

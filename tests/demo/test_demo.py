@@ -264,7 +264,7 @@ def test_a_condition_uses_its_hyperparameters_and_restores_the_network(
     def score(condition: Condition, values: list[Hyperparameters] | None) -> np.ndarray:
         return evaluate_condition(
             pnet, images, labels, noise, condition, values, 5, 50, 0, torch.device("cpu")
-        )
+        )[0]
 
     paper = score(Condition("tuned", 1.0, tuned=True), None)
     tuned = score(Condition("tuned", 1.0, tuned=True), strong)
@@ -294,10 +294,35 @@ def test_the_tuned_condition_is_what_the_tuned_values_give(demo: dict[str, Any])
                 Hyperparameters(v["feedforward"], v["feedback"], v["pc"])
                 for v in seed["tuned_hyperparameters"][key]
             ]
-            correct = evaluate_condition(
+            correct, _ = evaluate_condition(
                 pnet, images, labels, noise, Condition("tuned", float(key), tuned=True), values,
                 QUICK.timesteps, QUICK.eval_batch_size, 0, torch.device("cpu"),
             )  # fmt: skip
             assert correct.mean(axis=1).tolist() == pytest.approx(seed["accuracy_tuned"][key])
             differs |= seed["accuracy_tuned"][key] != seed["accuracy"][key]
     assert differs
+
+
+def test_conditions_side_by_side_give_what_each_gives_alone(demo: dict[str, Any]) -> None:
+    """The batched pass of the paper-hyperparameter conditions (main, clipped noise, shuffled
+    feedback) scores each image as the condition run on its own does. Planted bug seen failing:
+    a shuffled group's derangement without its block's offset (it takes the feedback of the
+    first group's images)."""
+    from predify.demo.evaluation import evaluate_condition, evaluate_main, paper_conditions
+
+    pnet = load_run(demo["out"] / "seed-0").pnet.eval()
+    test, noise = evaluation_images(mnist5k_splits(SPLIT_SEED), QUICK)
+    images, labels = test.tensors
+    levels = (0.0, 1.0)
+    device = torch.device("cpu")
+    main = evaluate_main(
+        pnet, images, labels, noise, levels, 3, 50, device, lambda: None, {0.0: 7, 1.0: 8}
+    )
+    for condition in paper_conditions(levels):
+        alone, scales = evaluate_condition(
+            pnet, images, labels, noise, condition, None, 3, 50, 7 if condition.sigma == 0 else 8,
+            device,
+        )  # fmt: skip
+        key = (condition.name, condition.sigma)
+        assert (main.correct[key] == alone).all(), key
+        assert np.allclose(main.scales[key].logit_scale, scales.logit_scale, rtol=1e-5), key

@@ -16,6 +16,7 @@ from predify.demo.report import REPORT_FORMAT, DemoReport, RunFacts, TuningSumma
 from predify.demo.seeds import SeedResult
 from predify.demo.summary import build_report
 from predify.errors import DataError
+from predify.tune.collapse import ScaleTrace
 
 DATA = Path(__file__).parent / "data"
 
@@ -76,7 +77,23 @@ def _seed(seed: int, paper_gain_at_half: int) -> SeedResult:
         pcoder_names=["pcoder1", "pcoder2", "pcoder3"],
         paper_hyperparameters=[],
         timings={},
+        scales=_scales(seed),
     )
+
+
+def _scales(seed: int) -> dict[tuple[str, float], ScaleTrace]:
+    """Paper dynamics keep their scale; the tuned ones at sigma 0.5 shrink pcoder1 and pcoder2
+    to a quarter (a collapse), pcoder3 only to 0.6 of its start."""
+    steady = ScaleTrace((8.0, 8.0, 8.0), ((50.0,) * 3, (50.0,) * 3, (60.0,) * 3))
+    collapsed = ScaleTrace(
+        (8.0, 4.0, 2.0 + seed), ((50.0, 25.0, 12.5), (52.0, 26.0, 13.0), (60.0, 45.0, 36.0))
+    )
+    return {
+        ("paper", 0.0): steady,
+        ("paper", 0.5): steady,
+        ("tuned", 0.0): steady,
+        ("tuned", 0.5): collapsed,
+    }
 
 
 RUN = RunFacts(
@@ -189,3 +206,15 @@ def test_a_report_of_another_format_is_refused_in_one_line() -> None:
     with pytest.raises(DataError, match="predify-demo-report-v1") as error:
         DemoReport.from_json({**old, "format": "predify-demo-report-v1"})
     assert "\n" not in str(error.value)
+
+
+def test_a_collapse_is_tabled_and_warned_about(typed: DemoReport) -> None:
+    tuned = typed.level(0.5).scales["tuned"]
+    # Seeds 0, 1, 2: logit scale at T 2, 3, 4, mean 3.
+    assert tuned.logit_scale == pytest.approx((8.0, 4.0, 3.0))
+    warnings = [line for line in typed.findings if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "sigma 0.5" in warnings[0]
+    assert "pcoder1 50 -> 12.5" in warnings[0] and "pcoder3" not in warnings[0]
+    assert any(line.startswith("Tuned dynamics at sigma 0.0 keep") for line in typed.findings)
+    markdown = markdown_report(typed)
+    assert "| 0.5 | tuned | 8 -> 3 | 50 -> 12.5 | 52 -> 13 | 60 -> 36 |" in markdown

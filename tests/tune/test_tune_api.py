@@ -70,3 +70,32 @@ def test_results_of_another_format_are_refused_in_one_line() -> None:
     level = dict(data["levels"][0], format="predify-tune-level-v7")
     with pytest.raises(DataError, match="predify-tune-level-v7"):
         LevelReport.from_json(level)
+
+
+def test_a_corruption_at_a_severity_is_a_tuning_noise(run_dir: Path, tmp_path: Path) -> None:
+    """``fog:3`` tunes on fogged images (the follow-up paper tuned per CIFAR-100-C corruption and
+    level); the objective and the scales are written into the results."""
+    settings = TuneSettings(
+        out=tmp_path, epochs=1, max_images=40, batch_size=20, timesteps=2, device="cpu"
+    )
+    report = tune_run(run_dir, ["fog:3"], settings)
+    (level,) = report.levels
+    assert str(level.noise) == "fog:3" and (tmp_path / "fog-3" / "result.json").is_file()
+    written = json.loads((tmp_path / "fog-3" / "result.json").read_text())
+    assert written["objective"] == "scale-free-last" and written["noise"] == "fog:3"
+    assert len(written["scales_after"]["representation_norm"]) == len(report.pcoders)
+    assert (tmp_path / "scales.png").is_file()
+    again = LevelReport.from_json(written)
+    assert again.noise == level.noise
+    assert again.after.scales is not None and level.after.scales is not None
+    # Written rounded to 1e-6.
+    assert again.after.scales.logit_scale == pytest.approx(level.after.scales.logit_scale, abs=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["fog:0", "fog:6", "fog:x", "smog:3"])
+def test_bad_corruption_specs_are_one_line(spec: str) -> None:
+    from predify.errors import ConfigError
+    from predify.tune import parse_tune_noise
+
+    with pytest.raises(ConfigError, match="noise"):
+        parse_tune_noise(spec)

@@ -13,6 +13,7 @@ from ..runtime.cli_options import (
     positive_int,
     progress_from_args,
 )
+from ..tune.objective import DEFAULT_OBJECTIVE, OBJECTIVES
 from .experiment import FULL, QUICK, run_demo
 from .markdown import summary_table
 
@@ -40,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "0: in this process); the numbers do not depend on it",
     )
     option("--timesteps", type=positive_int, default=None, help="T (default 10; 3 with --quick)")
+    option(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help=f"the tuning objective (default {DEFAULT_OBJECTIVE}; summed: the follow-up "
+        "paper's, which rewards shrinking logits)",
+    )
     option("--quick", action="store_true", help="a much smaller run (seconds), for tests")
     add_common_options(parser)
 
@@ -52,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         for name in ("seeds", "timesteps", "workers")
         if getattr(args, name) is not None
     }
+    if args.objective is not None:
+        changes["tune_objective"] = args.objective
     settings = replace(
         settings, seed=args.seed, device=args.device, progress=progress_from_args(args), **changes
     )

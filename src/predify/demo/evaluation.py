@@ -5,7 +5,7 @@ shuffled-feedback control and the hyperparameters tuned on the validation split.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -13,19 +13,21 @@ import torch
 from torch import Tensor
 
 from ..config import Hyperparameters
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..evaluate.analysis import correlation_distance
 from ..evaluate.metrics import misclassified
 from ..network import PNetState, PredictiveNet
+from ..tune.collapse import ScaleAccumulator, ScaleTrace
 
 __all__ = [
     "CONDITIONS",
     "Condition",
     "MainEvaluation",
-    "conditions_to_run",
     "derangement",
     "evaluate_condition",
     "evaluate_main",
+    "paper_conditions",
+    "tuned_conditions",
     "with_shuffled_feedback",
 ]
 
@@ -45,16 +47,9 @@ class Condition:
     tuned: bool = False
 
 
-def conditions_to_run(noise_levels: Sequence[float]) -> list[Condition]:
-    """The conditions besides the main one (which
-    [`evaluate_main()`][predify.demo.evaluation.evaluate_main] runs for every level)."""
-    conditions = []
-    for sigma in noise_levels:
-        if sigma > 0:  # clipping clean images, already in [0, 1], changes nothing
-            conditions.append(Condition("clipped", sigma, clip=True))
-        conditions.append(Condition("shuffled_feedback", sigma, shuffled=True))
-        conditions.append(Condition("tuned", sigma, tuned=True))
-    return conditions
+def tuned_conditions(noise_levels: Sequence[float]) -> list[Condition]:
+    """The tuned condition at every level (each with its own hyperparameters, so one pass each)."""
+    return [Condition("tuned", sigma, tuned=True) for sigma in noise_levels]
 
 
 def derangement(size: int, generator: torch.Generator) -> Tensor:
@@ -84,10 +79,11 @@ class MainEvaluation:
     """What [`evaluate_main()`][predify.demo.evaluation.evaluate_main] measured, per noise level
     (plain arrays: it crosses a process boundary)."""
 
-    correct: dict[float, np.ndarray]
-    """bool [T+1, N] per sigma: test image n classified correctly at t."""
+    correct: dict[tuple[str, float], np.ndarray]
+    """bool [T+1, N] per (condition, sigma) of the main setting (``paper``) and the controls
+    with the paper's hyperparameters (``clipped``, ``shuffled_feedback``)."""
     prediction_error: dict[float, np.ndarray]
-    """[T+1, P] per sigma: each pcoder's prediction error, mean over images."""
+    """[T+1, P] per sigma: each pcoder's prediction error, mean over images (main setting)."""
     correlation_distance: dict[float, np.ndarray]
     """[P, T+1] per sigma > 0: 1 - r(clean, noisy representation), mean over images."""
     distance_ends: dict[float, np.ndarray]
@@ -96,6 +92,31 @@ class MainEvaluation:
     """[T+1, C, H, W] per sigma: the first decoder's prediction of the first image."""
     shown_inputs: dict[float, np.ndarray]
     """[C, H, W] per sigma: the first image as the network saw it."""
+    scales: dict[tuple[str, float], ScaleTrace]
+    """Per (condition, sigma) as ``correct``: the logit scale and each pcoder's representation
+    norm at t = 0..T."""
+
+
+def paper_conditions(levels: Sequence[float]) -> list[Condition]:
+    """The conditions that run with the paper's hyperparameters, in the order of a batched
+    pass: the main one at every level, then clipped noise (sigma > 0), then shuffled feedback."""
+    return [
+        *(Condition("paper", sigma) for sigma in levels),
+        *(Condition("clipped", sigma, clip=True) for sigma in levels if sigma > 0),
+        *(Condition("shuffled_feedback", sigma, shuffled=True) for sigma in levels),
+    ]
+
+
+@dataclass
+class _Sums:
+    """What the main pass adds up over batches."""
+
+    correct: dict[tuple[str, float], list[Tensor]]
+    errors: dict[float, Tensor]
+    distance_sums: dict[float, Tensor]
+    distance_ends: dict[float, list[Tensor]]
+    shown: dict[float, list[Tensor]]
+    scales: dict[tuple[str, float], ScaleAccumulator]
 
 
 def evaluate_main(
@@ -108,80 +129,142 @@ def evaluate_main(
     batch_size: int,
     device: torch.device,
     on_setting: Callable[[], None],
+    shuffle_seeds: Mapping[float, int],
 ) -> MainEvaluation:
-    """The main setting (paper hyperparameters, unclipped noise) at every level, the levels in
-    lockstep so that each noisy representation meets its clean one at the same timestep."""
-    correct: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
-    errors = {
-        sigma: torch.zeros(timesteps + 1, pnet.num_pcoders, dtype=torch.float64) for sigma in levels
-    }
+    """Every condition with the paper's hyperparameters
+    ([`paper_conditions()`][predify.demo.evaluation.paper_conditions]) in one unrolled pass per
+    batch of test images: the conditions side by side in the batch (images are independent in
+    eval mode), so that each noisy representation meets its clean one at the same timestep and
+    the per-call overhead is paid once. ``shuffle_seeds``: per sigma, the seed of the
+    shuffled-feedback control's derangements."""
     noisy_levels = [sigma for sigma in levels if sigma > 0]
     if noisy_levels and 0.0 not in levels:
         raise DataError("the correlation distance needs sigma 0 among the noise levels")
-    distance_sums = {
-        sigma: torch.zeros(pnet.num_pcoders, timesteps + 1, dtype=torch.float64)
-        for sigma in noisy_levels
-    }
-    # Per image at t = 0 and t = T: [batches] of [P, 2, b].
-    distance_ends: dict[float, list[Tensor]] = {sigma: [] for sigma in noisy_levels}
-    shown: dict[float, list[Tensor]] = {sigma: [] for sigma in levels}
+    if not all(pcoder.gradient_scaling for pcoder in pnet.pcoders):
+        # Without it the error term is divided by the batch's size: side by side, conditions
+        # would change each other's dynamics.
+        raise ConfigError(
+            "evaluate_main batches conditions: it needs pcoders with gradient_scaling"
+        )
+    groups = paper_conditions(levels)
+    pcoders = pnet.num_pcoders
+    sums = _Sums(
+        correct={(c.name, c.sigma): [] for c in groups},
+        errors={s: torch.zeros(timesteps + 1, pcoders, dtype=torch.float64) for s in levels},
+        distance_sums={
+            s: torch.zeros(pcoders, timesteps + 1, dtype=torch.float64) for s in noisy_levels
+        },
+        distance_ends={s: [] for s in noisy_levels},
+        shown={s: [] for s in levels},
+        scales={(c.name, c.sigma): ScaleAccumulator(timesteps, pcoders) for c in groups},
+    )
+    generators = {s: torch.Generator().manual_seed(shuffle_seeds[s]) for s in levels}
     shown_inputs: dict[float, np.ndarray] = {}
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             part = slice(start, start + batch_size)
-            target = labels[part].to(device)
-            clean = images[part].to(device)
-            inputs = {
-                sigma: _noisy(clean, noise[part].to(device), sigma, False) for sigma in levels
-            }
-            states = {sigma: pnet.start(x, with_errors=True) for sigma, x in inputs.items()}
-            for t in range(timesteps + 1):
-                if t > 0:
-                    states = {sigma: pnet.step(s, with_errors=True) for sigma, s in states.items()}
-                reference = states.get(0.0)
-                for sigma, state in states.items():
-                    if t == 0:
-                        correct[sigma].append(
-                            torch.empty(timesteps + 1, len(target), dtype=torch.bool)
-                        )
-                    correct[sigma][-1][t] = (~misclassified(state.logits, target)).cpu()
-                    assert state.errors is not None
-                    errors[sigma][t] += state.errors.double().cpu() * len(target)
-                    if sigma > 0 and reference is not None:
-                        if t == 0:
-                            distance_ends[sigma].append(
-                                torch.empty(pnet.num_pcoders, 2, len(target), dtype=torch.float64)
-                            )
-                        for index in range(pnet.num_pcoders):
-                            distance = (
-                                correlation_distance(reference.reps[index], state.reps[index])
-                                .double()
-                                .cpu()
-                            )
-                            distance_sums[sigma][index, t] += distance.sum()
-                            if t in (0, timesteps):
-                                distance_ends[sigma][-1][index, int(t > 0)] = distance
-                    if start == 0:
-                        first_prediction = state.preds[0]
-                        assert first_prediction is not None
-                        shown[sigma].append(first_prediction[0].cpu())
+            inputs = [_noisy(images[part], noise[part], c.sigma, c.clip).to(device) for c in groups]
+            _main_batch(pnet, groups, inputs, labels[part].to(device), timesteps, generators, sums)
             if start == 0:
-                shown_inputs = {sigma: x[0].cpu().numpy() for sigma, x in inputs.items()}
-    count = len(labels)
-    for _ in levels:
+                shown_inputs = {
+                    c.sigma: x[0].cpu().numpy()
+                    for c, x in zip(groups, inputs, strict=True)
+                    if c.name == "paper"
+                }
+    for _ in groups:
         on_setting()
+    count = len(labels)
     return MainEvaluation(
-        correct={sigma: torch.cat(parts, dim=1).numpy() for sigma, parts in correct.items()},
-        prediction_error={sigma: (total / count).numpy() for sigma, total in errors.items()},
+        correct={key: torch.cat(parts, dim=1).numpy() for key, parts in sums.correct.items()},
+        prediction_error={sigma: (total / count).numpy() for sigma, total in sums.errors.items()},
         correlation_distance={
-            sigma: (total / count).numpy() for sigma, total in distance_sums.items()
+            sigma: (total / count).numpy() for sigma, total in sums.distance_sums.items()
         },
         distance_ends={
-            sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in distance_ends.items()
+            sigma: torch.cat(parts, dim=2).numpy() for sigma, parts in sums.distance_ends.items()
         },
-        reconstructions={sigma: torch.stack(parts).numpy() for sigma, parts in shown.items()},
+        reconstructions={sigma: torch.stack(parts).numpy() for sigma, parts in sums.shown.items()},
         shown_inputs=shown_inputs,
+        scales={key: accumulator.result() for key, accumulator in sums.scales.items()},
     )
+
+
+def _main_batch(
+    pnet: PredictiveNet,
+    groups: Sequence[Condition],
+    inputs: Sequence[Tensor],
+    target: Tensor,
+    timesteps: int,
+    generators: Mapping[float, torch.Generator],
+    sums: _Sums,
+) -> None:
+    """One batch of every paper condition, side by side: group g holds images
+    ``[g * b, (g + 1) * b)`` of the unrolled batch."""
+    size = len(target)
+    blocks = [slice(g * size, (g + 1) * size) for g in range(len(groups))]
+    source = torch.arange(len(groups) * size, device=target.device)
+    for g, condition in enumerate(groups):
+        if condition.shuffled:
+            deranged = derangement(size, generators[condition.sigma]).to(target.device)
+            source[blocks[g]] = g * size + deranged
+    shuffling = any(condition.shuffled for condition in groups)
+    first = len(sums.correct[(groups[0].name, groups[0].sigma)]) == 0
+    for condition in groups:
+        sums.correct[(condition.name, condition.sigma)].append(
+            torch.empty(timesteps + 1, size, dtype=torch.bool)
+        )
+    for sigma in sums.distance_ends:
+        sums.distance_ends[sigma].append(
+            torch.empty(pnet.num_pcoders, 2, size, dtype=torch.float64)
+        )
+    state = pnet.start(torch.cat(list(inputs)), with_errors=False)
+    for t in range(timesteps + 1):
+        if t > 0:
+            if shuffling:
+                state = with_shuffled_feedback(state, source)
+            state = pnet.step(state, with_errors=False)
+        wrong = misclassified(state.logits, target.repeat(len(groups))).cpu()
+        clean = groups.index(Condition("paper", 0.0)) if 0.0 in sums.errors else None
+        for g, condition in enumerate(groups):
+            key = (condition.name, condition.sigma)
+            block = blocks[g]
+            sums.correct[key][-1][t] = ~wrong[block]
+            sums.scales[key].add(t, state.logits[block], [rep[block] for rep in state.reps])
+            if condition.name != "paper":
+                continue
+            sums.errors[condition.sigma][t] += _prediction_errors(state, block) * size
+            if first:
+                prediction = state.preds[0]
+                assert prediction is not None
+                sums.shown[condition.sigma].append(prediction[block][0].cpu())
+            if condition.sigma > 0 and clean is not None:
+                _add_distances(state, blocks[clean], block, t, timesteps, sums, condition.sigma)
+
+
+def _prediction_errors(state: PNetState, block: slice) -> Tensor:
+    """[P] float64: each pcoder's MSE between its prediction and its target, over ``block``."""
+    errors = []
+    for index, prediction in enumerate(state.preds):
+        assert prediction is not None
+        target = state.input if index == 0 else state.reps[index - 1]
+        errors.append((prediction[block] - target[block]).double().pow(2).mean())
+    return torch.stack(errors).cpu()
+
+
+def _add_distances(
+    state: PNetState,
+    clean: slice,
+    noisy: slice,
+    t: int,
+    timesteps: int,
+    sums: _Sums,
+    sigma: float,
+) -> None:
+    for index, rep in enumerate(state.reps):
+        distance = correlation_distance(rep[clean], rep[noisy]).double().cpu()
+        sums.distance_sums[sigma][index, t] += distance.sum()
+        if t in (0, timesteps):
+            sums.distance_ends[sigma][-1][index, int(t > 0)] = distance
 
 
 def evaluate_condition(
@@ -195,8 +278,9 @@ def evaluate_condition(
     batch_size: int,
     seed: int,
     device: torch.device,
-) -> np.ndarray:
-    """bool [T+1, N]: correctness at every timestep of one control or tuned condition.
+) -> tuple[np.ndarray, ScaleTrace]:
+    """bool [T+1, N]: correctness at every timestep of one control or tuned condition, and the
+    scales of its logits and representations per timestep.
 
     ``hyperparameters``: installed for the duration (the tuned ones), None: the network's."""
     configured = pnet.hyperparameter_values()
@@ -204,6 +288,7 @@ def evaluate_condition(
         pnet.set_hyperparameters(list(hyperparameters))
     shuffle_generator = torch.Generator().manual_seed(seed)
     correct = []
+    scales = ScaleAccumulator(timesteps, pnet.num_pcoders)
     try:
         with torch.no_grad():
             for start in range(0, len(labels), batch_size):
@@ -213,13 +298,15 @@ def evaluate_condition(
                 source = derangement(len(target), shuffle_generator).to(device)
                 state = pnet.start(x, with_errors=False)
                 per_step = [~misclassified(state.logits, target)]
+                scales.add(0, state.logits, state.reps)
                 for t in range(timesteps):
                     if condition.shuffled:
                         state = with_shuffled_feedback(state, source)
                     last = t == timesteps - 1
                     state = pnet.step(state, with_predictions=not last, with_errors=False)
                     per_step.append(~misclassified(state.logits, target))
+                    scales.add(t + 1, state.logits, state.reps)
                 correct.append(torch.stack(per_step).cpu())
     finally:
         pnet.set_hyperparameters(configured)
-    return torch.cat(correct, dim=1).numpy()
+    return torch.cat(correct, dim=1).numpy(), scales.result()

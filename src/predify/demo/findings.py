@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..tune.collapse import collapse_warning
 from .report import DemoReport
 from .statistics import Interval, over_seeds
 
@@ -81,6 +82,7 @@ def findings(report: DemoReport) -> list[str]:
     lines.extend(_survival(report))
     lines.extend(_reliance(report))
     lines.extend(_representations(report))
+    lines.extend(_scales(report))
     lines.append(
         f"{seeds} seed{'s' if seeds != 1 else ''} ({', '.join(map(str, report.seeds))}): "
         "each retrains the backbone, the feedback and the tuning; the intervals cover seeds and "
@@ -182,5 +184,29 @@ def _representations(report: DemoReport) -> list[str]:
         lines.append(
             f"Correlation distance between clean and noisy representations at sigma "
             f"{level.sigma}, t = 0 and its change to t = {report.last}: " + "; ".join(parts) + "."
+        )
+    return lines
+
+
+def _scales(report: DemoReport) -> list[str]:
+    """Do the tuned dynamics collapse the representations (norm at T below half that at t = 0)?"""
+    lines = []
+    names = report.pcoder_names
+    for level in report.levels:
+        tuned = level.scales.get("tuned")
+        if tuned is None:
+            continue
+        warning = collapse_warning(tuned, names, f"Tuned dynamics at sigma {level.sigma}")
+        if warning is not None:
+            lines.append("WARNING: " + warning + ".")
+            continue
+        norms = ", ".join(
+            f"{name} {norm[0]:.3g} -> {norm[-1]:.3g}"
+            for name, norm in zip(names, tuned.representation_norm, strict=True)
+        )
+        lines.append(
+            f"Tuned dynamics at sigma {level.sigma} keep their scale (t = 0 -> t = "
+            f"{report.last}): logit scale {tuned.logit_scale[0]:.3g} -> "
+            f"{tuned.logit_scale[-1]:.3g}, representation norms {norms}."
         )
     return lines

@@ -95,6 +95,18 @@ def _distance_rows(report: DemoReport) -> list[str]:
     return rows
 
 
+def _scale_rows(report: DemoReport) -> list[str]:
+    rows = []
+    for level in report.levels:
+        for condition, trace in level.scales.items():
+            cells = " | ".join(
+                f"{series[0]:.3g} -> {series[-1]:.3g}"
+                for series in (trace.logit_scale, *trace.representation_norm)
+            )
+            rows.append(f"| {level.sigma} | {condition} | {cells} |")
+    return rows
+
+
 def _error_rows(report: DemoReport) -> list[str]:
     return [
         f"| {level.sigma} | "
@@ -161,10 +173,10 @@ def _tables(report: DemoReport) -> list[str]:
         "",
         "## Tuned hyperparameters (feedforward / feedback / memory / pc per pcoder, seed means)",
         "",
-        "Tuned at each noise level on the validation split (Adam on the cross-entropy summed "
-        "over timesteps), then evaluated on the test split; the last column is tuned minus "
-        "paper accuracy at t = T. Each seed's values: `per_seed` in report.json and "
-        "`tuned_hyperparameters.png`.",
+        "Tuned at each noise level on the validation split (Adam on the "
+        f"`{report.run.tune_objective}` objective; see docs/tutorials/tune.md), then evaluated "
+        "on the test split; the last column is tuned minus paper accuracy at t = T. Each "
+        "seed's values: `per_seed` in report.json and `tuned_hyperparameters.png`.",
         "",
         f"| sigma | {' | '.join(names)} | tuned - paper at T [95% CI] |",
         f"|---|{'---|' * len(names)}---|",
@@ -179,6 +191,17 @@ def _tables(report: DemoReport) -> list[str]:
         columns,
         f"|---|{'---|' * len(names)}",
         *_distance_rows(report),
+        "",
+        "## Scale of the logits and representations, t = 0 -> t = T",
+        "",
+        "Logits: the standard deviation over classes; pcoders: the L2 norm of the representation; "
+        "means over test images and seeds (`scales.png`). A tuning that lowers its loss by "
+        "shrinking the logits collapses the representations (below half the t = 0 norm: a "
+        "warning in the findings).",
+        "",
+        f"| sigma | setting | logits | {' | '.join(names)} |",
+        f"|---|---|---|{'---|' * len(names)}",
+        *_scale_rows(report),
         "",
         "## Prediction error (MSE) of each pcoder, t = 0 -> t = T",
         "",

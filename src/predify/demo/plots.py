@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.plotting import new_figure, save_figure
+from ..tune import plots as tune_plots
 from .report import DemoReport
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "plot_correlation_distance",
     "plot_prediction_error",
     "plot_reconstructions",
+    "plot_scales",
     "plot_tuned_hyperparameters",
 ]
 
@@ -181,3 +183,20 @@ def plot_reconstructions(
         fontsize=9,
     )
     return save_figure(figure, path)
+
+
+def plot_scales(report: DemoReport, path: Path) -> Path | None:
+    """The logit scale and representation norms per timestep, paper (dashed) against tuned
+    (solid), one colour per noise level; None when the report has no scales."""
+    levels = [level for level in report.levels if {"paper", "tuned"} <= set(level.scales)]
+    if not levels:
+        return None
+    return tune_plots.plot_scales(
+        [f"σ={level.sigma}" for level in levels],
+        [level.scales["paper"] for level in levels],
+        [level.scales["tuned"] for level in levels],
+        path,
+        report.pcoder_names,
+        names=("paper", "tuned"),
+        title="Logit scale and representation norms per timestep, means over seeds",
+    )

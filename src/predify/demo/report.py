@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Hyperparameters
 from ..errors import DataError
+from ..tune.collapse import ScaleTrace
 from .evaluation import CONDITIONS
 from .settings import TEST_SEED
 from .statistics import Interval
@@ -78,16 +79,18 @@ class TuningSummary:
     seconds: float = 0.0
     stopped_by_budget: bool = False
     loss_first_steps: float = math.nan
-    """Mean mini-batch loss (cross-entropy summed over t = 1..T) of the first steps (NaN: not
-    in the file)."""
+    """Mean mini-batch loss (the tuning objective) of the first steps (NaN: not in the file)."""
     loss_last_steps: float = math.nan
     """The same over the last steps: what the tuning optimised, beside what it did to accuracy."""
     method: str = "gradient"
     split: str = "validation"
+    objective: str = "summed"
+    """What the tuning minimised (``summed``: a file written before it was a choice)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "method": self.method,
+            "objective": self.objective,
             "split": self.split,
             "steps": self.steps,
             "seconds": self.seconds,
@@ -138,6 +141,9 @@ class LevelSummary:
     at the test curve: optimistic)."""
     best_timestep_change: Interval
     """The tuned condition's accuracy at that timestep minus at t = 0."""
+    scales: Mapping[str, ScaleTrace] = field(default_factory=dict)
+    """Per condition (``paper``, ``tuned``): the logit scale and each pcoder's representation
+    norm at t = 0..T, means over seeds (empty in a file written before they were recorded)."""
 
     def change(self, condition: str) -> Interval:
         return self.conditions[condition].change
@@ -190,6 +196,8 @@ class RunFacts:
     tune_images: int = 0
     tune_seconds_per_level: float = 0.0
     bootstrap_resamples: int = 0
+    tune_objective: str = "summed"
+    """What the tuning minimised (``summed``: a file written before it was a choice)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,6 +310,9 @@ def _report_to_json(report: DemoReport) -> dict[str, Any]:
         _key(s): {"timestep": v.best_timestep_tuned, **v.best_timestep_change.to_json()}
         for s, v in levels
     }
+    data["scales"] = {
+        _key(s): {name: trace.to_json() for name, trace in v.scales.items()} for s, v in levels
+    }
     data["per_seed"] = {
         str(seed.seed): _seed_to_json(seed, report.noise_levels) for seed in report.per_seed
     }
@@ -367,6 +378,10 @@ def _level_from_json(data: Mapping[str, Any], sigma: float) -> LevelSummary:
         ),
         best_timestep_tuned=int(best["timestep"]),
         best_timestep_change=Interval.from_json(best),
+        scales={
+            name: ScaleTrace.from_json(trace)
+            for name, trace in data.get("scales", {}).get(key, {}).items()
+        },
     )
 
 

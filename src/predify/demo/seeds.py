@@ -34,7 +34,8 @@ from ..data.noise import add_gaussian_noise
 from ..network import PredictiveNet
 from ..runtime.runs import RunInfo, save_run
 from ..train.callbacks import Callback
-from .evaluation import conditions_to_run, evaluate_condition, evaluate_main
+from ..tune.collapse import ScaleTrace
+from .evaluation import evaluate_condition, evaluate_main, paper_conditions, tuned_conditions
 from .report import TuningSummary
 from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
 
@@ -85,6 +86,8 @@ class SeedResult:
     reconstructions: dict[float, np.ndarray] = field(default_factory=dict)
     """[T+1, C, H, W] the first decoder's prediction of the first test image (main condition)."""
     shown_inputs: dict[float, np.ndarray] = field(default_factory=dict)
+    scales: dict[tuple[str, float], ScaleTrace] = field(default_factory=dict)
+    """Per (condition name, sigma): the logit scale and representation norms at t = 0..T."""
 
 
 # ---------------------------------------------------------------------- data and training
@@ -206,7 +209,7 @@ def run_seed(
     timings: dict[str, float] = {}
     levels = [float(sigma) for sigma in settings.noise_levels]
 
-    phase = time.perf_counter()
+    phase, cpu = time.perf_counter(), time.process_time()
     seed_everything(seed)
     splits = mnist5k_splits(SPLIT_SEED) if splits is None else splits
     # The whole split as `load_dataset("mnist5k:train")` gives it, so that `predify train
@@ -224,32 +227,41 @@ def run_seed(
     )
     val_accuracy = accuracy(backbone, splits.val, device)
     timings["backbone"] = time.perf_counter() - phase
+    timings["backbone_cpu"] = time.process_time() - cpu
 
-    phase = time.perf_counter()
+    phase, cpu = time.perf_counter(), time.process_time()
     pnet, feedback_losses = _train_feedback(
         backbone, train, settings, seed, device, Path(run_dir), report
     )
     timings["feedback"] = time.perf_counter() - phase
+    timings["feedback_cpu"] = time.process_time() - cpu
 
-    phase = time.perf_counter()
+    phase, cpu = time.perf_counter(), time.process_time()
     tuned, tuning = _tune(pnet, splits.val, levels, settings, seed, report)
     timings["tuning"] = time.perf_counter() - phase
+    timings["tuning_cpu"] = time.process_time() - cpu
 
-    phase = time.perf_counter()
+    phase, cpu = time.perf_counter(), time.process_time()
+    shuffle_seeds = {
+        sigma: _level_seed(seed, "shuffle-shuffled_feedback", sigma) for sigma in levels
+    }
     main = evaluate_main(
         pnet, images, labels, noise, levels, settings.timesteps, settings.eval_batch_size,
-        device, lambda: report("evaluation"),
+        device, lambda: report("evaluation"), shuffle_seeds,
     )  # fmt: skip
-    correct = {("paper", sigma): value for sigma, value in main.correct.items()}
-    for condition in conditions_to_run(levels):
-        correct[(condition.name, condition.sigma)] = evaluate_condition(
-            pnet, images, labels, noise, condition,
-            tuned[condition.sigma] if condition.tuned else None, settings.timesteps,
-            settings.eval_batch_size, _level_seed(seed, f"shuffle-{condition.name}",
-                                                  condition.sigma), device,
+    # The side-by-side pass of the paper's conditions, apart from the tuned ones (CPU seconds:
+    # on a shared machine wall time says more about the neighbours than about the work).
+    timings["evaluation_paper_cpu"] = time.process_time() - cpu
+    correct, scales = dict(main.correct), dict(main.scales)
+    for condition in tuned_conditions(levels):
+        key = (condition.name, condition.sigma)
+        correct[key], scales[key] = evaluate_condition(
+            pnet, images, labels, noise, condition, tuned[condition.sigma], settings.timesteps,
+            settings.eval_batch_size, 0, device,
         )  # fmt: skip
         report("evaluation")
     timings["evaluation"] = time.perf_counter() - phase
+    timings["evaluation_cpu"] = time.process_time() - cpu
     return SeedResult(
         seed=seed,
         correct=correct,
@@ -266,6 +278,7 @@ def run_seed(
         timings={name: round(value, 2) for name, value in timings.items()},
         reconstructions=main.reconstructions,
         shown_inputs=main.shown_inputs,
+        scales=scales,
     )
 
 
@@ -353,6 +366,7 @@ def _tune(
             measure_loss=False,
             seed=_level_seed(seed, "tune", sigma),
             progress=False,
+            objective=settings.tune_objective,
         )
         tuned[sigma] = list(result.effective)
         losses = [point.loss for point in result.trajectory if point.note == ""]
@@ -361,8 +375,9 @@ def _tune(
             steps=result.steps,
             seconds=round(result.seconds, 2),
             stopped_by_budget=result.stopped_by_budget,
-            # Mini-batch losses (cross-entropy summed over t = 1..T), mean of the first and of
-            # the last steps: what the tuning optimised, beside what it did to accuracy.
+            objective=result.objective,
+            # Mini-batch losses (the tuning objective), mean of the first and of the last
+            # steps: what the tuning optimised, beside what it did to accuracy.
             loss_first_steps=float(np.mean(losses[:window])) if losses else math.nan,
             loss_last_steps=float(np.mean(losses[-window:])) if losses else math.nan,
         )
@@ -393,7 +408,11 @@ def stage_totals(settings: DemoSettings, seeds: int) -> dict[str, int]:
         * settings.feedback_epochs
         * math.ceil(train_images / settings.batch_size),
         "tuning": seeds * levels * settings.tune_steps,
-        "evaluation": seeds * (levels + len(conditions_to_run(settings.noise_levels))),
+        "evaluation": seeds
+        * (
+            len(paper_conditions(settings.noise_levels))
+            + len(tuned_conditions(settings.noise_levels))
+        ),
     }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..config import Hyperparameters
+from ..tune.collapse import ScaleTrace
 from .evaluation import CONDITIONS
 from .findings import findings
 from .report import (
@@ -106,6 +107,11 @@ def _level(results: Sequence[SeedResult], sigma: float, steps: int) -> LevelSumm
         tuned_hyperparameters=_mean_values([r.tuned[sigma] for r in results]),
         best_timestep_tuned=best,
         best_timestep_change=_difference(results, ("tuned", best), ("tuned", 0), sigma),
+        scales={
+            condition: ScaleTrace.mean([r.scales[(condition, sigma)] for r in results])
+            for condition in ("paper", "tuned")
+            if all((condition, sigma) in r.scales for r in results)
+        },
     )
 
 

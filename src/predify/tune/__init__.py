@@ -19,6 +19,7 @@ ones.
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from ..errors import TuningError
 from .api import RESULTS_FORMAT, SplitsUsed, TuneReport, TuneSettings, tune_run
+from .collapse import COLLAPSE_RATIO, ScaleTrace, collapse_warning
 from .data import TuneData, check_disjoint_images, image_hashes
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC, tune_gradient
 from .hyperparameters import (
@@ -29,9 +30,17 @@ from .hyperparameters import (
     temporary_hyperparameters,
     tuned_config,
 )
-from .objective import noisy_loss, timestep_loss
+from .noise import TUNE_NOISE_FORMS, CorruptionNoise, TuneNoise, parse_tune_noise
+from .objective import (
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    noisy_loss,
+    objective_loss,
+    optimal_inverse_temperature,
+    timestep_loss,
+)
 from .optuna_search import DEFAULT_PC_RANGE, tune_optuna
-from .plots import plot_accuracy, plot_reliance
+from .plots import plot_accuracy, plot_reliance, plot_scales
 from .reliance import (
     LEVEL_FORMAT,
     LevelReport,
@@ -44,18 +53,25 @@ from .reliance import (
 from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
 
 __all__ = [
+    "COLLAPSE_RATIO",
     "DEFAULT_LR_MIXING",
     "DEFAULT_LR_PC",
+    "DEFAULT_OBJECTIVE",
     "DEFAULT_PC_RANGE",
     "LEVEL_FORMAT",
     "NOISE_FORMS",
+    "OBJECTIVES",
     "RESULTS_FORMAT",
+    "TUNE_NOISE_FORMS",
+    "CorruptionNoise",
     "LevelReport",
     "NoiseSpec",
+    "ScaleTrace",
     "SplitsUsed",
     "TimestepAccuracy",
     "TrajectoryPoint",
     "TuneData",
+    "TuneNoise",
     "TuneReport",
     "TuneResult",
     "TuneSettings",
@@ -64,6 +80,7 @@ __all__ = [
     "add_noise",
     "apply_hyperparameters",
     "check_disjoint_images",
+    "collapse_warning",
     "config_values",
     "effective_values",
     "evaluate_per_timestep",
@@ -71,9 +88,13 @@ __all__ = [
     "image_hashes",
     "load_tuned",
     "noisy_loss",
+    "objective_loss",
+    "optimal_inverse_temperature",
     "parse_noise",
+    "parse_tune_noise",
     "plot_accuracy",
     "plot_reliance",
+    "plot_scales",
     "temporary_hyperparameters",
     "timestep_loss",
     "trajectory_csv",

@@ -15,6 +15,7 @@ plots the tuned weights against the noise level (the reliance on feedback). Writ
     results.json              every level together
     reliance.csv, reliance.png    tuned values per pcoder against the noise level
     accuracy.png              held-out accuracy per timestep, before and after, per level
+    scales.png                logit scale and representation norms per timestep, before/after
     progress/                 the finished levels
     ([`predify.runtime.store.ResultStore`][predify.runtime.store.ResultStore])
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -41,7 +43,6 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write_json
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec, parse_noise
 from ..errors import ConfigError, DataError
 from ..network import PredictiveNet
 from ..runtime.device import DEFAULT_DEVICE, resolve_device
@@ -60,11 +61,13 @@ from ..runtime.progress import resolve_progress
 from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
 from ..runtime.tables import write_csv
+from .collapse import collapse_warning
 from .data import check_disjoint_images
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .hyperparameters import effective_values
-from .objective import Normalize
-from .plots import plot_accuracy, plot_reliance
+from .noise import TuneNoise, parse_tune_noise
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, Normalize
+from .plots import plot_accuracy, plot_reliance, plot_scales
 from .reliance import LevelReport, tune_and_evaluate
 from .result import (
     HYPERPARAMETER_NAMES,
@@ -86,6 +89,8 @@ class TuneSettings:
     Attributes:
         out: output folder (default ``RUN_DIR/tune``).
         method: ``gradient`` (Adam on the unrolled dynamics) or ``optuna`` (TPE with pruning).
+        objective: what tuning minimises, a name of `predify.tune.OBJECTIVES`
+            (default ``scale-free-last``; ``summed`` is the follow-up paper's protocol).
         shared: one feedforward/feedback/pc set for all pcoders (None: as the run's config says).
         timesteps: T (default: the run's config).
         epochs, lr_mixing, lr_pc: of the gradient method; trials: of Optuna.
@@ -101,6 +106,7 @@ class TuneSettings:
 
     out: str | os.PathLike[str] | None = None
     method: Literal["gradient", "optuna"] = "gradient"
+    objective: str = DEFAULT_OBJECTIVE
     shared: bool | None = None
     timesteps: int | None = None
     epochs: int = 3
@@ -222,7 +228,7 @@ class TuneReport:
 
 
 # ---------------------------------------------------------------------------------- settings
-def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None:
+def _check_settings(settings: TuneSettings, noises: Sequence[TuneNoise]) -> None:
     labels = [noise.label for noise in noises]
     if not labels:
         raise ConfigError("--noise: expected at least one noise level")
@@ -237,6 +243,10 @@ def _check_settings(settings: TuneSettings, noises: Sequence[NoiseSpec]) -> None
         value = getattr(settings, name)
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"--{name.replace('_', '-')}: expected a value >= 0, got {value}")
+    if settings.objective not in OBJECTIVES:
+        raise ConfigError(
+            f"--objective: expected one of {', '.join(OBJECTIVES)}, got {settings.objective!r}"
+        )
     if settings.method not in ("gradient", "optuna"):
         raise ConfigError(f"--method: expected gradient or optuna, got {settings.method!r}")
     for name in ("tune_split", "eval_split"):
@@ -304,7 +314,7 @@ def _normalizer(pnet: PredictiveNet, device: torch.device) -> Normalize | None:
 def _tune_level(
     settings: TuneSettings,
     loaded: LoadedRun,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     tuning: tuple[Tensor, Tensor],
     evaluation: tuple[Tensor, Tensor],
     normalize: Normalize | None,
@@ -316,6 +326,7 @@ def _tune_level(
         "batch_size": settings.batch_size,
         "time_budget_s": settings.time_budget,
         "progress": settings.progress,
+        "objective": settings.objective,
     }
     if settings.method == "optuna":
         options["trials"] = settings.trials
@@ -368,12 +379,12 @@ def _reliance_rows(levels: Sequence[LevelReport], modules: Sequence[str]) -> lis
 # --------------------------------------------------------------------------------------- run
 def tune_run(
     run: LoadedRun | str | os.PathLike[str],
-    noises: Sequence[NoiseSpec | str],
+    noises: Sequence[TuneNoise | str],
     settings: TuneSettings | None = None,
 ) -> TuneReport:
     """Tune a run (a [`LoadedRun`][predify.runtime.runs.LoadedRun] or its directory) at each of
     ``noises``
-    (specs such as ``"gaussian:0.5"`` or [`NoiseSpec`][predify.tune.api.NoiseSpec]), write the
+    (specs such as ``"gaussian:0.5"`` or `NoiseSpec` or `CorruptionNoise`), write the
     outputs and return them.
 
     Raises:
@@ -381,7 +392,7 @@ def tune_run(
     """
     settings = settings if settings is not None else TuneSettings()
     parsed = [
-        parse_noise(noise, clip=settings.clip) if isinstance(noise, str) else noise
+        parse_tune_noise(noise, clip=settings.clip) if isinstance(noise, str) else noise
         for noise in noises
     ]
     _check_settings(settings, parsed)
@@ -427,7 +438,7 @@ class _Job:
 
 def _tune(
     run: LoadedRun | str | os.PathLike[str],
-    parsed: list[NoiseSpec],
+    parsed: list[TuneNoise],
     settings: TuneSettings,
     execution: Execution,
     device: torch.device,
@@ -474,6 +485,7 @@ def _run_settings(
     results."""
     run_settings: dict[str, Any] = {
         "method": settings.method,
+        "objective": settings.objective,
         "shared": shared,
         "timesteps": timesteps,
         "batch_size": settings.batch_size,
@@ -496,7 +508,7 @@ def _run_settings(
 
 
 def _finished_levels(
-    job: _Job, store: ResultStore, parsed: Sequence[NoiseSpec]
+    job: _Job, store: ResultStore, parsed: Sequence[TuneNoise]
 ) -> dict[str, LevelReport]:
     """The levels a previous call finished with the same settings, all of whose files exist."""
     finished = {}
@@ -511,7 +523,7 @@ def _finished_levels(
     return finished
 
 
-def _tune_levels(job: _Job, parsed: Sequence[NoiseSpec]) -> TuneReport:
+def _tune_levels(job: _Job, parsed: Sequence[TuneNoise]) -> TuneReport:
     """The levels, figures, tables and results.json of [`tune_run()`][predify.tune.api.tune_run],
     in the locked ``job.out`` (under torchrun: this rank's share of the levels, and on rank 0
     everything else)."""
@@ -552,7 +564,7 @@ def _tune_levels(job: _Job, parsed: Sequence[NoiseSpec]) -> TuneReport:
 
 def _tune_rounds(
     job: _Job,
-    parsed: Sequence[NoiseSpec],
+    parsed: Sequence[TuneNoise],
     todo: Sequence[int],
     store: ResultStore | None,
     finished: dict[str, LevelReport],
@@ -587,6 +599,7 @@ def _tune_rounds(
                 _write_level(level_dir, level, payload, pnet)
                 store.put(noise.label, payload)
                 finished[noise.label] = level
+                _warn_collapse(level, len(pnet.pcoders))
                 job.say(
                     f"{noise}: tuned in {seconds:.1f} s; accuracy at t={timesteps} "
                     f"{float(level.before.accuracy[-1]):.3f} -> "
@@ -594,6 +607,15 @@ def _tune_rounds(
                 )
         bar.update(len(round_levels))
     bar.close()
+
+
+def _warn_collapse(level: LevelReport, pcoders: int) -> None:
+    """A `UserWarning` when the tuned dynamics collapse a representation."""
+    scales = level.after.scales
+    names = [f"pcoder{i + 1}" for i in range(pcoders)]
+    message = None if scales is None else collapse_warning(scales, names, f"noise {level.noise}")
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _write_tables_and_plots(
@@ -616,3 +638,12 @@ def _write_tables_and_plots(
     )
     header = ["noise", "pcoder", "module", *HYPERPARAMETER_NAMES]
     write_csv(out / "reliance.csv", header, _reliance_rows(levels, modules))
+    traced = [level for level in levels if level.before.scales and level.after.scales]
+    if traced:
+        plot_scales(
+            [str(level.noise) for level in traced],
+            [level.before.scales for level in traced if level.before.scales],
+            [level.after.scales for level in traced if level.after.scales],
+            out / "scales.png",
+            [f"pcoder{i + 1}" for i in range(len(modules))],
+        )

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.noise import NOISE_FORMS
 from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
@@ -20,7 +19,10 @@ from ..runtime.cli_options import (
     progress_from_args,
 )
 from .api import SPLITS, TuneReport, TuneSettings, tune_run
+from .collapse import collapse_warning
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
+from .noise import TUNE_NOISE_FORMS
+from .objective import DEFAULT_OBJECTIVE, OBJECTIVES
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -31,7 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # fmt: off
     option("run_dir", metavar="RUN_DIR", help="a run directory (predify demo/train)")
     option("--noise", action="append", required=True, metavar="SPEC",
-           help=f"noise to tune for, repeatable: {NOISE_FORMS}")
+           help=f"noise to tune for, repeatable: {TUNE_NOISE_FORMS}")
+    option("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
+           help="what tuning minimises: CE at t=T at its best temperature (scale-free-last, "
+           "default), the same averaged over t > T/2 (scale-free-late) or t = 1..T "
+           "(scale-free-all), or CE summed over t = 1..T (summed: the follow-up paper's, which "
+           "rewards shrinking logits; see docs/tutorials/tune.md)")
     option("--method", choices=("gradient", "optuna"), default="gradient",
            help="Adam on the unrolled dynamics (default) or Optuna's TPE search with pruning")
     layout = parser.add_mutually_exclusive_group()
@@ -67,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> TuneSettings:
     """The [`TuneSettings`][predify.tune.cli.TuneSettings] of parsed ``predify tune`` options."""
     return TuneSettings(
-        out=args.out, method=args.method, shared=args.shared, timesteps=args.timesteps,
+        out=args.out, method=args.method, objective=args.objective, shared=args.shared,
+        timesteps=args.timesteps,
         epochs=args.epochs, trials=args.trials, max_images=args.max_images,
         batch_size=args.batch_size, lr_mixing=args.lr_mixing, lr_pc=args.lr_pc,
         time_budget=args.time_budget, clip=args.clip, tune_split=args.tune_split,
@@ -98,7 +106,8 @@ def _print_summary(report: TuneReport) -> None:
         for when, series in (("before", level.before), ("after", level.after)):
             accuracies = "".join(f"{float(a):>7.3f}" for a in series.accuracy)
             print(f"{str(level.noise) if when == 'before' else '':<16}{when:<8}{accuracies}")
-    print("\nLoss on the tuning split (CE summed over t = 1..T) and the gain at the last step:")
+    objective = report.settings.get("objective", "summed")
+    print(f"\nLoss on the tuning split ({objective}) and the gain at the last step:")
     for level in levels:
         result, gain = level.result, level.gain
         before, after = result.tuning_loss_before, result.tuning_loss_after
@@ -114,6 +123,36 @@ def _print_summary(report: TuneReport) -> None:
         )
 
 
+def _print_scales(report: TuneReport) -> None:
+    """The collapse table: logit scale and representation norms at t = 0 and t = T."""
+    traced = [level for level in report.levels if level.before.scales and level.after.scales]
+    if not traced:
+        return
+    names = ["logits", *(f"pcoder{i + 1}" for i in range(len(report.pcoders)))]
+    print(
+        "\nScale per timestep (logits: std over classes; pcoders: representation norm; means "
+        "over held-out images): t = 0, t = T with the run's values, t = T tuned"
+    )
+    print(f"{'noise':<16}" + "".join(f"{name:>24}" for name in names))
+    for level in traced:
+        before, after = level.before.scales, level.after.scales
+        assert before is not None and after is not None
+        cells = [
+            (before.logit_scale[0], before.logit_scale[-1], after.logit_scale[-1]),
+            *(
+                (start[0], start[-1], tuned[-1])
+                for start, tuned in zip(
+                    before.representation_norm, after.representation_norm, strict=True
+                )
+            ),
+        ]
+        row = "".join(f"{f'{a:.3g} / {b:.3g} / {c:.3g}':>24}" for a, b, c in cells)
+        print(f"{level.noise!s:<16}{row}")
+        warning = collapse_warning(after, names[1:], f"noise {level.noise}")
+        if warning is not None:
+            print(f"WARNING {warning}")
+
+
 def run(args: argparse.Namespace) -> int:
     """``predify tune``; returns the exit status."""
     began = time.perf_counter()
@@ -121,8 +160,10 @@ def run(args: argparse.Namespace) -> int:
     if not report.is_main:  # another rank of a torchrun job: rank 0 reports
         return 0
     _print_summary(report)
+    _print_scales(report)
     print(
-        f"\nwrote {report.out}/{{results.json, reliance.csv, reliance.png, accuracy.png}} and one "
+        f"\nwrote {report.out}/{{results.json, reliance.csv, reliance.png, accuracy.png, "
+        f"scales.png}} and one "
         f"folder per noise level; {time.perf_counter() - began:.1f} s in all"
     )
     sys.stdout.flush()

@@ -1,8 +1,9 @@
 """Gradient-based tuning of feedforward, feedback and pc (beta, lambda and alpha in Alamia et
 al., "On the role of feedback in visual processing: a predictive coding perspective").
 
-The dynamics are unrolled for T timesteps on noisy images and the cross-entropy summed over
-t = 1..T is minimised with Adam with respect to the hyperparameters only. They are parameterised
+The dynamics are unrolled for T timesteps on noisy images and the tuning objective (by default
+the scale-free cross-entropy at t = T; see [`predify.tune.objective`][predify.tune.objective])
+is minimised with Adam with respect to the hyperparameters only. They are parameterised
 so that every step stays valid: ``(feedforward, feedback, memory) = softmax(mixing_logits)``
 (each in [0, 1], summing to 1) and ``pc = softplus(pc_raw)`` (>= 0), per pcoder or shared.
 The backbone and the decoders are frozen: their ``requires_grad`` flags are switched off for the
@@ -23,7 +24,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
 from ..network import PredictiveNet
 from ..pcoder import HyperparameterModule
@@ -39,13 +39,16 @@ from .hyperparameters import (
     starting_values,
     temporary_hyperparameters,
 )
+from .noise import TuneNoise
 from .objective import (
+    DEFAULT_OBJECTIVE,
     Normalize,
+    check_objective,
     check_timesteps,
     network_device,
     noisy_batch,
     noisy_loss,
-    timestep_loss,
+    objective_loss,
 )
 from .result import TrajectoryPoint, TuneResult
 
@@ -66,7 +69,7 @@ DEFAULT_LR_MIXING = 5e-2
 DEFAULT_LR_PC = 1e-2
 
 
-def _check_finite_gradients(parameters: Sequence[Tensor], noise: NoiseSpec, step: int) -> None:
+def _check_finite_gradients(parameters: Sequence[Tensor], noise: TuneNoise, step: int) -> None:
     for parameter in parameters:
         if parameter.grad is not None and not bool(torch.isfinite(parameter.grad).all()):
             raise TuningError(
@@ -79,7 +82,7 @@ def _check_finite_gradients(parameters: Sequence[Tensor], noise: NoiseSpec, step
 class _Plan:
     """The settings of one gradient tuning, checked."""
 
-    noise: NoiseSpec
+    noise: TuneNoise
     timesteps: int
     epochs: int
     max_steps: int | None
@@ -90,6 +93,7 @@ class _Plan:
     normalize: Normalize | None
     seed: int
     progress: bool | None
+    objective: str
 
 
 @dataclass
@@ -124,7 +128,7 @@ def _check_settings(
 def tune_gradient(
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     timesteps: int | None = None,
     epochs: int = 1,
@@ -139,6 +143,7 @@ def tune_gradient(
     normalize: Normalize | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> TuneResult:
     """Learn feedforward, feedback and pc by gradient descent on noisy images; weights stay frozen.
 
@@ -164,6 +169,9 @@ def tune_gradient(
         normalize: applied to the noisy images before the network (mean/std normalisation).
         seed: seeds the shuffling and the noise.
         progress: show a progress bar (None: only on a terminal).
+        objective: what is minimised, a name of `predify.tune.OBJECTIVES`:
+            ``scale-free-last`` (default), ``scale-free-late``, ``scale-free-all`` or
+            ``summed`` (the follow-up paper's, which rewards shrinking logits).
 
     Returns:
         A [`TuneResult`][predify.tune.gradient.TuneResult]; its ``hyperparameters`` are valid by
@@ -176,6 +184,7 @@ def tune_gradient(
     """
     steps_per_pass = check_timesteps(pnet.config.timesteps if timesteps is None else timesteps)
     _check_settings(epochs, batch_size, max_steps, lr_mixing, lr_pc, time_budget_s)
+    check_objective(objective)
     if initial is None:
         start = starting_values(pnet, shared)
     else:
@@ -186,7 +195,7 @@ def tune_gradient(
         total = max_steps if total is None else min(total, max_steps)
     plan = _Plan(
         noise, steps_per_pass, epochs, max_steps, batch_size, total, time_budget_s, normalize,
-        seed, progress,
+        seed, progress, objective,
     )  # fmt: skip
 
     loss_before = loss_after = None
@@ -203,7 +212,13 @@ def tune_gradient(
         measure_seconds = 0.0
         if measure_loss:
             loss_before = noisy_loss(
-                pnet, data, noise, timesteps=steps_per_pass, seed=seed, normalize=normalize
+                pnet,
+                data,
+                noise,
+                timesteps=steps_per_pass,
+                seed=seed,
+                normalize=normalize,
+                objective=objective,
             )
             measure_seconds = time.perf_counter() - began
         loop_began = time.perf_counter()
@@ -214,7 +229,13 @@ def tune_gradient(
         check_values(tuned, f"noise {noise}: tuned hyperparameters")
         if measure_loss:
             loss_after = noisy_loss(
-                pnet, data, noise, timesteps=steps_per_pass, seed=seed, normalize=normalize
+                pnet,
+                data,
+                noise,
+                timesteps=steps_per_pass,
+                seed=seed,
+                normalize=normalize,
+                objective=objective,
             )
     effective = effective_values(pnet, tuned, shared)
     done.trajectory.append(TrajectoryPoint(done.count, math.nan, tuple(effective), note="final"))
@@ -222,6 +243,7 @@ def tune_gradient(
     recent = done.losses[-batches_per_epoch:] if batches_per_epoch else done.losses
     return TuneResult(
         method="gradient",
+        objective=objective,
         noise=noise,
         shared=shared,
         timesteps=steps_per_pass,
@@ -293,7 +315,7 @@ def _adam_steps(
                 values = effective_values(pnet, module_values(modules), shared)
                 x, y = noisy_batch(images, labels, plan.noise, noise_generator, device,
                                    plan.normalize)  # fmt: skip
-                loss = timestep_loss(pnet(x, timesteps=plan.timesteps).logits, y)
+                loss = objective_loss(pnet(x, timesteps=plan.timesteps).logits, y, plan.objective)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise TuningError(

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError, TuningError
 from ..network import PredictiveNet
 from ..runtime.progress import resolve_progress
@@ -28,7 +27,16 @@ from ..runtime.validation import check_int
 from ..submodules import eval_mode
 from .data import TuneData, count_batches, iterate_batches
 from .hyperparameters import effective_values, starting_values, temporary_hyperparameters
-from .objective import Normalize, check_timesteps, network_device, noisy_batch, timestep_loss
+from .noise import TuneNoise
+from .objective import (
+    DEFAULT_OBJECTIVE,
+    Normalize,
+    check_objective,
+    check_timesteps,
+    network_device,
+    noisy_batch,
+    objective_loss,
+)
 from .result import TrajectoryPoint, TuneResult
 
 __all__ = ["DEFAULT_PC_RANGE", "import_optuna", "tune_optuna"]
@@ -88,7 +96,7 @@ def _objective(
     optuna: Any,
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     feedback: Sequence[bool],
     shared: bool,
     pc_range: tuple[float, float],
@@ -96,6 +104,7 @@ def _objective(
     batch_size: int,
     normalize: Normalize | None,
     seed: int,
+    loss_name: str,
 ) -> Callable[[Any], float]:
     """A trial's value: the running mean loss over the batches, reported after each, with the
     same noise in every trial."""
@@ -112,7 +121,7 @@ def _objective(
         with torch.no_grad(), temporary_hyperparameters(pnet, values, shared=shared):
             for batch_index, (images, labels) in enumerate(iterate_batches(data, batch_size, None)):
                 x, y = noisy_batch(images, labels, noise, generator, device, normalize)
-                loss = float(timestep_loss(pnet(x, timesteps=timesteps).logits, y))
+                loss = float(objective_loss(pnet(x, timesteps=timesteps).logits, y, loss_name))
                 if not math.isfinite(loss):
                     # The dynamics diverged for these values: the worst possible result.
                     trial.set_user_attr("diverged", True)
@@ -154,7 +163,7 @@ def _trajectory(
 def tune_optuna(
     pnet: PredictiveNet,
     data: TuneData,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     timesteps: int | None = None,
     trials: int = 30,
@@ -167,6 +176,7 @@ def tune_optuna(
     seed: int = 0,
     pruner: Any = None,
     progress: bool | None = None,
+    objective: str = DEFAULT_OBJECTIVE,
 ) -> TuneResult:
     """Search feedforward, feedback and pc with Optuna's TPE sampler and median pruning.
 
@@ -187,6 +197,8 @@ def tune_optuna(
         seed: seeds the sampler and the noise.
         pruner: an Optuna pruner; default ``MedianPruner(n_startup_trials=4, n_warmup_steps=1)``.
         progress: show Optuna's progress bar (None: only on a terminal).
+        objective: the loss a trial scores, a name of `predify.tune.OBJECTIVES`
+            (see [`tune_gradient()`][predify.tune.tune_gradient]).
 
     Raises:
         ConfigError: Optuna is not installed, or bad settings.
@@ -195,6 +207,7 @@ def tune_optuna(
     optuna = import_optuna()
     steps_per_pass = check_timesteps(pnet.config.timesteps if timesteps is None else timesteps)
     check_int(trials, "trials")
+    check_objective(objective)
     low, high = pc_range
     if not (0 < low < high and math.isfinite(high)):
         raise ConfigError(f"pc_range: expected 0 < low < high, got {pc_range}")
@@ -205,9 +218,9 @@ def tune_optuna(
     feedback = [True] if shared else [pcoder.has_feedback for pcoder in pnet.pcoders]
     total_batches = count_batches(data, batch_size)
 
-    objective = _objective(
+    score = _objective(
         optuna, pnet, data, noise, feedback, shared, pc_range, steps_per_pass, batch_size,
-        normalize, seed,
+        normalize, seed, objective,
     )  # fmt: skip
     sampler = optuna.samplers.TPESampler(seed=seed)
     chosen_pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
@@ -216,7 +229,7 @@ def tune_optuna(
     show = resolve_progress(progress)
     began = time.perf_counter()
     with eval_mode(pnet):
-        study.optimize(objective, n_trials=trials, timeout=time_budget_s, show_progress_bar=show)
+        study.optimize(score, n_trials=trials, timeout=time_budget_s, show_progress_bar=show)
     seconds = time.perf_counter() - began
 
     states = optuna.trial.TrialState
@@ -239,6 +252,7 @@ def tune_optuna(
     pruned = sum(1 for t in study.trials if t.state == states.PRUNED)
     return TuneResult(
         method="optuna",
+        objective=objective,
         noise=noise,
         shared=shared,
         timesteps=steps_per_pass,

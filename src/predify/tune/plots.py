@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Hyperparameters
-from ..data.noise import NoiseSpec
 from ..runtime.plotting import new_figure, save_figure
+from .collapse import ScaleTrace
+from .noise import TuneNoise
 from .result import hyperparameters_to_json
 
-__all__ = ["plot_accuracy", "plot_reliance"]
+__all__ = ["plot_accuracy", "plot_reliance", "plot_scales"]
 
 _QUANTITIES = (
     ("feedforward", "feedforward (β)"),
@@ -32,18 +33,18 @@ def _colour_map(name: str) -> Any:
     return matplotlib.colormaps[name]
 
 
-def _noise_axis(noises: Sequence[NoiseSpec]) -> tuple[list[float], str, list[str] | None]:
+def _noise_axis(noises: Sequence[TuneNoise]) -> tuple[list[float], str, list[str] | None]:
     """x positions, the axis label, and tick labels when the kinds differ."""
     kinds = {noise.kind for noise in noises}
     if len(kinds) == 1:
         kind = kinds.pop()
-        name = {"gaussian": "sigma", "saltpepper": "p", "uniform": "w"}[kind]
-        return [noise.level for noise in noises], f"{kind} noise {name}", None
+        name = {"gaussian": "sigma", "saltpepper": "p", "uniform": "w"}.get(kind, "severity")
+        return [noise.level for noise in noises], f"{kind} {name}", None
     return list(range(len(noises))), "noise", [str(noise) for noise in noises]
 
 
 def plot_reliance(
-    noises: Sequence[NoiseSpec],
+    noises: Sequence[TuneNoise],
     tuned: Sequence[Sequence[Hyperparameters]],
     path: str | os.PathLike[str],
     *,
@@ -103,7 +104,7 @@ def plot_reliance(
 
 
 def plot_accuracy(
-    noises: Sequence[NoiseSpec],
+    noises: Sequence[TuneNoise],
     before: Sequence[Sequence[float]],
     after: Sequence[Sequence[float]],
     path: str | os.PathLike[str],
@@ -132,5 +133,53 @@ def plot_accuracy(
     # Below the axes: curves rise towards the top, where a legend inside would hide them.
     axis.legend(fontsize="small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     axis.set_title(title)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_scales(
+    labels: Sequence[str],
+    before: Sequence[ScaleTrace],
+    after: Sequence[ScaleTrace],
+    path: str | os.PathLike[str],
+    pcoder_names: Sequence[str],
+    *,
+    names: tuple[str, str] = ("before", "tuned"),
+    title: str = "Logit scale and representation norms per timestep (a collapse shrinks them)",
+) -> Path:
+    """The logit scale and each pcoder's representation norm against the timestep, one colour per
+    noise level: dashed ``names[0]`` (the starting values), solid ``names[1]`` (the tuned ones).
+
+    Args:
+        labels: [L] a name per noise level; before, after: [L] traces.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    panels = 1 + len(pcoder_names)
+    figure = new_figure(3.6 * panels, 3.8)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    colours = _colour_map("plasma")
+    for index, label in enumerate(labels):
+        colour = colours(index / max(len(labels), 1))
+        series = [
+            (before[index].logit_scale, after[index].logit_scale),
+            *zip(before[index].representation_norm, after[index].representation_norm, strict=True),
+        ]
+        for axis, (start, tuned) in zip(axes, series, strict=True):
+            steps = range(len(start))
+            axis.plot(steps, start, linestyle="--", color=colour, label=f"{label} {names[0]}")
+            axis.plot(steps, tuned, marker="o", markersize=3, color=colour,
+                      label=f"{label} {names[1]}")  # fmt: skip
+    for axis, quantity in zip(
+        axes, ["logit scale (std over classes)", *(f"{n}: ‖representation‖" for n in pcoder_names)],
+        strict=True,
+    ):  # fmt: skip
+        axis.set_title(quantity, fontsize="medium")
+        axis.set_xlabel("timestep t")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize="x-small", ncol=1)
+    figure.suptitle(title)
     figure.tight_layout()
     return save_figure(figure, path)

@@ -17,14 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.noise import NoiseSpec
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
 from ..network import PredictiveNet
 from ..submodules import eval_mode
+from .collapse import ScaleAccumulator, ScaleTrace
 from .data import TuneData, as_tensors, check_disjoint_images, iterate_batches
 from .gradient import tune_gradient
 from .hyperparameters import temporary_hyperparameters
+from .noise import TuneNoise
 from .objective import Normalize, check_timesteps, network_device, noisy_batch
 from .optuna_search import tune_optuna
 from .result import TuneResult
@@ -48,10 +49,13 @@ class TimestepAccuracy:
         accuracy: float64 [T+1], the fraction of images classified correctly at t = 0..T.
         correct: bool [T+1, N], per image and timestep (for paired bootstrap intervals); None when
             read back from a results file, which keeps only the accuracies.
+        scales: the logit scale and each pcoder's representation norm per timestep (None in a
+            file written before they were recorded).
     """
 
     accuracy: Tensor
     correct: Tensor | None = None
+    scales: ScaleTrace | None = None
 
 
 @torch.no_grad()
@@ -59,7 +63,7 @@ def evaluate_per_timestep(
     pnet: PredictiveNet,
     images: Tensor,
     labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     timesteps: int,
     generator: torch.Generator,
     *,
@@ -80,22 +84,30 @@ def evaluate_per_timestep(
     tensors = as_tensors((images, labels))
     assert tensors is not None
     device = network_device(pnet)
-    logits = []
+    wrong = []
+    scales = ScaleAccumulator(timesteps, pnet.num_pcoders)
     with eval_mode(pnet):
         for batch_images, batch_labels in iterate_batches(tensors, batch_size, None):
-            x, _ = noisy_batch(batch_images, batch_labels, noise, generator, device, normalize)
-            logits.append(pnet(x, timesteps=timesteps).logits.float().cpu())
-    stacked = torch.cat(logits, dim=1)  # [T+1, N, K]
-    wrong = misclassified(stacked, labels.cpu())
-    accuracy = 1.0 - wrong.to(torch.float32).mean(dim=-1).double()
-    return TimestepAccuracy(accuracy=accuracy, correct=~wrong)
+            x, y = noisy_batch(batch_images, batch_labels, noise, generator, device, normalize)
+            state = pnet.start(x, with_errors=False)
+            per_step = []
+            for t in range(timesteps + 1):
+                if t > 0:
+                    last = t == timesteps
+                    state = pnet.step(state, with_predictions=not last, with_errors=False)
+                per_step.append(misclassified(state.logits.float(), y).cpu())
+                scales.add(t, state.logits, state.reps)
+            wrong.append(torch.stack(per_step))
+    stacked = torch.cat(wrong, dim=1)  # [T+1, N]
+    accuracy = 1.0 - stacked.to(torch.float32).mean(dim=-1).double()
+    return TimestepAccuracy(accuracy=accuracy, correct=~stacked, scales=scales.result())
 
 
 def accuracy_per_timestep(
     pnet: PredictiveNet,
     images: Tensor,
     labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     timesteps: int,
     generator: torch.Generator,
     *,
@@ -117,7 +129,7 @@ def accuracy_per_timestep(
     ).accuracy
 
 
-def evaluation_seed(seed: int, noise: NoiseSpec) -> int:
+def evaluation_seed(seed: int, noise: TuneNoise) -> int:
     """The seed of the held-out noise at one level.
 
     It depends on the noise itself, not on its position in a list of levels, so a resumed or
@@ -140,6 +152,9 @@ class LevelReport:
         before: accuracy per timestep with the network's own hyperparameters.
         after: accuracy per timestep with the tuned ones, on the same noisy images.
         gain: accuracy after minus before at the last timestep, with a paired bootstrap 95% CI.
+
+    ``before.scales`` and ``after.scales`` hold the logit scale and representation norms per
+    timestep; [`collapse`][predify.tune.collapse.collapse_warning] reads a collapse from them.
     """
 
     result: TuneResult
@@ -148,7 +163,7 @@ class LevelReport:
     gain: PairedDifference
 
     @property
-    def noise(self) -> NoiseSpec:
+    def noise(self) -> TuneNoise:
         return self.result.noise
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +177,11 @@ class LevelReport:
                 "timestep": self.result.timesteps,
                 "after_minus_before": round(self.gain.diff, 6),
                 "ci95": [round(self.gain.low, 6), round(self.gain.high, 6)],
+            },
+            **{
+                f"scales_{when}": series.scales.to_json()
+                for when, series in (("before", self.before), ("after", self.after))
+                if series.scales is not None
             },
         }
 
@@ -184,14 +204,23 @@ class LevelReport:
             low, high = gain["ci95"]
             return cls(
                 result=TuneResult.from_json(data, where),
-                before=TimestepAccuracy(_accuracies(data["accuracy_before"])),
-                after=TimestepAccuracy(_accuracies(data["accuracy_after"])),
+                before=TimestepAccuracy(
+                    _accuracies(data["accuracy_before"]), scales=_scales(data, "before")
+                ),
+                after=TimestepAccuracy(
+                    _accuracies(data["accuracy_after"]), scales=_scales(data, "after")
+                ),
                 gain=PairedDifference(float(gain["after_minus_before"]), float(low), float(high)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DataError(
                 f"{where}: not a tuned level ({type(error).__name__}: {error})"
             ) from None
+
+
+def _scales(data: Mapping[str, Any], when: str) -> ScaleTrace | None:
+    entry = data.get(f"scales_{when}")
+    return None if entry is None else ScaleTrace.from_json(entry)
 
 
 def _accuracies(values: Sequence[float]) -> Tensor:
@@ -210,7 +239,7 @@ def tune_and_evaluate(
     tune_data: TuneData,
     eval_images: Tensor,
     eval_labels: Tensor,
-    noise: NoiseSpec,
+    noise: TuneNoise,
     *,
     method: str = "gradient",
     timesteps: int | None = None,

@@ -12,10 +12,11 @@ from typing import Any
 
 from .._io import atomic_write_text
 from ..config import Hyperparameters, PNetConfig
-from ..data.noise import NoiseSpec, parse_noise
 from ..errors import DataError
 from ..network import PredictiveNet
 from .hyperparameters import apply_hyperparameters, tuned_config
+from .noise import TuneNoise, parse_tune_noise
+from .objective import DEFAULT_OBJECTIVE, check_objective
 
 __all__ = [
     "HYPERPARAMETER_NAMES",
@@ -97,6 +98,8 @@ class TuneResult:
 
     Attributes:
         method: ``"gradient"`` or ``"optuna"``.
+        objective: the loss minimised, a name of `predify.tune.OBJECTIVES`
+            (``summed`` for files written before the objective was a choice).
         noise: the noise tuned for.
         shared: one set for all pcoders (True) or one per pcoder.
         timesteps: T of the unrolled dynamics the loss was computed on.
@@ -115,7 +118,7 @@ class TuneResult:
     """
 
     method: str
-    noise: NoiseSpec
+    noise: TuneNoise
     shared: bool
     timesteps: int
     hyperparameters: list[Hyperparameters]
@@ -129,6 +132,7 @@ class TuneResult:
     seconds: float = 0.0
     stopped_by_budget: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    objective: str = DEFAULT_OBJECTIVE
 
     def apply_to(self, pnet: PredictiveNet) -> None:
         """Install the tuned values in ``pnet`` for good (``pnet.config`` follows)."""
@@ -142,6 +146,7 @@ class TuneResult:
         """A JSON-ready summary (without the trajectory: that is ``trajectory.csv``)."""
         return {
             "method": self.method,
+            "objective": self.objective,
             "noise": str(self.noise),
             "clip": self.noise.clip,
             "shared": self.shared,
@@ -174,7 +179,9 @@ class TuneResult:
             before, after = data.get("tuning_loss_before"), data.get("tuning_loss_after")
             return cls(
                 method=str(data["method"]),
-                noise=parse_noise(str(data["noise"]), clip=bool(data.get("clip", False))),
+                # Before the objective was a choice, every tuning minimised the summed CE.
+                objective=check_objective(str(data.get("objective", "summed"))),
+                noise=parse_tune_noise(str(data["noise"]), clip=bool(data.get("clip", False))),
                 shared=bool(data["shared"]),
                 timesteps=int(data["timesteps"]),
                 hyperparameters=sets("tuned"),
