@@ -566,7 +566,7 @@ def _cost_estimate(
 
     cost = AttackCost()
     if checked.attacks:
-        epsilons = checked.epsilons or default_epsilons(settings.norm, int(data.images.shape[1]))
+        epsilons = checked.epsilons or default_epsilons(settings.norm, int(model.input_size[0]))
         square_readouts = parse_readouts(settings.square_timesteps, timesteps, allow_sum=False)
         assert not isinstance(square_readouts, str)
         cost = attack_cost(
@@ -577,8 +577,8 @@ def _cost_estimate(
             minimal_steps=settings.minimal_steps, num_classes=model.num_classes(),
         )  # fmt: skip
     cells = len(checked.corruptions) * len(checked.severities) + 1 if checked.corruptions else 0
-    attacked = min(settings.attack_images, len(data.images)) if checked.attacks else 0
-    return CostEstimate(cells, len(data.images), timesteps, cost, attacked)
+    attacked = min(settings.attack_images, data.num_images) if checked.attacks else 0
+    return CostEstimate(cells, data.num_images, timesteps, cost, attacked)
 
 
 def _check_attack_settings(settings: EvaluateSettings, timesteps: int, classes: int) -> None:
