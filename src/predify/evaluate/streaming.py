@@ -116,6 +116,9 @@ def stream(
     if not batches:
         return
     options: dict[str, Any] = loader_options(device, workers)
+    # One loader per cell: persistent workers buy nothing, and with them every batch the worker
+    # sent stayed in this process until the loader ended (RSS grew by a batch per batch).
+    options.pop("persistent_workers", None)
     loader = DataLoader(dataset, batch_sampler=list(batches), **options)
     for batch in device_batches(loader, device):
         images, labels = batch
