@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "JsonObject",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -25,6 +26,11 @@ __all__ = [
     "content_digest",
     "remove_temporaries",
 ]
+
+#: A JSON object as a file holds it: the type of the file edge only (`to_json` returns one,
+#: `from_json` reads one). Everything inside the package is a typed dataclass; this name marks
+#: the places where data leaves or enters as JSON.
+JsonObject = dict[str, Any]
 
 #: What [`atomic_path()`][predify._io.atomic_path] names its temporary files: ``.<name>.<8 random
 #: characters>.tmp``

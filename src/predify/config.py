@@ -51,7 +51,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text
+from ._io import JsonObject, atomic_write_text
 from .errors import ConfigError, warn_outside_predify
 from .parsing import check_import_line
 
@@ -165,8 +165,8 @@ class PCoderConfig:
             c_sqrt = float(c_sqrt)
         return cls(module.strip(), predictor, hyperparameters, c_sqrt)
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"module": self.module}
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"module": self.module}
         if self.predictor is not None:
             data["predictor"] = self.predictor
         if self.c_sqrt is not None:
@@ -305,9 +305,9 @@ class PNetConfig:
         _adopt_original_semantics(data, kwargs, source)
         return cls(**kwargs)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The config as a dict in the TOML layout."""
-        data: dict[str, Any] = {
+        data: JsonObject = {
             "name": self.name,
             "input_size": list(self.input_size),
             "gradient_scaling": self.gradient_scaling,

@@ -22,6 +22,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
+from .._io import JsonObject
 from ..errors import DataError
 
 __all__ = [
@@ -62,7 +63,7 @@ class SkippedFiles:
     def of(cls, bad: Sequence[BadFile]) -> SkippedFiles:
         return cls(len(bad), [item.path for item in bad[:_NAMED]])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"count": self.count, "paths": list(self.paths)}
 
     @classmethod

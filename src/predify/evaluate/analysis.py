@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 
+from .._io import JsonObject
 from ..data.noise import add_gaussian_noise
 from ..errors import ConfigError
 from ..runtime.distributed import DistributedInfo, gather_to_main
@@ -102,7 +103,7 @@ class RepresentationAnalysis:
     num_images: int
     clip: bool
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """JSON-ready values keyed by sigma (``"0.25"``) and pcoder module path."""
 
         def key(sigma: float) -> str:

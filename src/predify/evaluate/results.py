@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import JsonObject
 from ..data.files import SkippedFiles
 from ..errors import DataError
 from .analysis import Reconstructions, RepresentationAnalysis
@@ -72,7 +73,7 @@ class EvaluatedData:
     selection: str | None = None
     skipped_files: SkippedFiles = field(default_factory=SkippedFiles)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "spec": self.spec,
             "num_images": self.num_images,
@@ -130,9 +131,9 @@ class EvaluationReport:
     is_main: bool = True
     """False on the other ranks of a multi-process run, whose report is not filled in."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """``results.json`` in the current format, `RESULTS_FORMAT`."""
-        results: dict[str, Any] = {
+        results: JsonObject = {
             "format": RESULTS_FORMAT,
             "run_dir": self.run_dir,
             "model": self.model,

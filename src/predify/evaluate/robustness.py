@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from .._io import JsonObject
 from ..errors import DataError
 from ..runtime.device import resolve_device
 from ..runtime.distributed import DistributedInfo, broadcast_from_main, gather_to_main
@@ -108,7 +109,7 @@ class CellResult:
     def num_images(self) -> int:
         return self.wrong.shape[1]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """A JSON payload; per-image results are stored as base64 of the packed bits."""
         return {
             "corruption": self.corruption,
@@ -516,7 +517,7 @@ class AlexNetSummary:
     mce: list[float | None] | None
     relative_mce: list[float | None] | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {item.name: getattr(self, item.name) for item in fields(self)}
 
     @classmethod
@@ -558,9 +559,9 @@ class CorruptionSummary:
     cells_evaluated_now: int | None = None
     """How many cells the sweep computed (the others came from the result store)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The fields that apply, in order (``alexnet`` always once there are corruptions)."""
-        result: dict[str, Any] = {}
+        result: JsonObject = {}
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, AlexNetSummary):

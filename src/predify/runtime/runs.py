@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._io import atomic_path, atomic_write_json, load_weights_only
+from .._io import JsonObject, atomic_path, atomic_write_json, load_weights_only
 from ..builder import predify
 from ..checkpoint import load_feedback, save_feedback
 from ..config import PNetConfig
@@ -73,7 +73,7 @@ class RunInfo:
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """run.json's content, written with the current ``RUN_FORMAT``."""
         return {**asdict(self), "format": RUN_FORMAT}
 

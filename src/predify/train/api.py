@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 
-from .._io import atomic_write_json, load_weights_only
+from .._io import JsonObject, atomic_write_json, load_weights_only
 from ..builder import auto_config, predify
 from ..checkpoint import save_feedback
 from ..config import PNetConfig, load_config
@@ -74,7 +74,7 @@ class TrainingReport:
     """The mean losses (``pcoder1``..``pcoderN``, ``total``) of each epoch trained in this call."""
     resumed: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The report as JSON, with its schema version (``format``)."""
         return {"format": TRAINING_REPORT_FORMAT, **asdict(self)}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .._io import JsonObject
 from ..errors import ConfigError
 from ..runtime.validation import check_int, check_range
 
@@ -60,7 +61,7 @@ class SchedulerSettings:
         for key in ("eta_min", "gamma"):
             check_range(getattr(self, key), f"scheduler {key}", 0.0)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The name and the options that apply to it (for run.json)."""
         data = asdict(self)
         return {"name": self.name, **{k: data[k] for k in _OPTIONS[self.name]}}

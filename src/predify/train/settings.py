@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .._io import JsonObject
 from ..errors import ConfigError, DataError
 from ..runtime.device import DEFAULT_DEVICE
 from ..runtime.precision import Execution
@@ -130,7 +131,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         Execution(self.precision)  # an unknown precision fails here, naming the option
 
-    def run_json(self, image_size: int | None) -> dict[str, Any]:
+    def run_json(self, image_size: int | None) -> JsonObject:
         """The ``training`` block of run.json (what ``--resume`` continues)."""
         return TrainingRecord(replace(self, image_size=image_size)).to_json()
 
@@ -151,8 +152,8 @@ class TrainingRecord:
     status: str = "running"
     steps: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        block: dict[str, Any] = {name: getattr(self.settings, name) for name in RUN_SETTINGS}
+    def to_json(self) -> JsonObject:
+        block: JsonObject = {name: getattr(self.settings, name) for name in RUN_SETTINGS}
         block["status"] = self.status
         if self.steps is not None:
             block["steps"] = self.steps
