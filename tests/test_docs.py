@@ -22,6 +22,7 @@ PAGES = [
     "tutorials/train-feedback.md",
     "tutorials/imagenet-c.md",
     "tutorials/tune.md",
+    "tutorials/attacks.md",
 ]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
