@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -125,6 +126,14 @@ def _check_settings(
         raise ConfigError(f"time_budget_s: expected a number of seconds > 0, got {time_budget_s}")
 
 
+def _total_steps(epochs: int, batches_per_epoch: int | None, max_steps: int | None) -> int | None:
+    """The Adam updates the call will make (None: unknown, a data loader of unknown length)."""
+    total = epochs * batches_per_epoch if batches_per_epoch is not None else None
+    if max_steps is not None:
+        total = max_steps if total is None else min(total, max_steps)
+    return total
+
+
 def tune_gradient(
     pnet: PredictiveNet,
     data: TuneData,
@@ -175,8 +184,7 @@ def tune_gradient(
 
     Returns:
         A [`TuneResult`][predify.tune.gradient.TuneResult]; its ``hyperparameters`` are valid by
-        construction (beta, lambda,
-        memory in [0, 1] summing to 1; alpha >= 0).
+        construction (feedforward, feedback, memory in [0, 1] summing to 1; pc >= 0).
 
     Raises:
         TuningError: the loss or a gradient became NaN or infinite.
@@ -190,12 +198,10 @@ def tune_gradient(
     else:
         start = [initial] if isinstance(initial, Hyperparameters) else list(initial)
     batches_per_epoch = count_batches(data, batch_size)
-    total = epochs * batches_per_epoch if batches_per_epoch is not None else None
-    if max_steps is not None:
-        total = max_steps if total is None else min(total, max_steps)
     plan = _Plan(
-        noise, steps_per_pass, epochs, max_steps, batch_size, total, time_budget_s, normalize,
-        seed, progress, objective,
+        noise, steps_per_pass, epochs, max_steps, batch_size,
+        _total_steps(epochs, batches_per_epoch, max_steps), time_budget_s, normalize, seed,
+        progress, objective,
     )  # fmt: skip
 
     loss_before = loss_after = None
@@ -209,17 +215,12 @@ def tune_gradient(
             temporary_hyperparameters(pnet, start, shared=shared, learnable=True)
         )
         initial_values = module_values(modules)
+        # The same noise (seed) before and after: the two losses differ by the tuning only.
+        measure = partial(noisy_loss, pnet, data, noise, timesteps=steps_per_pass, seed=seed,
+                          normalize=normalize, objective=objective)  # fmt: skip
         measure_seconds = 0.0
         if measure_loss:
-            loss_before = noisy_loss(
-                pnet,
-                data,
-                noise,
-                timesteps=steps_per_pass,
-                seed=seed,
-                normalize=normalize,
-                objective=objective,
-            )
+            loss_before = measure()
             measure_seconds = time.perf_counter() - began
         loop_began = time.perf_counter()
         done = _adam_steps(pnet, data, modules, shared, lr_mixing, lr_pc, plan, began,
@@ -228,15 +229,7 @@ def tune_gradient(
         tuned = module_values(modules)
         check_values(tuned, f"noise {noise}: tuned hyperparameters")
         if measure_loss:
-            loss_after = noisy_loss(
-                pnet,
-                data,
-                noise,
-                timesteps=steps_per_pass,
-                seed=seed,
-                normalize=normalize,
-                objective=objective,
-            )
+            loss_after = measure()
     effective = effective_values(pnet, tuned, shared)
     done.trajectory.append(TrajectoryPoint(done.count, math.nan, tuple(effective), note="final"))
     # The mean over the last epoch's worth of steps: one batch's loss is too noisy to report.
