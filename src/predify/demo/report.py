@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .._io import JsonObject
 from ..config import Hyperparameters
 from ..errors import DataError
 from ..tune.collapse import ScaleTrace
@@ -87,7 +88,7 @@ class TuningSummary:
     objective: str = "summed"
     """What the tuning minimised (``summed``: a file written before it was a choice)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "method": self.method,
             "objective": self.objective,
@@ -199,7 +200,7 @@ class RunFacts:
     tune_objective: str = "summed"
     """What the tuning minimised (``summed``: a file written before it was a choice)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
     @classmethod
@@ -241,7 +242,7 @@ class DemoReport:
     def level(self, sigma: float) -> LevelSummary:
         return self.levels[self.noise_levels.index(float(sigma))]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The flat layout of ``report.json`` (``accuracy``, ``accuracy_clipped``, ...; per-sigma
         entries keyed by ``str(float(sigma))``)."""
         return _report_to_json(self)
@@ -267,10 +268,10 @@ class DemoReport:
 
 
 # ---------------------------------------------------------------------- the JSON layout
-def _report_to_json(report: DemoReport) -> dict[str, Any]:
+def _report_to_json(report: DemoReport) -> JsonObject:
     levels = list(zip(report.noise_levels, report.levels, strict=True))
     noisy = [(sigma, level) for sigma, level in levels if sigma > 0]
-    data: dict[str, Any] = {
+    data: JsonObject = {
         "format": REPORT_FORMAT,
         "seeds": report.seeds,
         "timesteps": report.timesteps,
@@ -322,9 +323,9 @@ def _report_to_json(report: DemoReport) -> dict[str, Any]:
     return data
 
 
-def _seed_to_json(seed: SeedSummary, sigmas: Sequence[float]) -> dict[str, Any]:
+def _seed_to_json(seed: SeedSummary, sigmas: Sequence[float]) -> JsonObject:
     levels = list(zip(sigmas, seed.levels, strict=True))
-    entry: dict[str, Any] = {}
+    entry: JsonObject = {}
     for condition in CONDITIONS:
         suffix = _suffix(condition)
         entry[f"accuracy{suffix}"] = {

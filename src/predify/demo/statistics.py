@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._io import JsonObject
+
 __all__ = ["Interval", "over_seeds", "seed_interval", "t_quantile"]
 
 # Two-sided 95% quantiles of Student's t, t_{0.975}(df) for df = 1..10 (standard tables, e.g.
@@ -63,8 +65,8 @@ class Interval:
     high: float | None
     per_seed: tuple[float, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"mean": self.mean, "low": self.low, "high": self.high}
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"mean": self.mean, "low": self.low, "high": self.high}
         if self.per_seed is not None:
             data["per_seed"] = list(self.per_seed)
         return data

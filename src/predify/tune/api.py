@@ -41,7 +41,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .._io import atomic_write_json
+from .._io import JsonObject, atomic_write_json
 from ..config import Hyperparameters
 from ..errors import ConfigError, DataError
 from ..network import PredictiveNet
@@ -146,7 +146,7 @@ class SplitsUsed:
     """``mnist5k:test``: the split reported on."""
     evaluation_images: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
     @classmethod
@@ -166,7 +166,7 @@ class TuneReport:
     pcoders: list[str]
     run_values: list[Hyperparameters]
     """The run's own values, per pcoder (what tuning started from)."""
-    settings: dict[str, Any]
+    settings: JsonObject
     """The settings every level's result depends on, as ``progress/`` fingerprints them (JSON
     values: ``method``, ``timesteps``, ``data``, learning rates ...)."""
     levels: list[LevelReport] = field(default_factory=list)
@@ -181,7 +181,7 @@ class TuneReport:
         """The images tuned on and reported on."""
         return SplitsUsed.from_json(self.settings["data"])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """``results.json``: everything but ``out`` and ``is_main``."""
         return {
             "format": RESULTS_FORMAT,
@@ -318,10 +318,10 @@ def _tune_level(
     tuning: tuple[Tensor, Tensor],
     evaluation: tuple[Tensor, Tensor],
     normalize: Normalize | None,
-    run_settings: dict[str, Any],
+    run_settings: JsonObject,
 ) -> LevelReport:
     """Tune and evaluate one level."""
-    options: dict[str, Any] = {
+    options: JsonObject = {
         "shared": run_settings["shared"],
         "batch_size": settings.batch_size,
         "time_budget_s": settings.time_budget,
@@ -346,8 +346,8 @@ def _tune_level(
 
 
 def _level_file(
-    level: LevelReport, run_settings: dict[str, Any], run_values: Sequence[Hyperparameters]
-) -> dict[str, Any]:
+    level: LevelReport, run_settings: JsonObject, run_values: Sequence[Hyperparameters]
+) -> JsonObject:
     """A level's ``result.json`` (and ``progress/`` entry): the level, with the run's settings
     and values beside it, so the file stands on its own."""
     return {
@@ -359,7 +359,7 @@ def _level_file(
 
 
 def _write_level(
-    level_dir: Path, level: LevelReport, payload: dict[str, Any], pnet: PredictiveNet
+    level_dir: Path, level: LevelReport, payload: JsonObject, pnet: PredictiveNet
 ) -> None:
     """A level's files, ``result.json`` last (rank 0 only)."""
     level.result.config_for(pnet).save(level_dir / "tuned.toml")
@@ -422,7 +422,7 @@ class _Job:
     tuning: tuple[Tensor, Tensor]
     evaluation: tuple[Tensor, Tensor]
     normalize: Normalize | None
-    run_settings: dict[str, Any]
+    run_settings: JsonObject
     out: Path
     distributed: DistributedInfo | None
 
@@ -480,10 +480,10 @@ def _run_settings(
     shared: bool,
     used: SplitsUsed,
     run_dir: Path,
-) -> dict[str, Any]:
+) -> JsonObject:
     """What every level's result depends on: ``progress/``'s fingerprint, ``settings`` in the
     results."""
-    run_settings: dict[str, Any] = {
+    run_settings: JsonObject = {
         "method": settings.method,
         "objective": settings.objective,
         "shared": shared,

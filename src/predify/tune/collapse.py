@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._io import JsonObject
+
 __all__ = ["COLLAPSE_RATIO", "ScaleAccumulator", "ScaleTrace", "collapse_warning"]
 
 #: A representation whose norm at t = T is below this fraction of its norm at t = 0 has collapsed.
@@ -42,7 +44,7 @@ class ScaleTrace:
             if norms[-1] < ratio * norms[0]
         ]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "logit_scale": [round(v, 6) for v in self.logit_scale],
             "representation_norm": [

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._io import JsonObject
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
 from ..network import PredictiveNet
@@ -166,7 +167,7 @@ class LevelReport:
     def noise(self) -> TuneNoise:
         return self.result.noise
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """JSON-ready: the tuning summary, accuracies (rounded to 1e-6) and the gain."""
         return {
             "format": LEVEL_FORMAT,

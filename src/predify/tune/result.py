@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._io import atomic_write_text
+from .._io import JsonObject, atomic_write_text
 from ..config import Hyperparameters, PNetConfig
 from ..errors import DataError
 from ..network import PredictiveNet
@@ -142,7 +142,7 @@ class TuneResult:
         """``pnet``'s config with the tuned values written in (``.save(path)`` writes TOML)."""
         return tuned_config(pnet, self.hyperparameters, self.shared)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """A JSON-ready summary (without the trajectory: that is ``trajectory.csv``)."""
         return {
             "method": self.method,

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+from ..._io import JsonObject
 from .objectives import Norm, Readout
 
 __all__ = [
@@ -108,7 +109,7 @@ class ReadoutResult:
     success_ci: tuple[float, float] | None = None
     success_all_timesteps: tuple[float, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "readout": self.readout,
             "success": self.success,
@@ -141,7 +142,7 @@ class EpsilonResult:
         """The success rate at each readout."""
         return [result.success for result in self.readouts]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"epsilon": self.epsilon, "readouts": [r.to_json() for r in self.readouts]}
 
     @classmethod
@@ -185,7 +186,7 @@ class AttackResult:
                 return result
         raise KeyError(f"{self.name} has no result at epsilon {epsilon_label(epsilon)}")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "attack": self.name,
             "norm": self.norm,
@@ -235,7 +236,7 @@ class MaskingChecks:
     reaches_full_success: bool | None = None
     warnings: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "max_epsilon": self.max_epsilon,
             "white_box_success_at_max_epsilon": dict(self.white_box_success_at_max_epsilon),
@@ -276,7 +277,7 @@ class MinimalDistance:
     median: float | None
     found: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"readout": self.readout, "norm": self.norm, "median": self.median,
                 "found": self.found}  # fmt: skip
 
@@ -313,7 +314,7 @@ class MinimalPerturbations:
                 return result
         raise KeyError(f"no minimal {norm} perturbation measured at readout {readout}")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "method": self.method,
             "budget": self.budget.to_json(),
@@ -369,7 +370,7 @@ class AttackReport:
         """The result of the attack called ``name``; None when it was not run."""
         return next((result for result in self.attacks if result.name == name), None)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "norm": self.norm,
             "targeted": self.targeted,
