@@ -206,10 +206,6 @@ def run_seed(
         # The same numbers on any number of cores (reductions split over threads round
         # differently), and no stalls on threads waiting for each other on a busy machine.
         torch.set_num_threads(1)
-        # Denormal floats (the decoders' adjoints produce them in quantities) cost the CPU
-        # tens of cycles each: flushing them to zero cut the evaluation's CPU time by a third
-        # (SmallCNN, T = 10) without changing any reported number.
-        torch.set_flush_denormal(True)
     timings: dict[str, float] = {}
     levels = [float(sigma) for sigma in settings.noise_levels]
 
@@ -457,7 +453,6 @@ def run_seeds(
             _run_in_processes(seeds, settings, out, device, workers, splits, bars, results)
     finally:
         torch.set_num_threads(threads)  # run_seed makes ops single-threaded
-        torch.set_flush_denormal(False)  # and flushes denormals (the default keeps them)
         for bar in bars.values():
             bar.close()
     return [results[seed] for seed in seeds]
