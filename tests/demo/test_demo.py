@@ -304,10 +304,10 @@ def test_the_tuned_condition_is_what_the_tuned_values_give(demo: dict[str, Any])
 
 
 def test_conditions_side_by_side_give_what_each_gives_alone(demo: dict[str, Any]) -> None:
-    """The batched pass of the paper-hyperparameter conditions (main, clipped noise, shuffled
-    feedback) scores each image as the condition run on its own does. Planted bug seen failing:
-    a shuffled group's derangement without its block's offset (it takes the feedback of the
-    first group's images)."""
+    """The lockstep pass of the paper-hyperparameter conditions (main, clipped noise, shuffled
+    feedback) scores each image as the condition run on its own does. Planted bugs seen failing:
+    a shuffled group's derangement without its block's offset (when the conditions were
+    concatenated in one batch); the shuffled feedback applied to every condition's state."""
     from predify.demo.evaluation import evaluate_condition, evaluate_main, paper_conditions
 
     pnet = load_run(demo["out"] / "seed-0").pnet.eval()

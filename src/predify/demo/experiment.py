@@ -1,5 +1,5 @@
-"""``predify demo``: the whole method on embedded data, end to end, over several seeds, in about
-three minutes on two CPU cores.
+"""``predify demo``: the whole method on embedded data, end to end, over several seeds (about
+130 CPU-seconds a seed: five minutes or more on two CPU cores for the default five).
 
 For each seed ([`seeds`][predify.demo.seeds], each in its own process):
 

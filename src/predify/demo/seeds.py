@@ -249,7 +249,7 @@ def run_seed(
         pnet, images, labels, noise, levels, settings.timesteps, settings.eval_batch_size,
         device, lambda: report("evaluation"), shuffle_seeds,
     )  # fmt: skip
-    # The side-by-side pass of the paper's conditions, apart from the tuned ones (CPU seconds:
+    # The lockstep pass of the paper's conditions, apart from the tuned ones (CPU seconds:
     # on a shared machine wall time says more about the neighbours than about the work).
     timings["evaluation_paper_cpu"] = time.process_time() - cpu
     correct, scales = dict(main.correct), dict(main.scales)
