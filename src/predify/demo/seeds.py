@@ -16,8 +16,9 @@ import multiprocessing
 import queue
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
@@ -35,7 +36,13 @@ from ..network import PredictiveNet
 from ..runtime.runs import RunInfo, save_run
 from ..train.callbacks import Callback
 from ..tune.collapse import ScaleTrace
-from .evaluation import evaluate_condition, evaluate_main, paper_conditions, tuned_conditions
+from .evaluation import (
+    MainEvaluation,
+    evaluate_condition,
+    evaluate_main,
+    paper_conditions,
+    tuned_conditions,
+)
 from .report import TuningSummary
 from .settings import SPLIT_SEED, TEST_SEED, DemoSettings
 
@@ -176,6 +183,57 @@ class _FeedbackProgress(Callback):
         self.report("feedback", 1)
 
 
+# A condition on the test images: (condition name, sigma).
+_Key = tuple[str, float]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Records the stage's wall seconds as ``stage`` and its CPU seconds as ``stage_cpu``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    timings[stage] = time.perf_counter() - wall
+    timings[f"{stage}_cpu"] = time.process_time() - cpu
+
+
+def _evaluate(
+    pnet: PredictiveNet,
+    test: TensorDataset,
+    noise: Tensor,
+    levels: list[float],
+    tuned: dict[float, list[Hyperparameters]],
+    settings: DemoSettings,
+    seed: int,
+    device: torch.device,
+    report: Callable[..., None],
+    timings: dict[str, float],
+) -> tuple[
+    MainEvaluation, dict[tuple[str, float], np.ndarray], dict[tuple[str, float], ScaleTrace]
+]:
+    """Every condition on the test images: the paper's in one lockstep pass, then each tuned."""
+    cpu = time.process_time()
+    images, labels = test.tensors
+    shuffle_seeds = {
+        sigma: _level_seed(seed, "shuffle-shuffled_feedback", sigma) for sigma in levels
+    }
+    main = evaluate_main(
+        pnet, images, labels, noise, levels, settings.timesteps, settings.eval_batch_size,
+        device, lambda: report("evaluation"), shuffle_seeds,
+    )  # fmt: skip
+    # The lockstep pass of the paper's conditions, apart from the tuned ones (CPU seconds:
+    # on a shared machine wall time says more about the neighbours than about the work).
+    timings["evaluation_paper_cpu"] = time.process_time() - cpu
+    correct, scales = dict(main.correct), dict(main.scales)
+    for condition in tuned_conditions(levels):
+        key = (condition.name, condition.sigma)
+        correct[key], scales[key] = evaluate_condition(
+            pnet, images, labels, noise, condition, tuned[condition.sigma], settings.timesteps,
+            settings.eval_batch_size, 0, device,
+        )  # fmt: skip
+        report("evaluation")
+    return main, correct, scales
+
+
 def run_seed(
     seed: int,
     settings: DemoSettings,
@@ -209,59 +267,32 @@ def run_seed(
     timings: dict[str, float] = {}
     levels = [float(sigma) for sigma in settings.noise_levels]
 
-    phase, cpu = time.perf_counter(), time.process_time()
-    seed_everything(seed)
-    splits = mnist5k_splits(SPLIT_SEED) if splits is None else splits
-    # The whole split as `load_dataset("mnist5k:train")` gives it, so that `predify train
-    # --resume DIR` continues this run exactly; the trainer shuffles it per epoch.
-    train = (
-        splits.train
-        if settings.train_images is None
-        else subset(splits.train, settings.train_images, seed)
-    )
-    test, noise = evaluation_images(splits, settings)
-    images, labels = test.tensors
-    backbone = SmallCNN(in_channels=1, num_classes=10, image_size=28)
-    backbone_losses = train_backbone(
-        backbone, train, settings, seed, device, lambda: report("backbone")
-    )
-    val_accuracy = accuracy(backbone, splits.val, device)
-    timings["backbone"] = time.perf_counter() - phase
-    timings["backbone_cpu"] = time.process_time() - cpu
-
-    phase, cpu = time.perf_counter(), time.process_time()
-    pnet, feedback_losses = _train_feedback(
-        backbone, train, settings, seed, device, Path(run_dir), report
-    )
-    timings["feedback"] = time.perf_counter() - phase
-    timings["feedback_cpu"] = time.process_time() - cpu
-
-    phase, cpu = time.perf_counter(), time.process_time()
-    tuned, tuning = _tune(pnet, splits.val, levels, settings, seed, report)
-    timings["tuning"] = time.perf_counter() - phase
-    timings["tuning_cpu"] = time.process_time() - cpu
-
-    phase, cpu = time.perf_counter(), time.process_time()
-    shuffle_seeds = {
-        sigma: _level_seed(seed, "shuffle-shuffled_feedback", sigma) for sigma in levels
-    }
-    main = evaluate_main(
-        pnet, images, labels, noise, levels, settings.timesteps, settings.eval_batch_size,
-        device, lambda: report("evaluation"), shuffle_seeds,
-    )  # fmt: skip
-    # The lockstep pass of the paper's conditions, apart from the tuned ones (CPU seconds:
-    # on a shared machine wall time says more about the neighbours than about the work).
-    timings["evaluation_paper_cpu"] = time.process_time() - cpu
-    correct, scales = dict(main.correct), dict(main.scales)
-    for condition in tuned_conditions(levels):
-        key = (condition.name, condition.sigma)
-        correct[key], scales[key] = evaluate_condition(
-            pnet, images, labels, noise, condition, tuned[condition.sigma], settings.timesteps,
-            settings.eval_batch_size, 0, device,
-        )  # fmt: skip
-        report("evaluation")
-    timings["evaluation"] = time.perf_counter() - phase
-    timings["evaluation_cpu"] = time.process_time() - cpu
+    with _timed(timings, "backbone"):
+        seed_everything(seed)
+        splits = mnist5k_splits(SPLIT_SEED) if splits is None else splits
+        # The whole split as `load_dataset("mnist5k:train")` gives it, so that `predify train
+        # --resume DIR` continues this run exactly; the trainer shuffles it per epoch.
+        train = (
+            splits.train
+            if settings.train_images is None
+            else subset(splits.train, settings.train_images, seed)
+        )
+        test, noise = evaluation_images(splits, settings)
+        backbone = SmallCNN(in_channels=1, num_classes=10, image_size=28)
+        backbone_losses = train_backbone(
+            backbone, train, settings, seed, device, lambda: report("backbone")
+        )
+        val_accuracy = accuracy(backbone, splits.val, device)
+    with _timed(timings, "feedback"):
+        pnet, feedback_losses = _train_feedback(
+            backbone, train, settings, seed, device, Path(run_dir), report
+        )
+    with _timed(timings, "tuning"):
+        tuned, tuning = _tune(pnet, splits.val, levels, settings, seed, report)
+    with _timed(timings, "evaluation"):
+        main, correct, scales = _evaluate(
+            pnet, test, noise, levels, tuned, settings, seed, device, report, timings
+        )
     return SeedResult(
         seed=seed,
         correct=correct,
