@@ -20,6 +20,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_format",
     "check_tensor_names",
     "check_tensor_shapes",
     "check_tensors",
@@ -271,3 +272,28 @@ def check_tensors(
     """Both checks, the shapes first: a tensor of the wrong shape is the most telling mismatch."""
     check_tensor_shapes(source, expected, found, file_key)
     check_tensor_names(source, expected, found, file_key)
+
+
+def check_format(
+    data: Mapping[str, object],
+    readable: Sequence[str],
+    where: str,
+    hint: str,
+    *,
+    unversioned: bool = False,
+) -> str | None:
+    """The ``format`` tag of a file's JSON object if this predify reads it, else a one-line
+    DataError naming the file, the tag found and those expected, and ``hint`` (what to do).
+
+    ``unversioned``: a file without a tag (written before formats were versioned) is read too;
+    its tag is then None.
+    """
+    from .errors import DataError
+
+    version = data.get("format")
+    if version in readable or (unversioned and version is None):
+        return None if version is None else str(version)
+    expected = ", ".join(readable) + (" or an unversioned file" if unversioned else "")
+    raise DataError(
+        f"{where}: format {version!r} is not one this predify reads (expected {expected}); {hint}"
+    )

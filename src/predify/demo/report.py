@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .._io import JsonObject
+from .._io import JsonObject, check_format
 from ..config import Hyperparameters
 from ..errors import DataError
 from ..tune.collapse import ScaleTrace
@@ -254,12 +254,7 @@ class DemoReport:
         Raises:
             DataError: another format (one line naming it) or a malformed file.
         """
-        version = data.get("format")
-        if version != REPORT_FORMAT:
-            raise DataError(
-                f"{where}: format {version!r} is not one this predify reads (expected "
-                f"{REPORT_FORMAT}); run predify demo again"
-            )
+        check_format(data, [REPORT_FORMAT], where, "run predify demo again")
         try:
             return _report_from_json(data)
         except (KeyError, TypeError, ValueError, IndexError) as error:

@@ -41,7 +41,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .._io import JsonObject, atomic_write_json
+from .._io import JsonObject, atomic_write_json, check_format
 from ..config import Hyperparameters
 from ..errors import ConfigError, DataError
 from ..network import PredictiveNet
@@ -201,12 +201,9 @@ class TuneReport:
         Raises:
             DataError: another format (one line naming it) or a malformed file.
         """
-        version = data.get("format")
-        if version is not None and version != RESULTS_FORMAT:
-            raise DataError(
-                f"{where}: format {version!r} is not one this predify reads (expected "
-                f"{RESULTS_FORMAT} or an unversioned file); tune again or update predify"
-            )
+        check_format(
+            data, [RESULTS_FORMAT], where, "tune again or update predify", unversioned=True
+        )
         try:
             return cls(
                 run_dir=str(data["run_dir"]),

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._io import JsonObject
+from .._io import JsonObject, check_format
 from ..errors import ConfigError, DataError
 from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap_diff
 from ..network import PredictiveNet
@@ -194,12 +194,7 @@ class LevelReport:
         Raises:
             DataError: another format (one line naming it) or a malformed level.
         """
-        version = data.get("format")
-        if version is not None and version != LEVEL_FORMAT:
-            raise DataError(
-                f"{where}: format {version!r} is not one this predify reads (expected "
-                f"{LEVEL_FORMAT} or an unversioned file); tune again or update predify"
-            )
+        check_format(data, [LEVEL_FORMAT], where, "tune again or update predify", unversioned=True)
         try:
             gain = data["final_timestep_gain"]
             low, high = gain["ci95"]
