@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(relative: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
+    # A prefixed name: registered under its bare stem, a file called math.py replaced the
+    # standard library's math for every later import in the session (hypothesis broke on it).
+    name = "predify_docs_" + Path(relative).stem
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -77,7 +80,7 @@ def _scratch_site(tmp_path: Path, page: str, hooks: bool = True) -> Path:
     config["docs_dir"] = str(tmp_path / "docs")
     config["nav"] = [{"Planted": "planted.md"}]
     config["plugins"] = ["search"]  # mkdocstrings would resolve the planted reference
-    config["hooks"] = [str(ROOT / "docs/hooks/math.py")] if hooks else []
+    config["hooks"] = [str(ROOT / "docs/hooks/mathml.py")] if hooks else []
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/planted.md").write_text(page, encoding="utf-8")
     (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -116,10 +119,10 @@ def test_without_the_math_hook_every_formula_is_raw(tmp_path: Path) -> None:
 def test_a_formula_the_converter_cannot_read_stops_the_build(tex: str, reason: str) -> None:
     from mkdocs.exceptions import PluginError
 
-    math = _load("docs/hooks/math.py")
+    mathml = _load("docs/hooks/mathml.py")
     page = f'<p>see <span class="arithmatex">\\({tex}\\)</span></p>'
     with pytest.raises(PluginError, match=re.escape(reason)) as error:
-        math.render_math(page, "dynamics.md")
+        mathml.render_math(page, "dynamics.md")
     assert str(error.value).startswith("dynamics.md: cannot render TeX")
 
 
