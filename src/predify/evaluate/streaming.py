@@ -115,11 +115,7 @@ def stream(
     """(images, labels) of each batch of positions of ``dataset``, on ``device``, in order."""
     if not batches:
         return
-    options: dict[str, Any] = loader_options(device, workers)
-    # One loader per cell: persistent workers buy nothing, and with them every batch the worker
-    # sent stayed in this process until the loader ended (RSS grew by a batch per batch).
-    options.pop("persistent_workers", None)
-    loader = DataLoader(dataset, batch_sampler=list(batches), **options)
+    loader = DataLoader(dataset, batch_sampler=list(batches), **loader_options(device, workers))
     for batch in device_batches(loader, device):
         images, labels = batch
         yield images, labels

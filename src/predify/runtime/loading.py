@@ -26,11 +26,17 @@ def pinned(tensor: Tensor, device: torch.device) -> Tensor:
 
 
 def loader_options(device: torch.device, workers: int) -> dict[str, object]:
-    """``DataLoader`` keyword arguments for ``device``: worker processes that stay alive between
-    epochs and keep two batches each in flight, and pinned batches for CUDA."""
+    """``DataLoader`` keyword arguments for ``device``: worker processes that keep two batches
+    each in flight, and pinned batches for CUDA.
+
+    Workers are not persistent: each loader here lives for one pass (an evaluation cell, a
+    training epoch gets a new loader over its seeded shard), so keeping workers alive bought
+    nothing, and an evaluation run with them kept every batch a worker sent mapped in the main
+    process until the loader ended (benchmarks/README.md, "Evaluation memory").
+    """
     options: dict[str, object] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers > 0:
-        options.update(persistent_workers=True, prefetch_factor=2)
+        options["prefetch_factor"] = 2
     return options
 
 
