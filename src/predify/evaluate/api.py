@@ -130,8 +130,8 @@ class EvaluateSettings:
             folder of the ImageNet validation set), in its order.
         skip_bad_images: leave unreadable image files out (counted and named in results.json)
             instead of stopping with a one-line error before anything is evaluated.
-        workers: DataLoader worker processes that read and corrupt images; None: 0 on the CPU
-            (the network's threads already use every core), 4 with a GPU.
+        workers: DataLoader worker processes that read and corrupt images; None: 4 with a GPU,
+            1 on the CPU where each process has two cores or more (else 0).
         precision, channels_last, compile: how the network runs
             (`predify.runtime.precision.Execution`: autocast to bf16/fp16, NHWC, torch.compile).
         progress: progress bars; None: only on a terminal.
@@ -312,8 +312,24 @@ def _data_settings(settings: EvaluateSettings, device: torch.device) -> tuple[in
         maximum = check_int(limit, "--max-images")
     workers = settings.workers
     if workers is None:
-        workers = 4 if device.type == "cuda" else 0
+        return maximum, _default_workers(device)
     return maximum, check_int(workers, "--workers", minimum=0)
+
+
+def _default_workers(device: torch.device) -> int:
+    """``--workers`` when not given: 4 with a GPU; on the CPU one reader process where each
+    process has two cores or more, else none.
+
+    One reader on the CPU, although the network's threads use every core: read in this process,
+    the per-image tensor work (to-tensor, the corruption) runs on the network's intra-op threads,
+    where small tensors cost most. On an image folder (2 cores, shared machine) 0 workers gave
+    8.7 images/s and 1 worker 22.1 (benchmarks/README.md, "Evaluation memory").
+    """
+    if device.type == "cuda":
+        return 4
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes per machine
+    return 1 if (cores or 1) // max(processes, 1) >= 2 else 0
 
 
 # ---------------------------------------------------------------------- sections

@@ -85,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--skip-bad-images", action="store_true",
            help="leave unreadable image files out (named in results.json) instead of stopping")
     option("--workers", type=nonnegative_int, metavar="N",
-           help="data loader processes reading and corrupting images (default 0 on the CPU, 4 "
-           "with a GPU)")
+           help="data loader processes reading and corrupting images (default 4 with a GPU; "
+           "on the CPU 1 with two or more cores per process, else 0)")
     option("--batch-size", type=positive_int, default=100, help="default 100")
     option("--bootstrap", type=nonnegative_int, default=1000, metavar="R",
            help="resamples for the 95%% intervals (0: none; default 1000)")

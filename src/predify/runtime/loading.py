@@ -11,6 +11,7 @@ one is computed on. On the CPU both do nothing, so callers use them unconditiona
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,7 +26,7 @@ def pinned(tensor: Tensor, device: torch.device) -> Tensor:
     return tensor
 
 
-def loader_options(device: torch.device, workers: int) -> dict[str, object]:
+def loader_options(device: torch.device, workers: int) -> dict[str, Any]:
     """``DataLoader`` keyword arguments for ``device``: worker processes that keep two batches
     each in flight, and pinned batches for CUDA.
 
@@ -34,7 +35,7 @@ def loader_options(device: torch.device, workers: int) -> dict[str, object]:
     nothing, and an evaluation run with them kept every batch a worker sent mapped in the main
     process until the loader ended (benchmarks/README.md, "Evaluation memory").
     """
-    options: dict[str, object] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
+    options: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers > 0:
         options["prefetch_factor"] = 2
     return options
