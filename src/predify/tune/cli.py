@@ -1,4 +1,5 @@
-"""``predify tune RUN_DIR --noise gaussian:0.5 [--noise ...]``: the options of
+"""``predify tune RUN_DIR --noise gaussian:0.5 [--noise ...]`` or ``predify tune RUN_DIR
+--benchmark cifar-c:ROOT --corruptions fog --severities 1-5``: the options of
 [`predify.tune.api.TuneSettings`][predify.tune.api.TuneSettings], passed to
 [`predify.tune.api.tune_run()`][predify.tune.api.tune_run] (which
 documents what is written), and the printed summary.
@@ -15,6 +16,7 @@ from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
     execution_from_args,
+    nonnegative_int,
     positive_int,
     progress_from_args,
 )
@@ -32,8 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option = parser.add_argument
     # fmt: off
     option("run_dir", metavar="RUN_DIR", help="a run directory (predify demo/train)")
-    option("--noise", action="append", required=True, metavar="SPEC",
+    option("--noise", action="append", default=[], metavar="SPEC",
            help=f"noise to tune for, repeatable: {TUNE_NOISE_FORMS}")
+    option("--benchmark", metavar="KIND:ROOT",
+           help="tune on pre-generated corrupted images instead of --noise, read as predify "
+           "evaluate reads them: cifar-c:ROOT (CIFAR-10/100-C .npy arrays) or imagenet-c:ROOT "
+           "(ImageNet-C folders); each corruption x severity is one level")
+    option("--corruptions", metavar="SPEC",
+           help="--benchmark: its corruptions, as predify evaluate takes them (fog,snow, "
+           "imagenet-c, extra or all)")
+    option("--severities", default="1-5", help="--benchmark: e.g. 1-5, 3 or 1,3,5 (default 1-5)")
+    option("--tune-images", metavar="N|A-B",
+           help="--benchmark: images tuned on, N seeded random positions or positions A-B "
+           "(default a fifth of each level)")
+    option("--eval-images", metavar="rest|A-B",
+           help="--benchmark: images held out, the rest (default) or positions A-B; overlap "
+           "with --tune-images is refused")
+    option("--workers", type=nonnegative_int, metavar="N",
+           help="--benchmark: data loader processes reading images (default 0 on the CPU, 4 "
+           "with a GPU)")
     option("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
            help="what tuning minimises: CE at t=T at its best temperature (scale-free-last, "
            "default), the same averaged over t > T/2 (scale-free-late) or t = 1..T "
@@ -62,8 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--time-budget", type=float, metavar="SECONDS",
            help="stop tuning a level after this long")
     option("--clip", action="store_true", help="clamp noisy images to [0, 1]")
-    option("--tune-split", choices=SPLITS, default="val", help="split tuned on (default val)")
-    option("--eval-split", choices=SPLITS, default="test", help="split reported on (default test)")
+    option("--tune-split", choices=SPLITS, default="val",
+           help="mnist5k runs: split tuned on (default val)")
+    option("--eval-split", choices=SPLITS, default="test",
+           help="mnist5k runs: split reported on (default test)")
     option("--seed", type=int, default=0, help="seeds subsets, noise, shuffling")
     option("--out", type=Path, help="output directory (default RUN_DIR/tune)")
     # fmt: on
@@ -79,7 +100,9 @@ def settings_from_args(args: argparse.Namespace) -> TuneSettings:
         epochs=args.epochs, trials=args.trials, max_images=args.max_images,
         batch_size=args.batch_size, lr_mixing=args.lr_mixing, lr_pc=args.lr_pc,
         time_budget=args.time_budget, clip=args.clip, tune_split=args.tune_split,
-        eval_split=args.eval_split, seed=args.seed, device=args.device,
+        eval_split=args.eval_split, benchmark=args.benchmark, corruptions=args.corruptions,
+        severities=args.severities, tune_images=args.tune_images, eval_images=args.eval_images,
+        workers=args.workers, seed=args.seed, device=args.device,
         progress=progress_from_args(args), verbose=True,
         **execution_from_args(args),  # type: ignore[arg-type]
     )  # fmt: skip
