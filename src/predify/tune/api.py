@@ -9,7 +9,7 @@ run's validation split, reports accuracy per timestep before and after on the te
 plots the tuned weights against the noise level (the reliance on feedback). With
 ``TuneSettings(benchmark="cifar-c:ROOT", corruptions="fog", severities="1-5")`` the levels are a
 pre-generated benchmark's corruptions x severities instead, split by image position
-([`predify.tune.benchmark`][predify.tune.benchmark]); ``noises`` is then empty. Writes into ``out``
+(`predify.tune.benchmark`); ``noises`` is then empty. Writes into ``out``
 (default ``RUN_DIR/tune``)::
 
     <noise>/tuned.toml        the run's config with the tuned values (loadable by predify.predify)

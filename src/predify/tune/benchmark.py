@@ -1,7 +1,7 @@
 """Tuning on a pre-generated corruption benchmark: ``--benchmark cifar-c:ROOT`` (CIFAR-10/100-C
 ``.npy`` arrays) or ``imagenet-c:ROOT`` (ImageNet-C folders), read by the readers of
 ``predify evaluate``
-([`predify.evaluate.data.open_benchmark()`][predify.evaluate.data.open_benchmark]).
+(`predify.evaluate.data.open_benchmark`).
 
 Each corruption x severity is one tuning level
 ([`BenchmarkLevel`][predify.tune.noise.BenchmarkLevel]). Every level holds the same N images

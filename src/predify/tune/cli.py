@@ -108,15 +108,23 @@ def settings_from_args(args: argparse.Namespace) -> TuneSettings:
     )  # fmt: skip
 
 
+def _noise_width(report: TuneReport) -> int:
+    """The noise column's width: benchmark levels (``cifar-c/gaussian_noise:5``) are long."""
+    return max([16, *(len(str(level.noise)) + 2 for level in report.levels)])
+
+
 def _print_summary(report: TuneReport) -> None:
     levels, modules, used = report.levels, report.pcoders, report.splits
+    width = _noise_width(report)
     print("\nTuned hyperparameters (what each pcoder uses; the top pcoder has no feedback):")
-    print(f"{'noise':<16}{'pcoder':<22}{'feedforward':>12}{'feedback':>10}{'memory':>8}{'pc':>10}")
+    print(
+        f"{'noise':<{width}}{'pcoder':<22}{'feedforward':>12}{'feedback':>10}{'memory':>8}{'pc':>10}"
+    )
     for level in levels:
         for index, values in enumerate(level.result.effective):
             name = f"{index + 1} {modules[index]}"
             print(
-                f"{level.noise!s:<16}{name:<22}{values.feedforward:>12.3f}"
+                f"{level.noise!s:<{width}}{name:<22}{values.feedforward:>12.3f}"
                 f"{values.feedback:>10.3f}{values.memory:>8.3f}{values.pc:>10.4g}"
             )
     print(
@@ -124,11 +132,11 @@ def _print_summary(report: TuneReport) -> None:
         f"held out; tuned on {used.tuning}, {used.tuning_images} images):"
     )
     steps = len(levels[0].before.accuracy) if levels else 0
-    print(f"{'noise':<16}{'':<8}" + "".join(f"{'t=' + str(t):>7}" for t in range(steps)))
+    print(f"{'noise':<{width}}{'':<8}" + "".join(f"{'t=' + str(t):>7}" for t in range(steps)))
     for level in levels:
         for when, series in (("before", level.before), ("after", level.after)):
             accuracies = "".join(f"{float(a):>7.3f}" for a in series.accuracy)
-            print(f"{str(level.noise) if when == 'before' else '':<16}{when:<8}{accuracies}")
+            print(f"{str(level.noise) if when == 'before' else '':<{width}}{when:<8}{accuracies}")
     objective = report.settings.get("objective", "summed")
     print(f"\nLoss on the tuning split ({objective}) and the gain at the last step:")
     for level in levels:
@@ -140,7 +148,7 @@ def _print_summary(report: TuneReport) -> None:
             else "not measured"
         )
         print(
-            f"{level.noise!s:<16}loss {losses}; accuracy at t={result.timesteps} "
+            f"{level.noise!s:<{width}}loss {losses}; accuracy at t={result.timesteps} "
             f"{gain.diff:+.3f} (95% CI {gain.low:+.3f} to {gain.high:+.3f}); "
             f"{result.steps} steps, {result.seconds:.1f} s"
         )
@@ -152,11 +160,12 @@ def _print_scales(report: TuneReport) -> None:
     if not traced:
         return
     names = ["logits", *(f"pcoder{i + 1}" for i in range(len(report.pcoders)))]
+    width = _noise_width(report)
     print(
         "\nScale per timestep (logits: std over classes; pcoders: representation norm; means "
         "over held-out images): t = 0, t = T with the run's values, t = T tuned"
     )
-    print(f"{'noise':<16}" + "".join(f"{name:>24}" for name in names))
+    print(f"{'noise':<{width}}" + "".join(f"{name:>24}" for name in names))
     for level in traced:
         before, after = level.before.scales, level.after.scales
         assert before is not None and after is not None
@@ -170,7 +179,7 @@ def _print_scales(report: TuneReport) -> None:
             ),
         ]
         row = "".join(f"{f'{a:.3g} / {b:.3g} / {c:.3g}':>24}" for a, b, c in cells)
-        print(f"{level.noise!s:<16}{row}")
+        print(f"{level.noise!s:<{width}}{row}")
         warning = collapse_warning(after, names[1:], f"noise {level.noise}")
         if warning is not None:
             print(f"WARNING {warning}")
