@@ -5,6 +5,7 @@ folder tree that the tests write (no download), the position split, streaming, t
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ from predify.cli import main
 from predify.errors import DataError
 from predify.models import pshallow
 from predify.models.shallow import ShallowCNN
-from predify.runtime.runs import RunInfo, save_run
-from predify.tune import TuneReport
+from predify.runtime.runs import RunInfo, load_run, save_run
+from predify.tune import BenchmarkLevel, TuneReport, tune_and_evaluate
 from predify.tune.api import TuneSettings, tune_run
 from predify.tune.benchmark import open_tune_benchmark, split_positions
 from testkit import error_line
@@ -157,6 +158,9 @@ def test_split_is_by_position_deterministic_and_disjoint():
         set(ranged) <= set(range(10)) and rest == sorted(rest) and set(rest) <= set(range(50, 100))
     )
     assert (len(ranged), len(rest)) == (5, 5)
+    # A range is read in the seeded order too: in order, ImageNet-C's batches hold one class.
+    in_range = split_positions(100, "0-49", None, None, seed=0)[0]
+    assert sorted(in_range) == list(range(50)) and in_range != sorted(in_range)
     with pytest.raises(DataError, match="tuning split and held-out split overlap in 5 images"):
         split_positions(100, "0-9", "5-99", None, seed=0)
 
@@ -250,3 +254,38 @@ def test_results_record_the_benchmark_and_older_formats_still_read(colour_run, c
     }}  # fmt: skip
     assert TuneReport.from_json(old).splits.benchmark is None
     assert "benchmark" not in TuneReport.from_json(old).splits.to_json()
+
+
+class _Watched:
+    """A source of random batches that fails when one of its batches outlives the next two: a
+    reader holding the whole set (a list of batches, a concatenation) fails it."""
+
+    def __init__(self, seed: int, batches: int = 6, size: int = 4) -> None:
+        self.seed, self.batches, self.size = seed, batches, size
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        # Storages, not tensors: a detached view or a copy of a batch keeps its storage alive.
+        alive: list[weakref.ref[torch.UntypedStorage]] = []
+        for _ in range(self.batches):
+            # The consumer's loop variable still holds the previous batch; nothing older.
+            alive = [ref for ref in alive if ref() is not None]
+            assert len(alive) <= 1, f"{len(alive)} earlier batches still held"
+            images = torch.rand(self.size, 3, SIDE, SIDE, generator=generator)
+            labels = torch.randint(0, 10, (self.size,), generator=generator)
+            alive.append(weakref.ref(images.untyped_storage()))
+            yield images, labels
+            del images
+
+
+def test_tuning_and_evaluation_hold_one_batch_at_a_time(colour_run):
+    pnet = load_run(colour_run).pnet
+    level = BenchmarkLevel("cifar-c", "fog", 3)
+    report = tune_and_evaluate(
+        pnet, _Watched(0), _Watched(1), None, level, timesteps=2, epochs=1, batch_size=4,
+        measure_loss=False,
+    )  # fmt: skip
+    assert report.before.correct is not None and report.before.correct.shape == (3, 24)
