@@ -218,19 +218,22 @@ def _tune_fog(run_dir: Path, root: Path, out: Path, **settings: object) -> TuneR
     ))  # fmt: skip
 
 
-def test_evaluation_does_not_depend_on_the_batch_size(colour_run, cifar_c, tmp_path):
+def test_evaluation_does_not_depend_on_the_batch_size_or_workers(colour_run, cifar_c, tmp_path):
     # 30 held-out images: batches of 16 leave a short last batch.
     reports = []
-    for batch in (4, 16):
-        out = tmp_path / str(batch)
+    for batch, workers in ((4, 0), (16, 0), (16, 2)):
+        out = tmp_path / f"{batch}-{workers}"
+        options = {"batch_size": batch, "workers": workers}
         reports.append(
-            _tune_fog(colour_run, cifar_c, out, severities="3", tune_images="10", batch_size=batch)
+            _tune_fog(colour_run, cifar_c, out, severities="3", tune_images="10", **options)
         )
-    first, second = (report.levels[0] for report in reports)
+    # The same batches read by worker processes: the same tuned values too.
+    assert reports[1].levels[0].result.effective == reports[2].levels[0].result.effective
+    first, second = (report.levels[0] for report in reports[:2])
     assert torch.equal(first.before.accuracy, second.before.accuracy)
     assert first.before.scales is not None and second.before.scales is not None
     assert first.before.scales.logit_scale == pytest.approx(second.before.scales.logit_scale)
-    assert reports[0].splits == reports[1].splits
+    assert reports[0].splits == reports[1].splits == reports[2].splits
 
 
 def test_results_record_the_benchmark_and_older_formats_still_read(colour_run, cifar_c, tmp_path):
