@@ -172,7 +172,9 @@ class SplitsUsed:
     def to_json(self) -> JsonObject:
         # No benchmark key for mnist5k: the settings, and so progress/'s fingerprint, stay as
         # before, and an interrupted run still resumes.
-        data: JsonObject = {f.name: getattr(self, f.name) for f in fields(self)[:-1]}
+        data: JsonObject = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "benchmark"
+        }
         if self.benchmark is not None:
             data["benchmark"] = self.benchmark.to_json()
         return data
@@ -181,7 +183,7 @@ class SplitsUsed:
     def from_json(cls, data: Mapping[str, Any]) -> SplitsUsed:
         benchmark = data.get("benchmark")
         return cls(
-            **{f.name: data[f.name] for f in fields(cls)[:-1]},
+            **{f.name: data[f.name] for f in fields(cls) if f.name != "benchmark"},
             benchmark=None if benchmark is None else BenchmarkSplit.from_json(benchmark),
         )
 
