@@ -30,6 +30,7 @@ __all__ = [
     "benchmark_source",
     "check_classes",
     "load_evaluation_data",
+    "open_benchmark",
 ]
 
 
@@ -273,25 +274,22 @@ def check_classes(model_classes: int, run: LoadedRun, data: EvaluationData) -> N
         )
 
 
-def benchmark_source(
-    spec: str,
-    corruptions: Sequence[str],
-    severities: Sequence[int],
-    data: EvaluationData,
-    input_size: tuple[int, ...],
-    batch_size: int,
-    seed: int,
-    max_images: int | None,
-    device: torch.device,
-    workers: int = 0,
-) -> tuple[Any, bool]:
-    """A [`BenchmarkCorruptions`][predify.evaluate.BenchmarkCorruptions] for ``cifar-c:ROOT`` /
-    ``imagenet-c:ROOT`` and whether
-    the benchmark is ImageNet-C."""
+def open_benchmark(
+    spec: str, corruptions: Sequence[str], severities: Sequence[int], input_size: tuple[int, ...]
+) -> tuple[str, Callable[[str, int], Dataset[Any]]]:
+    """The kind (``cifar-c`` or ``imagenet-c``) of ``--benchmark`` ``spec`` and its reader,
+    ``reader(corruption, severity)`` -> a data set of (image [C, H, W] in [0, 1], label), after
+    checking that the root and every file or folder of ``corruptions`` x ``severities`` exist.
+
+    ImageNet-C images are resized and centre-cropped to the side of ``input_size``.
+
+    Raises:
+        ConfigError: ``spec`` is not ``cifar-c:ROOT`` or ``imagenet-c:ROOT``.
+        DataError: the root, a ``.npy`` file or a severity folder is missing (named).
+    """
     from torchvision import transforms
 
     from .corruptions import CifarCArrays, ImageNetCFolder
-    from .robustness import BenchmarkCorruptions, OnTheFlyCorruptions
 
     kind, _, root_text = spec.partition(":")
     kind = kind.strip().lower()
@@ -321,6 +319,27 @@ def benchmark_source(
         def reader(name: str, severity: int) -> Dataset[Any]:
             return ImageNetCFolder(root, name, severity, transform=resize)
 
+    return kind, reader
+
+
+def benchmark_source(
+    spec: str,
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+    data: EvaluationData,
+    input_size: tuple[int, ...],
+    batch_size: int,
+    seed: int,
+    max_images: int | None,
+    device: torch.device,
+    workers: int = 0,
+) -> tuple[Any, bool]:
+    """A [`BenchmarkCorruptions`][predify.evaluate.BenchmarkCorruptions] for ``cifar-c:ROOT`` /
+    ``imagenet-c:ROOT`` and whether
+    the benchmark is ImageNet-C."""
+    from .robustness import BenchmarkCorruptions, OnTheFlyCorruptions
+
+    kind, reader = open_benchmark(spec, corruptions, severities, input_size)
     first = reader(corruptions[0], severities[0])
     size = len(first)  # type: ignore[arg-type]
     # Benchmarks hold the test/val set in order: with the same size, evaluate the same images.

@@ -19,6 +19,13 @@ ones.
 from ..data.noise import NOISE_FORMS, NoiseSpec, add_noise, parse_noise
 from ..errors import TuningError
 from .api import RESULTS_FORMAT, SplitsUsed, TuneReport, TuneSettings, tune_run
+from .benchmark import (
+    BenchmarkBatches,
+    BenchmarkSplit,
+    TuneBenchmark,
+    open_tune_benchmark,
+    split_positions,
+)
 from .collapse import COLLAPSE_RATIO, ScaleTrace, collapse_warning
 from .data import TuneData, check_disjoint_images, image_hashes
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC, tune_gradient
@@ -30,7 +37,14 @@ from .hyperparameters import (
     temporary_hyperparameters,
     tuned_config,
 )
-from .noise import TUNE_NOISE_FORMS, CorruptionNoise, TuneNoise, parse_tune_noise
+from .noise import (
+    BENCHMARKS,
+    TUNE_NOISE_FORMS,
+    BenchmarkLevel,
+    CorruptionNoise,
+    TuneNoise,
+    parse_tune_noise,
+)
 from .objective import (
     DEFAULT_OBJECTIVE,
     OBJECTIVES,
@@ -53,6 +67,7 @@ from .reliance import (
 from .result import TrajectoryPoint, TuneResult, trajectory_csv, write_trajectory
 
 __all__ = [
+    "BENCHMARKS",
     "COLLAPSE_RATIO",
     "DEFAULT_LR_MIXING",
     "DEFAULT_LR_PC",
@@ -63,6 +78,9 @@ __all__ = [
     "OBJECTIVES",
     "RESULTS_FORMAT",
     "TUNE_NOISE_FORMS",
+    "BenchmarkBatches",
+    "BenchmarkLevel",
+    "BenchmarkSplit",
     "CorruptionNoise",
     "LevelReport",
     "NoiseSpec",
@@ -70,6 +88,7 @@ __all__ = [
     "SplitsUsed",
     "TimestepAccuracy",
     "TrajectoryPoint",
+    "TuneBenchmark",
     "TuneData",
     "TuneNoise",
     "TuneReport",
@@ -89,12 +108,14 @@ __all__ = [
     "load_tuned",
     "noisy_loss",
     "objective_loss",
+    "open_tune_benchmark",
     "optimal_inverse_temperature",
     "parse_noise",
     "parse_tune_noise",
     "plot_accuracy",
     "plot_reliance",
     "plot_scales",
+    "split_positions",
     "temporary_hyperparameters",
     "timestep_loss",
     "trajectory_csv",

@@ -6,7 +6,10 @@
 
 Tunes feedforward, feedback and pc (the papers' beta, lambda, alpha) at each noise level on the
 run's validation split, reports accuracy per timestep before and after on the test split, and
-plots the tuned weights against the noise level (the reliance on feedback). Writes into ``out``
+plots the tuned weights against the noise level (the reliance on feedback). With
+``TuneSettings(benchmark="cifar-c:ROOT", corruptions="fog", severities="1-5")`` the levels are a
+pre-generated benchmark's corruptions x severities instead, split by image position
+(`predify.tune.benchmark`); ``noises`` is then empty. Writes into ``out``
 (default ``RUN_DIR/tune``)::
 
     <noise>/tuned.toml        the run's config with the tuned values (loadable by predify.predify)
@@ -32,7 +35,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,11 +64,12 @@ from ..runtime.progress import resolve_progress
 from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
 from ..runtime.tables import write_csv
+from .benchmark import BenchmarkSplit, TuneBenchmark, open_tune_benchmark
 from .collapse import collapse_warning
-from .data import check_disjoint_images
+from .data import TuneData, check_disjoint_images
 from .gradient import DEFAULT_LR_MIXING, DEFAULT_LR_PC
 from .hyperparameters import effective_values
-from .noise import TuneNoise, parse_tune_noise
+from .noise import BenchmarkLevel, TuneNoise, parse_tune_noise
 from .objective import DEFAULT_OBJECTIVE, OBJECTIVES, Normalize
 from .plots import plot_accuracy, plot_reliance, plot_scales
 from .reliance import LevelReport, tune_and_evaluate
@@ -97,6 +101,15 @@ class TuneSettings:
         max_images: at most this many images of each split (a seeded random subset).
         time_budget: seconds per level (None: no limit).
         clip: clamp noisy images to [0, 1].
+        tune_split, eval_split: the splits of an mnist5k run tuned on and reported on.
+        benchmark: ``cifar-c:ROOT`` or ``imagenet-c:ROOT``: tune on a pre-generated benchmark's
+            levels, read as ``predify evaluate --benchmark`` reads them (no ``noises`` then).
+        corruptions, severities: the benchmark's levels, every corruption at every severity
+            (the forms of ``predify evaluate``: ``fog,snow`` or ``imagenet-c``; ``1-5``, ``3``).
+        tune_images: benchmark positions tuned on: a count (seeded random positions; default a
+            fifth of the images) or a range ``A-B``.
+        eval_images: benchmark positions held out: ``rest`` (default) or a range ``A-B``.
+        workers: DataLoader processes reading benchmark images (None: 4 with a GPU, else 0).
         precision, channels_last, compile: how the network runs
             (`predify.runtime.precision.Execution`; fp16 is refused: tuning has no gradient
             scaling, use bf16).
@@ -119,6 +132,12 @@ class TuneSettings:
     clip: bool = False
     tune_split: str = "val"
     eval_split: str = "test"
+    benchmark: str | None = None
+    corruptions: str | Sequence[str] | None = None
+    severities: str | Sequence[int] = "1-5"
+    tune_images: str | None = None
+    eval_images: str | None = None
+    workers: int | None = None
     seed: int = 0
     device: str | torch.device = DEFAULT_DEVICE
     precision: str = "fp32"
@@ -128,9 +147,11 @@ class TuneSettings:
     verbose: bool = False
 
 
-#: The ``format`` of ``results.json``. Files without one were written before the format was
-#: versioned (the papers' beta/lambda/alpha as keys) and still read.
-RESULTS_FORMAT = "predify-tune-results-v1"
+#: The ``format`` of ``results.json``. v2 may name a benchmark (``settings.data.benchmark``) and
+#: its levels (``cifar-c/fog:3``); v1 files, and files without a format (written before it was
+#: versioned, the papers' beta/lambda/alpha as keys), are still read.
+RESULTS_FORMAT = "predify-tune-results-v2"
+_READABLE_RESULTS = (RESULTS_FORMAT, "predify-tune-results-v1")
 
 
 @dataclass(frozen=True)
@@ -140,18 +161,31 @@ class SplitsUsed:
     spec: str
     split_seed: int
     tuning: str
-    """``mnist5k:val``: the split tuned on."""
+    """``mnist5k:val``: the split tuned on (``cifar-c:random-2000``: benchmark positions)."""
     tuning_images: int
     evaluation: str
-    """``mnist5k:test``: the split reported on."""
+    """``mnist5k:test``: the split reported on (``cifar-c:rest``: benchmark positions)."""
     evaluation_images: int
+    benchmark: BenchmarkSplit | None = None
+    """The benchmark, levels and positions, when tuned on one."""
 
     def to_json(self) -> JsonObject:
-        return asdict(self)
+        # No benchmark key for mnist5k: the settings, and so progress/'s fingerprint, stay as
+        # before, and an interrupted run still resumes.
+        data: JsonObject = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "benchmark"
+        }
+        if self.benchmark is not None:
+            data["benchmark"] = self.benchmark.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SplitsUsed:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        benchmark = data.get("benchmark")
+        return cls(
+            **{f.name: data[f.name] for f in fields(cls) if f.name != "benchmark"},
+            benchmark=None if benchmark is None else BenchmarkSplit.from_json(benchmark),
+        )
 
 
 @dataclass
@@ -195,14 +229,14 @@ class TuneReport:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "results.json") -> TuneReport:
-        """The report [`to_json()`][predify.tune.api.TuneReport.to_json] wrote, or an older,
-        unversioned ``results.json`` (its beta/lambda/alpha keys renamed).
+        """The report [`to_json()`][predify.tune.api.TuneReport.to_json] wrote, a v1 file, or an
+        older, unversioned ``results.json`` (its beta/lambda/alpha keys renamed).
 
         Raises:
             DataError: another format (one line naming it) or a malformed file.
         """
         check_format(
-            data, [RESULTS_FORMAT], where, "tune again or update predify", unversioned=True
+            data, _READABLE_RESULTS, where, "tune again or update predify", unversioned=True
         )
         try:
             return cls(
@@ -225,17 +259,41 @@ class TuneReport:
 
 
 # ---------------------------------------------------------------------------------- settings
-def _check_settings(settings: TuneSettings, noises: Sequence[TuneNoise]) -> None:
+def _check_levels(settings: TuneSettings, noises: Sequence[TuneNoise]) -> None:
+    """Noise levels or a benchmark, not both; each level once."""
+    if settings.benchmark is not None:
+        if noises:
+            raise ConfigError(
+                f"--noise {noises[0]} with --benchmark {settings.benchmark}: expected one of them "
+                "(a benchmark's levels are its --corruptions x --severities)"
+            )
+        if settings.corruptions is None:
+            raise ConfigError(
+                f"--benchmark {settings.benchmark}: expected --corruptions too (e.g. fog,snow or "
+                "imagenet-c): each corruption x severity is one tuning level"
+            )
+        return
+    for name in ("corruptions", "tune_images", "eval_images"):
+        if getattr(settings, name) is not None:
+            raise ConfigError(f"--{name.replace('_', '-')}: only with --benchmark KIND:ROOT")
     labels = [noise.label for noise in noises]
     if not labels:
-        raise ConfigError("--noise: expected at least one noise level")
+        raise ConfigError("--noise: expected at least one noise level (or --benchmark KIND:ROOT)")
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise ConfigError(f"--noise: {', '.join(repeated)} given more than once")
+
+
+def _check_settings(settings: TuneSettings, noises: Sequence[TuneNoise]) -> None:
+    _check_levels(settings, noises)
     for name in ("timesteps", "epochs", "trials", "max_images", "batch_size", "time_budget"):
         value = getattr(settings, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ConfigError(f"--{name.replace('_', '-')}: expected a value > 0, got {value}")
+    if settings.workers is not None and not (
+        isinstance(settings.workers, int) and settings.workers >= 0
+    ):
+        raise ConfigError(f"--workers: expected a value >= 0, got {settings.workers}")
     for name in ("lr_mixing", "lr_pc"):
         value = getattr(settings, name)
         if not (math.isfinite(value) and value >= 0):
@@ -298,6 +356,28 @@ def _split_data(
     return tuning, evaluation, used
 
 
+def _benchmark_data(loaded: LoadedRun, settings: TuneSettings) -> tuple[TuneBenchmark, SplitsUsed]:
+    """The opened ``--benchmark`` and what its split is."""
+    assert settings.benchmark is not None and settings.corruptions is not None
+    benchmark = open_tune_benchmark(
+        settings.benchmark, settings.corruptions, settings.severities, loaded.pnet.input_size,
+        tune_images=settings.tune_images, eval_images=settings.eval_images,
+        max_images=settings.max_images, seed=settings.seed,
+    )  # fmt: skip
+    split = benchmark.split
+    tuned = split.tune_images if "-" in split.tune_images else f"random-{split.tune_images}"
+    used = SplitsUsed(
+        spec=split.benchmark,
+        split_seed=settings.seed,
+        tuning=f"{split.benchmark}:{tuned}",
+        tuning_images=len(benchmark.tuning),
+        evaluation=f"{split.benchmark}:{split.eval_images}",
+        evaluation_images=len(benchmark.evaluation),
+        benchmark=split,
+    )
+    return benchmark, used
+
+
 def _normalizer(pnet: PredictiveNet, device: torch.device) -> Normalize | None:
     from ..data import InputNormalization
 
@@ -312,12 +392,12 @@ def _tune_level(
     settings: TuneSettings,
     loaded: LoadedRun,
     noise: TuneNoise,
-    tuning: tuple[Tensor, Tensor],
-    evaluation: tuple[Tensor, Tensor],
+    tuning: TuneData,
+    evaluation: tuple[Tensor | TuneData, Tensor | None],
     normalize: Normalize | None,
     run_settings: JsonObject,
 ) -> LevelReport:
-    """Tune and evaluate one level."""
+    """Tune and evaluate one level (``evaluation``: images and labels, or batches and None)."""
     options: JsonObject = {
         "shared": run_settings["shared"],
         "batch_size": settings.batch_size,
@@ -392,7 +472,7 @@ def tune_run(
         parse_tune_noise(noise, clip=settings.clip) if isinstance(noise, str) else noise
         for noise in noises
     ]
-    _check_settings(settings, parsed)
+    _check_settings(settings, parsed)  # a benchmark's levels are known once it is opened
     execution = Execution(settings.precision, settings.channels_last, settings.compile)
     if execution.precision == "fp16":
         raise ConfigError(
@@ -416,12 +496,31 @@ class _Job:
 
     settings: TuneSettings
     loaded: LoadedRun
-    tuning: tuple[Tensor, Tensor]
-    evaluation: tuple[Tensor, Tensor]
+    tuning: tuple[Tensor, Tensor] | None
+    evaluation: tuple[Tensor, Tensor] | None
     normalize: Normalize | None
     run_settings: JsonObject
     out: Path
     distributed: DistributedInfo | None
+    benchmark: TuneBenchmark | None
+    device: torch.device
+
+    def level_data(
+        self, noise: TuneNoise
+    ) -> tuple[TuneData, tuple[Tensor | TuneData, Tensor | None]]:
+        """(tuning data, (held-out images, labels)) of one level; a benchmark level's are
+        sources of batches, read batch by batch."""
+        if self.benchmark is None:
+            assert self.tuning is not None and self.evaluation is not None
+            return self.tuning, self.evaluation
+        assert isinstance(noise, BenchmarkLevel)
+        workers = self.settings.workers
+        if workers is None:
+            workers = 4 if self.device.type == "cuda" else 0
+        tuning, evaluation = self.benchmark.sources(
+            noise, self.settings.batch_size, self.device, workers, self.loaded.info.num_classes
+        )
+        return tuning, (evaluation, None)
 
     @property
     def main(self) -> bool:
@@ -446,9 +545,16 @@ def _tune(
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
     loaded.pnet.to(device)
     prepare_network(loaded.pnet, device, execution)
-    tuning, evaluation, used = _split_data(
-        loaded, settings.tune_split, settings.eval_split, settings.max_images, settings.seed
-    )
+    benchmark: TuneBenchmark | None = None
+    tuning: tuple[Tensor, Tensor] | None = None
+    evaluation: tuple[Tensor, Tensor] | None = None
+    if settings.benchmark is not None:
+        benchmark, used = _benchmark_data(loaded, settings)
+        parsed = list(benchmark.levels)
+    else:
+        tuning, evaluation, used = _split_data(
+            loaded, settings.tune_split, settings.eval_split, settings.max_images, settings.seed
+        )
     pnet = loaded.pnet
     timesteps = settings.timesteps if settings.timesteps is not None else pnet.config.timesteps
     shared = settings.shared if settings.shared is not None else pnet.config.shared_hyperparameters
@@ -458,7 +564,7 @@ def _tune(
     with prepare_output_dir(out_dir, is_main=main) as out:
         job = _Job(
             settings, loaded, tuning, evaluation, _normalizer(pnet, device), run_settings, out,
-            distributed,
+            distributed, benchmark, device,
         )  # fmt: skip
         world = 1 if distributed is None else distributed.world_size
         job.say(
@@ -582,9 +688,10 @@ def _tune_rounds(
         mine = None
         if rank < len(round_levels):
             began = time.perf_counter()
+            noise = parsed[round_levels[rank]]
             level = _tune_level(
-                job.settings, job.loaded, parsed[round_levels[rank]], job.tuning, job.evaluation,
-                job.normalize, job.run_settings,
+                job.settings, job.loaded, noise, *job.level_data(noise), job.normalize,
+                job.run_settings,
             )  # fmt: skip
             mine = (level, time.perf_counter() - began)
         gathered = gather_to_main(mine, distributed)

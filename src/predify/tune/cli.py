@@ -1,4 +1,5 @@
-"""``predify tune RUN_DIR --noise gaussian:0.5 [--noise ...]``: the options of
+"""``predify tune RUN_DIR --noise gaussian:0.5 [--noise ...]`` or ``predify tune RUN_DIR
+--benchmark cifar-c:ROOT --corruptions fog --severities 1-5``: the options of
 [`predify.tune.api.TuneSettings`][predify.tune.api.TuneSettings], passed to
 [`predify.tune.api.tune_run()`][predify.tune.api.tune_run] (which
 documents what is written), and the printed summary.
@@ -15,6 +16,7 @@ from ..runtime.cli_options import (
     add_common_options,
     add_execution_options,
     execution_from_args,
+    nonnegative_int,
     positive_int,
     progress_from_args,
 )
@@ -32,8 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option = parser.add_argument
     # fmt: off
     option("run_dir", metavar="RUN_DIR", help="a run directory (predify demo/train)")
-    option("--noise", action="append", required=True, metavar="SPEC",
+    option("--noise", action="append", default=[], metavar="SPEC",
            help=f"noise to tune for, repeatable: {TUNE_NOISE_FORMS}")
+    option("--benchmark", metavar="KIND:ROOT",
+           help="tune on pre-generated corrupted images instead of --noise, read as predify "
+           "evaluate reads them: cifar-c:ROOT (CIFAR-10/100-C .npy arrays) or imagenet-c:ROOT "
+           "(ImageNet-C folders); each corruption x severity is one level")
+    option("--corruptions", metavar="SPEC",
+           help="--benchmark: its corruptions, as predify evaluate takes them (fog,snow, "
+           "imagenet-c, extra or all)")
+    option("--severities", default="1-5", help="--benchmark: e.g. 1-5, 3 or 1,3,5 (default 1-5)")
+    option("--tune-images", metavar="N|A-B",
+           help="--benchmark: images tuned on, N seeded random positions or positions A-B "
+           "(default a fifth of each level)")
+    option("--eval-images", metavar="rest|A-B",
+           help="--benchmark: images held out, the rest (default) or positions A-B; overlap "
+           "with --tune-images is refused")
+    option("--workers", type=nonnegative_int, metavar="N",
+           help="--benchmark: data loader processes reading images (default 0 on the CPU, 4 "
+           "with a GPU)")
     option("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
            help="what tuning minimises: CE at t=T at its best temperature (scale-free-last, "
            "default), the same averaged over t > T/2 (scale-free-late) or t = 1..T "
@@ -62,8 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--time-budget", type=float, metavar="SECONDS",
            help="stop tuning a level after this long")
     option("--clip", action="store_true", help="clamp noisy images to [0, 1]")
-    option("--tune-split", choices=SPLITS, default="val", help="split tuned on (default val)")
-    option("--eval-split", choices=SPLITS, default="test", help="split reported on (default test)")
+    option("--tune-split", choices=SPLITS, default="val",
+           help="mnist5k runs: split tuned on (default val)")
+    option("--eval-split", choices=SPLITS, default="test",
+           help="mnist5k runs: split reported on (default test)")
     option("--seed", type=int, default=0, help="seeds subsets, noise, shuffling")
     option("--out", type=Path, help="output directory (default RUN_DIR/tune)")
     # fmt: on
@@ -79,21 +100,31 @@ def settings_from_args(args: argparse.Namespace) -> TuneSettings:
         epochs=args.epochs, trials=args.trials, max_images=args.max_images,
         batch_size=args.batch_size, lr_mixing=args.lr_mixing, lr_pc=args.lr_pc,
         time_budget=args.time_budget, clip=args.clip, tune_split=args.tune_split,
-        eval_split=args.eval_split, seed=args.seed, device=args.device,
+        eval_split=args.eval_split, benchmark=args.benchmark, corruptions=args.corruptions,
+        severities=args.severities, tune_images=args.tune_images, eval_images=args.eval_images,
+        workers=args.workers, seed=args.seed, device=args.device,
         progress=progress_from_args(args), verbose=True,
         **execution_from_args(args),  # type: ignore[arg-type]
     )  # fmt: skip
 
 
+def _noise_width(report: TuneReport) -> int:
+    """The noise column's width: benchmark levels (``cifar-c/gaussian_noise:5``) are long."""
+    return max([16, *(len(str(level.noise)) + 2 for level in report.levels)])
+
+
 def _print_summary(report: TuneReport) -> None:
     levels, modules, used = report.levels, report.pcoders, report.splits
+    width = _noise_width(report)
     print("\nTuned hyperparameters (what each pcoder uses; the top pcoder has no feedback):")
-    print(f"{'noise':<16}{'pcoder':<22}{'feedforward':>12}{'feedback':>10}{'memory':>8}{'pc':>10}")
+    print(
+        f"{'noise':<{width}}{'pcoder':<22}{'feedforward':>12}{'feedback':>10}{'memory':>8}{'pc':>10}"
+    )
     for level in levels:
         for index, values in enumerate(level.result.effective):
             name = f"{index + 1} {modules[index]}"
             print(
-                f"{level.noise!s:<16}{name:<22}{values.feedforward:>12.3f}"
+                f"{level.noise!s:<{width}}{name:<22}{values.feedforward:>12.3f}"
                 f"{values.feedback:>10.3f}{values.memory:>8.3f}{values.pc:>10.4g}"
             )
     print(
@@ -101,11 +132,11 @@ def _print_summary(report: TuneReport) -> None:
         f"held out; tuned on {used.tuning}, {used.tuning_images} images):"
     )
     steps = len(levels[0].before.accuracy) if levels else 0
-    print(f"{'noise':<16}{'':<8}" + "".join(f"{'t=' + str(t):>7}" for t in range(steps)))
+    print(f"{'noise':<{width}}{'':<8}" + "".join(f"{'t=' + str(t):>7}" for t in range(steps)))
     for level in levels:
         for when, series in (("before", level.before), ("after", level.after)):
             accuracies = "".join(f"{float(a):>7.3f}" for a in series.accuracy)
-            print(f"{str(level.noise) if when == 'before' else '':<16}{when:<8}{accuracies}")
+            print(f"{str(level.noise) if when == 'before' else '':<{width}}{when:<8}{accuracies}")
     objective = report.settings.get("objective", "summed")
     print(f"\nLoss on the tuning split ({objective}) and the gain at the last step:")
     for level in levels:
@@ -117,7 +148,7 @@ def _print_summary(report: TuneReport) -> None:
             else "not measured"
         )
         print(
-            f"{level.noise!s:<16}loss {losses}; accuracy at t={result.timesteps} "
+            f"{level.noise!s:<{width}}loss {losses}; accuracy at t={result.timesteps} "
             f"{gain.diff:+.3f} (95% CI {gain.low:+.3f} to {gain.high:+.3f}); "
             f"{result.steps} steps, {result.seconds:.1f} s"
         )
@@ -129,11 +160,12 @@ def _print_scales(report: TuneReport) -> None:
     if not traced:
         return
     names = ["logits", *(f"pcoder{i + 1}" for i in range(len(report.pcoders)))]
+    width = _noise_width(report)
     print(
         "\nScale per timestep (logits: std over classes; pcoders: representation norm; means "
         "over held-out images): t = 0, t = T with the run's values, t = T tuned"
     )
-    print(f"{'noise':<16}" + "".join(f"{name:>24}" for name in names))
+    print(f"{'noise':<{width}}" + "".join(f"{name:>24}" for name in names))
     for level in traced:
         before, after = level.before.scales, level.after.scales
         assert before is not None and after is not None
@@ -147,7 +179,7 @@ def _print_scales(report: TuneReport) -> None:
             ),
         ]
         row = "".join(f"{f'{a:.3g} / {b:.3g} / {c:.3g}':>24}" for a, b, c in cells)
-        print(f"{level.noise!s:<16}{row}")
+        print(f"{level.noise!s:<{width}}{row}")
         warning = collapse_warning(after, names[1:], f"noise {level.noise}")
         if warning is not None:
             print(f"WARNING {warning}")

@@ -16,7 +16,14 @@ from torch.utils.data import TensorDataset
 
 from ..errors import DataError
 
-__all__ = ["TuneData", "as_tensors", "check_disjoint_images", "image_hashes", "iterate_batches"]
+__all__ = [
+    "TuneData",
+    "as_tensors",
+    "check_disjoint_images",
+    "image_hashes",
+    "iterate_batches",
+    "paired",
+]
 
 TuneData = tuple[Tensor, Tensor] | TensorDataset | Iterable[Sequence[Tensor]]
 """``(images [N, C, H, W], labels [N])``, a TensorDataset of them, or a DataLoader of batches."""
@@ -82,6 +89,21 @@ def iterate_batches(
         yield batch[0], batch[1]
 
 
+def paired(images: Tensor | TuneData, labels: Tensor | None) -> TuneData:
+    """``(images, labels)`` tensors, or ``images`` itself when it is a source and ``labels`` None.
+
+    Raises:
+        DataError: a tensor of images without labels, or labels with a source of batches.
+    """
+    if labels is None:
+        if isinstance(images, Tensor):
+            raise DataError("images given as a tensor need their labels")
+        return images
+    if not isinstance(images, Tensor):
+        raise DataError("labels go with a tensor of images, not with a source of batches")
+    return images, labels
+
+
 def count_batches(data: TuneData, batch_size: int) -> int | None:
     """How many batches one pass yields, when known."""
     tensors = as_tensors(data)
@@ -107,20 +129,35 @@ def image_hashes(images: Tensor) -> list[bytes]:
     ]
 
 
-def check_disjoint_images(
-    first: Tensor, second: Tensor, names: tuple[str, str] = ("tuning", "evaluation")
-) -> None:
-    """Raise unless no image of ``first`` [N, ...] is identical to an image of ``second`` [M, ...].
+def _digests(data: Tensor | TuneData) -> list[bytes]:
+    """[`image_hashes()`][predify.tune.data.image_hashes] of every image, batch by batch."""
+    if isinstance(data, Tensor):
+        return image_hashes(data)
+    tensors = as_tensors(data)
+    if tensors is not None:
+        return image_hashes(tensors[0])
+    batches = iterate_batches(data, 1, None)
+    return [digest for images, _ in batches for digest in image_hashes(images)]
 
-    For data sets passed as tensors, where no index sets exist to compare with
+
+def check_disjoint_images(
+    first: Tensor | TuneData,
+    second: Tensor | TuneData,
+    names: tuple[str, str] = ("tuning", "evaluation"),
+) -> None:
+    """Raise unless no image of ``first`` is identical to an image of ``second``.
+
+    Each is images [N, ...] or [`TuneData`][predify.tune.data.TuneData]; a source of batches is
+    read batch by batch, keeping only a 16-byte digest per image. For data sets passed as
+    tensors, where no index sets exist to compare with
     [`predify.data.check_disjoint()`][predify.data.check_disjoint].
 
     Raises:
         DataError: "tuning split and evaluation split share N identical images ...".
     """
-    seen = {digest: index for index, digest in enumerate(image_hashes(first))}
+    seen = {digest: index for index, digest in enumerate(_digests(first))}
     shared = [
-        (seen[digest], index) for index, digest in enumerate(image_hashes(second)) if digest in seen
+        (seen[digest], index) for index, digest in enumerate(_digests(second)) if digest in seen
     ]
     if shared:
         example = ", ".join(f"{a}~{b}" for a, b in shared[:3])

@@ -23,7 +23,7 @@ from ..evaluate.metrics import PairedDifference, misclassified, paired_bootstrap
 from ..network import PredictiveNet
 from ..submodules import eval_mode
 from .collapse import ScaleAccumulator, ScaleTrace
-from .data import TuneData, as_tensors, check_disjoint_images, iterate_batches
+from .data import TuneData, check_disjoint_images, iterate_batches, paired
 from .gradient import tune_gradient
 from .hyperparameters import temporary_hyperparameters
 from .noise import TuneNoise
@@ -62,8 +62,8 @@ class TimestepAccuracy:
 @torch.no_grad()
 def evaluate_per_timestep(
     pnet: PredictiveNet,
-    images: Tensor,
-    labels: Tensor,
+    images: Tensor | TuneData,
+    labels: Tensor | None,
     noise: TuneNoise,
     timesteps: int,
     generator: torch.Generator,
@@ -75,20 +75,20 @@ def evaluate_per_timestep(
 
     Args:
         pnet: the network, with the hyperparameters to evaluate installed; run in eval mode.
-        images: float [N, C, H, W] in [0, 1] (pixel space), labels: int [N].
+        images: float [N, C, H, W] in [0, 1] (pixel space), labels: int [N]; or, with
+            ``labels`` None, a source of ``(images, labels)`` batches, read batch by batch.
         noise: added to the images (in batches, in order, from ``generator``: the same seed gives
             the same noisy images, so two hyperparameter sets can be compared image by image).
         timesteps: T.
         generator: the source of the noise (on the CPU).
         normalize: applied after the noise, before the network.
     """
-    tensors = as_tensors((images, labels))
-    assert tensors is not None
+    data = paired(images, labels)
     device = network_device(pnet)
     wrong = []
     scales = ScaleAccumulator(timesteps, pnet.num_pcoders)
     with eval_mode(pnet):
-        for batch_images, batch_labels in iterate_batches(tensors, batch_size, None):
+        for batch_images, batch_labels in iterate_batches(data, batch_size, None):
             x, y = noisy_batch(batch_images, batch_labels, noise, generator, device, normalize)
             state = pnet.start(x, with_errors=False)
             per_step = []
@@ -223,18 +223,11 @@ def _accuracies(values: Sequence[float]) -> Tensor:
     return torch.tensor([float(value) for value in values], dtype=torch.float64)
 
 
-def _tuning_images(data: TuneData) -> Tensor:
-    tensors = as_tensors(data)
-    if tensors is not None:
-        return tensors[0]
-    return torch.cat([images.detach().cpu() for images, _ in iterate_batches(data, 1, None)])
-
-
 def tune_and_evaluate(
     pnet: PredictiveNet,
     tune_data: TuneData,
-    eval_images: Tensor,
-    eval_labels: Tensor,
+    eval_images: Tensor | TuneData,
+    eval_labels: Tensor | None,
     noise: TuneNoise,
     *,
     method: str = "gradient",
@@ -252,7 +245,8 @@ def tune_and_evaluate(
     Args:
         pnet: the network; left as it was (install the result with ``report.result.apply_to``).
         tune_data: tuning images (see [`tune_gradient()`][predify.tune.reliance.tune_gradient]).
-        eval_images: held-out float [N, C, H, W] in [0, 1]; eval_labels: int [N].
+        eval_images: held-out float [N, C, H, W] in [0, 1]; eval_labels: int [N] (or None, with
+            ``eval_images`` a source of batches, read batch by batch).
         noise: the noise tuned for and evaluated with.
         method: ``"gradient"`` ([`tune_gradient()`][predify.tune.reliance.tune_gradient]) or
             ``"optuna"`` ([`tune_optuna()`][predify.tune.reliance.tune_optuna]).
@@ -268,7 +262,7 @@ def tune_and_evaluate(
     steps = check_timesteps(pnet.config.timesteps if timesteps is None else timesteps)
     if method not in ("gradient", "optuna"):
         raise ConfigError(f"method {method!r}: expected 'gradient' or 'optuna'")
-    check_disjoint_images(_tuning_images(tune_data), eval_images)
+    check_disjoint_images(tune_data, paired(eval_images, eval_labels))
     noise_seed = evaluation_seed(seed, noise)
 
     def evaluate() -> TimestepAccuracy:
