@@ -46,3 +46,30 @@ def test_cuda_prefetched_batches_arrive_intact_and_in_order() -> None:
         results.append(((images * 2).cpu(), labels.cpu()))  # compute on the batch meanwhile
     for (images, labels), (want_images, want_labels) in zip(results, source, strict=True):
         assert torch.equal(images, want_images * 2) and torch.equal(labels, want_labels)
+
+
+@pytest.mark.parametrize(
+    ("cores", "local_processes", "device", "expected"),
+    [
+        (2, None, "cpu", 1),  # CI's machine: one reader beside the network
+        (1, None, "cpu", 0),
+        (16, "8", "cpu", 1),
+        (8, "8", "cpu", 0),  # torchrun with a process per core: no core left for readers
+        (1, None, "cuda", 4),
+    ],
+)
+def test_default_workers_leave_the_network_a_core(
+    monkeypatch: pytest.MonkeyPatch, cores: int, local_processes: str | None, device: str,
+    expected: int,
+) -> None:  # fmt: skip
+    from predify.runtime import loading
+
+    monkeypatch.setattr(
+        loading.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False
+    )
+    monkeypatch.setattr(loading.os, "cpu_count", lambda: cores)
+    if local_processes is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_processes)
+    assert loading.default_workers(torch.device(device)) == expected

@@ -85,30 +85,3 @@ def test_cells_made_with_other_frost_images_are_not_reused(
     # Same --out, other frost images: the store's settings differ, so it refuses to mix them.
     with pytest.raises(ConfigError, match=r"frost_source|settings"):
         evaluate_run(load_run(run_dir), settings)
-
-
-@pytest.mark.parametrize(
-    ("cores", "local_processes", "device", "expected"),
-    [
-        (2, None, "cpu", 1),  # CI's machine: one reader beside the network
-        (1, None, "cpu", 0),
-        (16, "8", "cpu", 1),
-        (8, "8", "cpu", 0),  # torchrun with a process per core: no core left for readers
-        (1, None, "cuda", 4),
-    ],
-)
-def test_default_workers_leave_the_network_a_core(
-    monkeypatch: pytest.MonkeyPatch, cores: int, local_processes: str | None, device: str,
-    expected: int,
-) -> None:  # fmt: skip
-    import torch
-
-    from predify.evaluate import api
-
-    monkeypatch.setattr(api.os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
-    monkeypatch.setattr(api.os, "cpu_count", lambda: cores)
-    if local_processes is None:
-        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    else:
-        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_processes)
-    assert api._default_workers(torch.device(device)) == expected

@@ -63,6 +63,7 @@ from ..runtime.distributed import (
     shutdown_distributed,
 )
 from ..runtime.fingerprint import run_fingerprint
+from ..runtime.loading import default_workers
 from ..runtime.outputs import prepare_output_dir
 from ..runtime.precision import Execution, autocast, prepare_network
 from ..runtime.runs import LoadedRun, load_run
@@ -312,24 +313,8 @@ def _data_settings(settings: EvaluateSettings, device: torch.device) -> tuple[in
         maximum = check_int(limit, "--max-images")
     workers = settings.workers
     if workers is None:
-        return maximum, _default_workers(device)
+        return maximum, default_workers(device)
     return maximum, check_int(workers, "--workers", minimum=0)
-
-
-def _default_workers(device: torch.device) -> int:
-    """``--workers`` when not given: 4 with a GPU; on the CPU one reader process where each
-    process has two cores or more, else none.
-
-    One reader on the CPU, although the network's threads use every core: read in this process,
-    the per-image tensor work (to-tensor, the corruption) runs on the network's intra-op threads,
-    where small tensors cost most. On an image folder (2 cores, shared machine) 0 workers gave
-    8.7 images/s and 1 worker 22.1 (benchmarks/README.md, "Evaluation memory").
-    """
-    if device.type == "cuda":
-        return 4
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes per machine
-    return 1 if (cores or 1) // max(processes, 1) >= 2 else 0
 
 
 # ---------------------------------------------------------------------- sections

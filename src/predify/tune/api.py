@@ -58,6 +58,7 @@ from ..runtime.distributed import (
     shutdown_distributed,
 )
 from ..runtime.fingerprint import run_fingerprint
+from ..runtime.loading import default_workers
 from ..runtime.outputs import prepare_output_dir
 from ..runtime.precision import Execution, autocast, prepare_network
 from ..runtime.progress import resolve_progress
@@ -109,7 +110,8 @@ class TuneSettings:
         tune_images: benchmark positions tuned on: a count (seeded random positions; default a
             fifth of the images) or a range ``A-B``.
         eval_images: benchmark positions held out: ``rest`` (default) or a range ``A-B``.
-        workers: DataLoader processes reading benchmark images (None: 4 with a GPU, else 0).
+        workers: DataLoader processes reading benchmark images (None:
+            [`default_workers()`][predify.runtime.loading.default_workers]).
         precision, channels_last, compile: how the network runs
             (`predify.runtime.precision.Execution`; fp16 is refused: tuning has no gradient
             scaling, use bf16).
@@ -516,7 +518,7 @@ class _Job:
         assert isinstance(noise, BenchmarkLevel)
         workers = self.settings.workers
         if workers is None:
-            workers = 4 if self.device.type == "cuda" else 0
+            workers = default_workers(self.device)
         tuning, evaluation = self.benchmark.sources(
             noise, self.settings.batch_size, self.device, workers, self.loaded.info.num_classes
         )

@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            help="--benchmark: images held out, the rest (default) or positions A-B; overlap "
            "with --tune-images is refused")
     option("--workers", type=nonnegative_int, metavar="N",
-           help="--benchmark: data loader processes reading images (default 0 on the CPU, 4 "
-           "with a GPU)")
+           help="--benchmark: data loader processes reading images (default 4 with a GPU; on "
+           "the CPU 1 with two or more cores per process, else 0)")
     option("--objective", choices=OBJECTIVES, default=DEFAULT_OBJECTIVE,
            help="what tuning minimises: CE at t=T at its best temperature (scale-free-last, "
            "default), the same averaged over t > T/2 (scale-free-late) or t = 1..T "
