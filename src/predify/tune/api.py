@@ -111,7 +111,7 @@ class TuneSettings:
             fifth of the images) or a range ``A-B``.
         eval_images: benchmark positions held out: ``rest`` (default) or a range ``A-B``.
         workers: DataLoader processes reading benchmark images (None:
-            [`default_workers()`][predify.runtime.loading.default_workers]).
+            `predify.runtime.loading.default_workers`).
         precision, channels_last, compile: how the network runs
             (`predify.runtime.precision.Execution`; fp16 is refused: tuning has no gradient
             scaling, use bf16).
