@@ -29,9 +29,10 @@ class DemoSettings:
     """The first seed; the run uses ``seed, seed + 1, ..., seed + seeds - 1``."""
     seeds: int = 5
     """How many seeds: each retrains the backbone, the feedback and the tuning (its own
-    initialisation and data order) on the same split, test images and noise draw. Five: with
-    three, the tuned gain at sigma 1.0 (+4.0 points, seeds +4.0, +5.0, +0.8, +5.6, +4.8) has an
-    interval that includes 0; with five it does not (the backbones differ a lot under noise)."""
+    initialisation and data order) on the same split, test images and noise draw. The backbones
+    differ a lot under noise (feed-forward accuracy at sigma 0.5: 70-85%), so fewer seeds give
+    wide intervals: with five, the tuned gain at sigma 0.5 (+2.9 [+0.1, +5.6]) excludes 0 and
+    that at 1.0 (+2.6 [-1.5, +6.7]; one seed of five loses 1.4) does not."""
     workers: int | None = None
     """Seeds run at once, each in its own process with single-threaded ops; None: as many as
     make the run shortest on this machine's cores
@@ -66,11 +67,10 @@ class DemoSettings:
     """Adam steps of the hyperparameter tuning at each noise level: a fixed count, so that the
     tuned values do not depend on the machine's speed. Half of ``predify tune``'s default 48 (3
     epochs of the 1000 validation images in batches of 64), to fit five seeds into three
-    minutes: on seeds 0 and 1 (the same networks) the tuned accuracy at t = T moved by at most
-    0.6 points at any level against 48 steps (sigma 1.0: +0.6 and +5.2 points against +1.2
-    and +5.6) and the tuned lambda of pcoder1 still grows with noise (0.13 -> 0.36 and
-    0.06 -> 0.54 against 0.12 -> 0.26 and 0.05 -> 0.63); feedforward moves less far from the
-    paper's 0.8 in 24 steps."""
+    minutes. On the same five networks, 48 steps against 24 changed the tuned accuracy change
+    t = 0 -> T by +0.2 points on average at sigma 0.5 (+3.1 against +2.9) and at 1.0 (+2.8
+    against +2.6), at most 1.2 points for one seed; lambda of pcoder1 grows with noise either
+    way. Feedforward moves less far from the paper's 0.8 in 24 steps."""
     tune_batch_size: int = 32
     """Half of ``predify tune``'s 64: as many Adam steps in about half the time, which reach
     similar values (the tuned lambda of pcoder1 at sigma 0.5: 0.57 against 0.53, one seed)."""
