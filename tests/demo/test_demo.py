@@ -307,7 +307,8 @@ def test_conditions_side_by_side_give_what_each_gives_alone(demo: dict[str, Any]
     """The lockstep pass of the paper-hyperparameter conditions (main, clipped noise, shuffled
     feedback) scores each image as the condition run on its own does. Planted bugs seen failing:
     a shuffled group's derangement without its block's offset (when the conditions were
-    concatenated in one batch); the shuffled feedback applied to every condition's state."""
+    concatenated in one batch); the shuffled feedback applied to every condition's state; the
+    clipped condition started from the unclipped input's t = 0 pass (once t = 0 was shared)."""
     from predify.demo.evaluation import evaluate_condition, evaluate_main, paper_conditions
 
     pnet = load_run(demo["out"] / "seed-0").pnet.eval()

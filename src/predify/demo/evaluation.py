@@ -211,15 +211,24 @@ def _main_batch(
             torch.empty(pnet.num_pcoders, 2, size, dtype=torch.float64)
         )
     clean = groups.index(Condition("paper", 0.0)) if 0.0 in sums.errors else None
-    states = [pnet.start(x, with_errors=False) for x in inputs]
+    # t = 0 does not depend on the feedback: one feed-forward pass per distinct input, shared by
+    # the main condition and the shuffled-feedback control at each level.
+    starts: dict[tuple[float, bool], PNetState] = {}
+    for condition, x in zip(groups, inputs, strict=True):
+        if (condition.sigma, condition.clip) not in starts:
+            starts[(condition.sigma, condition.clip)] = pnet.start(x, with_errors=False)
+    states = [starts[(c.sigma, c.clip)] for c in groups]
+    # Only the main condition reports predictions at t = T (prediction error, reconstructions).
+    predicts_last = [c.name == "paper" for c in groups]
     for t in range(timesteps + 1):
         if t > 0:
             states = [
                 pnet.step(
                     state if source is None else with_shuffled_feedback(state, source),
+                    with_predictions=t < timesteps or predicted,
                     with_errors=False,
                 )
-                for state, source in zip(states, sources, strict=True)
+                for state, source, predicted in zip(states, sources, predicts_last, strict=True)
             ]
         for condition, state in zip(groups, states, strict=True):
             key = (condition.name, condition.sigma)

@@ -1,5 +1,6 @@
 """``predify demo``: the whole method on embedded data, end to end, over several seeds (about
-130 CPU-seconds a seed: five minutes or more on two CPU cores for the default five).
+66 CPU-seconds a seed on a quiet machine: about three minutes on two CPU cores for the default
+five; see benchmarks/README.md).
 
 For each seed ([`seeds`][predify.demo.seeds], each in its own process):
 

@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -98,6 +98,18 @@ class SeedResult:
 
 
 # ---------------------------------------------------------------------- data and training
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _fast_layout(module: _M) -> _M:
+    """``module`` with its 4-D weights channels-last (in place); returns it.
+
+    Convolutions then produce channels-last maps, on which single-threaded CPU kernels are
+    much faster: one seed's tuning and evaluation took 1.7x and 2.5x less CPU time (max-pooling
+    and the bilinear upsampling's adjoint 4-5x less), with logits equal to 2e-6."""
+    return module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
 def subset(dataset: TensorDataset, count: int | None, seed: int) -> TensorDataset:
     """``count`` items of ``dataset`` in a seeded random order (all of them when None)."""
     images, labels = dataset.tensors
@@ -278,7 +290,7 @@ def run_seed(
             else subset(splits.train, settings.train_images, seed)
         )
         test, noise = evaluation_images(splits, settings)
-        backbone = SmallCNN(in_channels=1, num_classes=10, image_size=28)
+        backbone = _fast_layout(SmallCNN(in_channels=1, num_classes=10, image_size=28))
         backbone_losses = train_backbone(
             backbone, train, settings, seed, device, lambda: report("backbone")
         )
@@ -329,6 +341,7 @@ def _train_feedback(
 
     backbone.requires_grad_(False)
     pnet = psmallcnn(backbone, in_channels=1, image_size=28, timesteps=settings.timesteps)
+    _fast_layout(pnet)  # the new decoders
     trainer = FeedbackTrainer(pnet, lr=settings.feedback_lr, seed=seed, device=device)
     feedback_losses = trainer.fit(
         train,
@@ -500,6 +513,20 @@ class _BarUpdates:
         self.bars[stage].update(amount)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server that imported this module once (where the platform has a
+    fork server), else spawned.
+
+    Never a fork of this process, which may have threads. Spawned workers each import torch and
+    predify again: about 4.5 CPU-seconds a worker, 20 of the demo's CPU-seconds with 5 seeds
+    (measured on 2 busy cores; the fork server pays it once)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _run_in_processes(
     seeds: Sequence[int],
     settings: DemoSettings,
@@ -510,7 +537,7 @@ def _run_in_processes(
     bars: dict[str, Any],
     results: dict[int, SeedResult],
 ) -> None:
-    context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
+    context = _worker_context()
     with context.Manager() as manager, ProcessPoolExecutor(workers, context) as pool:
         events = manager.Queue()
         pending: set[Future[SeedResult]] = {
