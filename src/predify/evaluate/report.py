@@ -11,7 +11,7 @@ import numpy as np
 
 from ..runtime.tables import write_csv
 from .analysis import RepresentationAnalysis
-from .attacks import AttackReport, AttackResult, epsilon_label
+from .attacks import AttackReport, AttackResult, MinimalPerturbations, epsilon_label
 from .results import EvaluationReport
 from .robustness import CorruptionSummary
 
@@ -143,6 +143,8 @@ def summary_text(report: EvaluationReport, out: Path, seconds: float) -> str:
     if report.attacks is not None:
         for result in _in_order(report.attacks):
             lines += _attack_lines(result)
+        if report.attacks.minimal is not None:
+            lines += _minimal_lines(report.attacks.minimal)
         lines += [f"  warning: {warning}" for warning in report.attacks.checks.warnings]
     analysis = report.analysis
     if analysis is not None:
@@ -178,3 +180,19 @@ def _attack_lines(result: AttackResult) -> list[str]:
         f"t={readouts[-1]}: {_first_last(at.success)}"
         for at in result.epsilons
     ]
+
+
+def _minimal_lines(minimal: MinimalPerturbations) -> list[str]:
+    """One line per norm: the median minimal perturbation at each readout, and for how many
+    images one was found where that is not all ("n/a": not found for half of them or more)."""
+    lines = []
+    for norm, name in (("l2", "L2"), ("linf", "L-inf")):
+        values = [
+            f"t={distance.readout} {_number(distance.median)}"
+            + ("" if distance.found == 1.0 else f" (found for {distance.found:.0%})")
+            for distance in minimal.distances
+            if distance.norm == norm
+        ]
+        if values:
+            lines.append(f"  minimal {name} perturbation, median: {', '.join(values)}")
+    return lines

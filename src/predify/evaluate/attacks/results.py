@@ -406,7 +406,7 @@ class AttackReport:
             if name in ("pgd", "bim"):
                 restarts = 1 if name == "pgd" else None
                 budget = AttackBudget(steps=steps, restarts=restarts)
-                attacks.append(_v1_white_box(name, norm, budget, block, epsilons, readouts))
+                attacks.append(_v1_attack(name, norm, budget, block, epsilons, readouts))
             elif name == "square" and "skipped" in block:
                 attacks.append(
                     AttackResult("square", norm, AttackBudget(), skipped=block["skipped"])
@@ -414,11 +414,11 @@ class AttackReport:
             elif name == "square":
                 budget = AttackBudget(queries=int(block["queries"]))
                 square_readouts = [_readout(value) for value in block["readouts"]]
-                attacks.append(_v1_rates("square", norm, budget, block, epsilons, square_readouts))
+                attacks.append(_v1_attack("square", norm, budget, block, epsilons, square_readouts))
             elif name == "transfer":
                 budget = AttackBudget(steps=steps, restarts=1)
                 every = list(range(timesteps + 1))
-                result = _v1_rates("transfer", norm, budget, block, epsilons, every)
+                result = _v1_attack("transfer", norm, budget, block, epsilons, every)
                 attacks.append(replace(result, source_readout=0))
         return cls._with(data, tuple(attacks), MaskingChecks.from_json(data["checks"]))
 
@@ -449,7 +449,7 @@ class AttackReport:
         )
 
 
-def _v1_rates(
+def _v1_attack(
     name: str,
     norm: Norm,
     budget: AttackBudget,
@@ -457,40 +457,23 @@ def _v1_rates(
     epsilons: Sequence[float],
     readouts: Sequence[Readout],
 ) -> AttackResult:
-    """A v1 block holding only ``success[eps]``: one rate per readout."""
-    by_epsilon = []
-    for epsilon in epsilons:
-        rates = block["success"][epsilon_label(epsilon)]
-        results = tuple(
-            ReadoutResult(readout, float(rate))
-            for readout, rate in zip(readouts, rates, strict=True)
-        )
-        by_epsilon.append(EpsilonResult(epsilon, results))
-    return AttackResult(name, norm, budget, tuple(by_epsilon))
-
-
-def _v1_white_box(
-    name: str,
-    norm: Norm,
-    budget: AttackBudget,
-    block: Mapping[str, Any],
-    epsilons: Sequence[float],
-    readouts: Sequence[Readout],
-) -> AttackResult:
-    """A v1 PGD/BIM block: ``success``, ``success_all_timesteps`` and maybe ``success_ci``,
-    each keyed by epsilon (and the middle one by readout)."""
+    """A v1 attack block, keyed by epsilon: ``success`` (one rate per readout) and, in PGD/BIM
+    blocks only, ``success_all_timesteps`` (keyed by readout too) and maybe ``success_ci``."""
     intervals = block.get("success_ci")
+    every = block.get("success_all_timesteps")
     by_epsilon = []
     for epsilon in epsilons:
         key = epsilon_label(epsilon)
         results = tuple(
             ReadoutResult(
                 readout=readout,
-                success=float(block["success"][key][index]),
+                success=float(rate),
                 success_ci=None if intervals is None else _interval(intervals[key][index]),
-                success_all_timesteps=_floats(block["success_all_timesteps"][key][str(readout)]),
+                success_all_timesteps=None if every is None else _floats(every[key][str(readout)]),
             )
-            for index, readout in enumerate(readouts)
+            for index, (readout, rate) in enumerate(
+                zip(readouts, block["success"][key], strict=True)
+            )
         )
         by_epsilon.append(EpsilonResult(epsilon, results))
     return AttackResult(name, norm, budget, tuple(by_epsilon))
