@@ -65,6 +65,7 @@ from ..runtime.progress import resolve_progress
 from ..runtime.runs import LoadedRun, load_run
 from ..runtime.store import ResultStore
 from ..runtime.tables import write_csv
+from ..runtime.validation import check_int
 from .benchmark import BenchmarkSplit, TuneBenchmark, open_tune_benchmark
 from .collapse import collapse_warning
 from .data import TuneData, check_disjoint_images
@@ -292,10 +293,8 @@ def _check_settings(settings: TuneSettings, noises: Sequence[TuneNoise]) -> None
         value = getattr(settings, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ConfigError(f"--{name.replace('_', '-')}: expected a value > 0, got {value}")
-    if settings.workers is not None and not (
-        isinstance(settings.workers, int) and settings.workers >= 0
-    ):
-        raise ConfigError(f"--workers: expected a value >= 0, got {settings.workers}")
+    if settings.workers is not None:
+        check_int(settings.workers, "--workers", minimum=0)
     for name in ("lr_mixing", "lr_pc"):
         value = getattr(settings, name)
         if not (math.isfinite(value) and value >= 0):
