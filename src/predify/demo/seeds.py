@@ -65,13 +65,16 @@ __all__ = [
 #: The stages of a seed, in order, as its progress events name them.
 STAGES = ("backbone", "feedback", "tuning", "evaluation")
 
+# A condition on the test images: (condition name, sigma).
+_Key = tuple[str, float]
+
 
 @dataclass
 class SeedResult:
     """What one seed measured (plain arrays: it crosses a process boundary)."""
 
     seed: int
-    correct: dict[tuple[str, float], np.ndarray]
+    correct: dict[_Key, np.ndarray]
     """bool [T+1, N] per (condition name, sigma): test image n classified correctly at t."""
     prediction_error: dict[float, np.ndarray]
     """[T+1, n_pcoders] mean prediction error over the test images (main condition)."""
@@ -93,7 +96,7 @@ class SeedResult:
     reconstructions: dict[float, np.ndarray] = field(default_factory=dict)
     """[T+1, C, H, W] the first decoder's prediction of the first test image (main condition)."""
     shown_inputs: dict[float, np.ndarray] = field(default_factory=dict)
-    scales: dict[tuple[str, float], ScaleTrace] = field(default_factory=dict)
+    scales: dict[_Key, ScaleTrace] = field(default_factory=dict)
     """Per (condition name, sigma): the logit scale and representation norms at t = 0..T."""
 
 
@@ -195,10 +198,6 @@ class _FeedbackProgress(Callback):
         self.report("feedback", 1)
 
 
-# A condition on the test images: (condition name, sigma).
-_Key = tuple[str, float]
-
-
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     """Records the stage's wall seconds as ``stage`` and its CPU seconds as ``stage_cpu``."""
@@ -219,9 +218,7 @@ def _evaluate(
     device: torch.device,
     report: Callable[..., None],
     timings: dict[str, float],
-) -> tuple[
-    MainEvaluation, dict[tuple[str, float], np.ndarray], dict[tuple[str, float], ScaleTrace]
-]:
+) -> tuple[MainEvaluation, dict[_Key, np.ndarray], dict[_Key, ScaleTrace]]:
     """Every condition on the test images: the paper's in one lockstep pass, then each tuned."""
     cpu = time.process_time()
     images, labels = test.tensors
